@@ -1,0 +1,28 @@
+"""Progress lines for long steps, so a user watching a cluster job's log sees it is alive."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterable, Iterator
+from typing import TypeVar
+
+T = TypeVar("T")
+
+log = logging.getLogger("sxtflow")
+
+
+def progress(items: Iterable[T], total: int, what: str, *, every_pct: float = 10.0) -> Iterator[T]:
+    """Yield ``items`` and log ``"<what>: 40% (4/10), 3.1 s"`` lines at ~``every_pct`` steps."""
+    start = time.perf_counter()
+    next_pct = 0.0
+    done = 0
+    for item in items:
+        yield item
+        done += 1
+        pct = 100.0 * done / max(total, 1)
+        if pct >= next_pct or done == total:
+            log.info(
+                "%s: %3.0f%% (%d/%d), %.1f s", what, pct, done, total, time.perf_counter() - start
+            )
+            next_pct = pct + every_pct

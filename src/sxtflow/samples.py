@@ -1,0 +1,132 @@
+"""The sample sheet: one row per tomogram, checked before any job runs.
+
+Columns (see ``config/README.md``): ``sample``, ``condition``, ``kind``
+(``simulate`` | ``projections`` | ``tomogram``), ``input``, ``cell_type``, ``voxel_nm``,
+``annotation``, ``truth``. Every problem is reported with the sheet's path, the row number
+(1 = first data row) and the column, all at once, so a user fixes the sheet in one go.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+import pandas as pd
+
+from .io import InputError
+
+__all__ = ["load_sample_sheet", "COLUMNS", "KINDS", "CELL_TYPES"]
+
+COLUMNS = ["sample", "condition", "kind", "input", "cell_type", "voxel_nm", "annotation", "truth"]
+KINDS = ("simulate", "projections", "tomogram")
+CELL_TYPES = ("yeast", "lymphocyte")
+_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+
+
+def _escapes(path: str, base: Path) -> bool:
+    """True when a relative ``path`` resolves outside ``base`` (e.g. ``../../etc``)."""
+    if os.path.isabs(path):
+        return False
+    resolved = (base / path).resolve()
+    return not resolved.is_relative_to(base.resolve())
+
+
+def load_sample_sheet(path: str | os.PathLike, base_dir: str | os.PathLike = ".") -> pd.DataFrame:
+    """Read and check the sample sheet.
+
+    Parameters
+    ----------
+    path : path-like
+        Tab-separated sample sheet.
+    base_dir : path-like
+        Directory relative paths in the sheet are resolved against (the working directory).
+        Absolute paths may point anywhere (data on a shared file system); relative paths must
+        stay inside ``base_dir``.
+
+    Returns
+    -------
+    DataFrame
+        Indexed by ``sample`` (sorted), all columns as strings ('' when empty), with the
+        column ``voxel_nm`` as float (NaN = from the file header).
+
+    Raises
+    ------
+    InputError
+        Listing every problem as ``row N (sample 'x'): column: problem``.
+    """
+    path = Path(path)
+    base = Path(base_dir)
+    if not path.exists():
+        raise InputError(path, "sample sheet does not exist")
+    try:
+        sheet = pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False, comment="#")
+    except Exception as exc:
+        raise InputError(path, f"cannot parse as a tab-separated table ({exc})") from exc
+    sheet.columns = [c.strip() for c in sheet.columns]
+    missing = [c for c in ("sample", "condition", "kind") if c not in sheet.columns]
+    if missing:
+        raise InputError(path, f"missing column(s) {', '.join(missing)}")
+    unknown = [c for c in sheet.columns if c not in COLUMNS]
+    if unknown:
+        raise InputError(
+            path, f"unknown column(s) {', '.join(unknown)}; known: {', '.join(COLUMNS)}"
+        )
+    if sheet.empty:
+        raise InputError(path, "no samples (the sheet has a header but no rows)")
+    for col in COLUMNS:
+        if col not in sheet.columns:
+            sheet[col] = ""
+    sheet = sheet[COLUMNS].apply(lambda s: s.str.strip())
+
+    problems: list[str] = []
+    seen: dict[str, int] = {}
+    for i, row in enumerate(sheet.itertuples(index=False), start=1):
+        where = f"row {i} (sample {row.sample!r})"
+
+        def bad(column: str, problem: str, where=where) -> None:
+            problems.append(f"{where}: {column}: {problem}")
+
+        if not _ID.match(row.sample) or ".." in row.sample:
+            bad("sample", "ids may hold only letters, digits, '_', '.', '-' (no '/', no '..')")
+        elif row.sample in seen:
+            bad("sample", f"duplicate id (first used in row {seen[row.sample]})")
+        else:
+            seen[row.sample] = i
+        if not _ID.match(row.condition):
+            bad("condition", "must be a non-empty name of letters, digits, '_', '.', '-'")
+        if row.kind not in KINDS:
+            bad("kind", f"{row.kind!r} is not one of {', '.join(KINDS)}")
+            continue
+        if row.voxel_nm:
+            try:
+                if float(row.voxel_nm) <= 0:
+                    raise ValueError
+            except ValueError:
+                bad("voxel_nm", f"{row.voxel_nm!r} is not a positive number (nm)")
+        if row.kind == "simulate":
+            if row.cell_type not in CELL_TYPES:
+                bad("cell_type", f"{row.cell_type!r} is not one of {', '.join(CELL_TYPES)}")
+            if row.input:
+                bad("input", "simulated samples take no input file")
+            if row.annotation not in ("", "auto"):
+                bad("annotation", "simulated samples take '' or 'auto' (virtual annotator)")
+            if row.truth:
+                bad("truth", "simulated samples use the simulator's truth; leave empty")
+            continue
+        if not row.input:
+            bad("input", f"{row.kind} samples need an input file")
+        for column in ("input", "annotation", "truth"):
+            value = getattr(row, column)
+            if not value:
+                continue
+            if value == "auto":
+                bad(column, "'auto' annotations exist only for simulated samples")
+            elif _escapes(value, base):
+                bad(column, f"relative path {value!r} escapes the working directory")
+            elif not (base / value).exists():
+                bad(column, f"file {value!r} does not exist")
+    if problems:
+        raise InputError(path, "bad sample sheet:\n  " + "\n  ".join(problems))
+    sheet["voxel_nm"] = pd.to_numeric(sheet["voxel_nm"], errors="coerce")
+    return sheet.set_index("sample", drop=False).sort_index()

@@ -1,0 +1,112 @@
+import json
+
+import h5py
+import numpy as np
+import pandas as pd
+import pytest
+
+from sxtflow.io import (
+    InputError,
+    Projections,
+    Volume,
+    atomic_path,
+    read_json,
+    read_projections,
+    read_table,
+    read_volume,
+    write_json,
+    write_projections,
+    write_table,
+    write_volume,
+)
+
+
+def test_volume_roundtrip_keeps_voxel_size_and_meta(tmp_path):
+    data = np.random.default_rng(0).random((4, 5, 6)).astype(np.float32)
+    path = write_volume(tmp_path / "v.mrc", Volume(data, (20.0, 10.0, 10.0), {"unit": "1/um"}))
+    back = read_volume(path)
+    np.testing.assert_array_equal(back.data, data)
+    assert back.voxel_nm == pytest.approx((20.0, 10.0, 10.0))
+    assert back.spacing_um == pytest.approx((0.02, 0.01, 0.01))
+    assert back.meta["unit"] == "1/um"
+
+
+def test_volume_rejects_nan_naming_file(tmp_path):
+    data = np.zeros((3, 3, 3), np.float32)
+    data[1, 2, 0] = np.nan
+    path = write_volume(tmp_path / "nan.mrc", Volume(data, 10.0))
+    with pytest.raises(InputError, match=r"nan\.mrc.*NaN.*\(1, 2, 0\)"):
+        read_volume(path)
+
+
+def test_truncated_mrc_is_a_clear_error(tmp_path):
+    path = write_volume(tmp_path / "t.mrc", Volume(np.ones((8, 8, 8), np.float32), 10.0))
+    raw = path.read_bytes()
+    path.write_bytes(raw[: len(raw) // 2])
+    with pytest.raises(InputError, match=r"t\.mrc: cannot read MRC"):
+        read_volume(path)
+
+
+def test_unknown_format_and_missing_file(tmp_path):
+    junk = tmp_path / "junk.mrc"
+    junk.write_bytes(b"hello")
+    with pytest.raises(InputError, match="unrecognised file format"):
+        read_volume(junk)
+    with pytest.raises(InputError, match="does not exist"):
+        read_volume(tmp_path / "nope.mrc")
+
+
+def test_volume_without_voxel_size_needs_one(tmp_path):
+    import tifffile
+
+    path = tmp_path / "stack.tif"
+    tifffile.imwrite(path, np.zeros((3, 4, 4), np.float32), photometric="minisblack")
+    with pytest.raises(InputError, match="no voxel size"):
+        read_volume(path)
+    assert read_volume(path, voxel_nm=30).voxel_nm == (30.0, 30.0, 30.0)
+
+
+def test_atomic_path_keeps_old_file_on_failure(tmp_path):
+    target = tmp_path / "table.tsv"
+    target.write_text("precious\n")
+    with pytest.raises(RuntimeError):
+        with atomic_path(target) as tmp:
+            tmp.write_text("half-writ")
+            raise RuntimeError("job killed")
+    assert target.read_text() == "precious\n"
+    assert list(tmp_path.iterdir()) == [target]
+
+
+def test_projections_roundtrip_and_degrees(tmp_path):
+    rng = np.random.default_rng(1)
+    data = rng.random((5, 2, 7)).astype(np.float32) + 1
+    theta = np.linspace(0, np.pi, 5, endpoint=False)
+    proj = Projections(data, theta, np.ones((2, 2, 7)), np.zeros((2, 2, 7)), 25.0, {"a": 1})
+    path = write_projections(tmp_path / "p.h5", proj)
+    back = read_projections(path)
+    np.testing.assert_allclose(back.theta, theta)
+    assert back.pixel_nm == 25.0 and back.meta == {"a": 1}
+    with h5py.File(path, "r+") as fh:
+        del fh["exchange/theta"]
+        fh["exchange/theta"] = np.rad2deg(theta)  # no units attribute, values in degrees
+    np.testing.assert_allclose(read_projections(path).theta, theta)
+
+
+def test_projections_bad_angle_count_is_named(tmp_path):
+    path = tmp_path / "bad.h5"
+    with h5py.File(path, "w") as fh:
+        fh["exchange/data"] = np.ones((4, 2, 3), np.float32)
+        fh["exchange/theta"] = np.zeros(3)
+    with pytest.raises(InputError, match=r"bad\.h5: 3 angles for 4 projections"):
+        read_projections(path)
+
+
+def test_tables_and_json_roundtrip(tmp_path):
+    df = pd.DataFrame({"class": ["a", "b"], "volume_um3": [1.5, 2.25]})
+    pd.testing.assert_frame_equal(read_table(write_table(tmp_path / "t.tsv", df)), df)
+    write_json(tmp_path / "c.json", {"x": np.float32(1.5), "y": np.arange(2)})
+    assert read_json(tmp_path / "c.json") == {"x": 1.5, "y": [0, 1]}
+    (tmp_path / "bad.json").write_text("{")
+    with pytest.raises(InputError, match="malformed JSON"):
+        read_json(tmp_path / "bad.json")
+    assert json.loads((tmp_path / "c.json").read_text())["x"] == 1.5
