@@ -30,6 +30,8 @@ __all__ = [
     "Projections",
     "atomic_path",
     "read_volume",
+    "read_meta",
+    "create_zarr_array",
     "write_volume",
     "read_projections",
     "write_projections",
@@ -156,6 +158,10 @@ def atomic_path(path: str | os.PathLike, *, directory: bool = False) -> Iterator
         tmp = Path(name)
     try:
         yield tmp
+        if tmp.is_file():  # mkstemp makes 0600 files; give outputs the usual umask mode
+            umask = os.umask(0)
+            os.umask(umask)
+            os.chmod(tmp, 0o666 & ~umask)
         if directory and path.exists():
             shutil.rmtree(path)
         os.replace(tmp, path)
@@ -260,6 +266,12 @@ def read_volume(path: str | os.PathLike, voxel_nm=None, *, allow_nan: bool = Fal
     return Volume(np.ascontiguousarray(data), voxel_nm, meta)
 
 
+def read_meta(path: str | os.PathLike) -> dict:
+    """Metadata of a volume written by :func:`write_volume` (its JSON sidecar), without the data."""
+    sidecar = Path(path).with_name(Path(path).name + ".json")
+    return read_json(sidecar) if sidecar.exists() else {}
+
+
 def write_volume(path: str | os.PathLike, volume: Volume) -> Path:
     """Write a volume atomically as MRC (voxel size in the header, metadata in a label).
 
@@ -289,6 +301,19 @@ def write_volume(path: str | os.PathLike, volume: Volume) -> Path:
     if volume.meta:
         write_json(path.with_name(path.name + ".json"), volume.meta)
     return path
+
+
+def create_zarr_array(directory: str | os.PathLike, name: str, shape, chunks, dtype="float32"):
+    """Create a chunked array ``name`` in a new zarr store at ``directory`` (zarr 2 or 3).
+
+    Used inside :func:`atomic_path` (``directory=True``) so a store appears only when complete.
+    """
+    import zarr
+
+    root = zarr.open_group(str(directory), mode="w")
+    if hasattr(root, "create_array"):  # zarr 3
+        return root.create_array(name, shape=tuple(shape), chunks=tuple(chunks), dtype=dtype)
+    return root.create_dataset(name, shape=tuple(shape), chunks=tuple(chunks), dtype=dtype)
 
 
 # --------------------------------------------------------------------------- projections

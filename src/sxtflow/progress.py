@@ -26,3 +26,20 @@ def progress(items: Iterable[T], total: int, what: str, *, every_pct: float = 10
                 "%s: %3.0f%% (%d/%d), %.1f s", what, pct, done, total, time.perf_counter() - start
             )
             next_pct = pct + every_pct
+
+
+def log_to(path: str | None = None, level: int = logging.INFO) -> None:
+    """Send sxtflow's log lines (and, for a file, stderr with any traceback) to ``path``.
+
+    Used first thing by every workflow script so a rule's log shows progress and errors.
+    """
+    import sys
+
+    if path:
+        stream = open(path, "a", buffering=1)  # noqa: SIM115 - lives as long as the job
+        sys.stderr = stream
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s", "%H:%M:%S"))
+    log.handlers[:] = [handler]
+    log.setLevel(level)
+    log.propagate = False

@@ -1,0 +1,25 @@
+# sxtflow: soft X-ray tomograms of whole cells -> organelles, surfaces and statistics.
+# The science lives in the importable package src/sxtflow; rules call thin scripts.
+from snakemake.utils import min_version
+
+min_version("8.20")
+
+
+configfile: "config/config.yaml"
+
+
+report: "workflow/report/workflow.rst"
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/simulate.smk"
+include: "workflow/rules/reconstruct.smk"
+include: "workflow/rules/segment.smk"
+include: "workflow/rules/analyse.smk"
+include: "workflow/rules/compare.smk"
+
+
+rule all:
+    default_target: True
+    input:
+        get_final_output(),

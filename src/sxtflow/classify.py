@@ -1,0 +1,708 @@
+"""Voxel classification from sparse annotations ("scribbles"), ilastik style.
+
+A tree ensemble is trained on the features (:mod:`sxtflow.features`) of the annotated voxels
+and applied block by block to whole volumes, so memory is bounded by the block size.
+
+Annotations are ``(z, y, x)`` uint8 volumes in the label namespace of
+:func:`sxtflow.labels.default_labels`; 0 means "not annotated". Predicted labels carry the same
+class values.
+
+The model card (a JSON-serialisable dict, saved next to the model) records what the model
+expects and how well it cross-validated. It holds no timestamps, so training twice with the
+same inputs and seed yields identical models, predictions and cards.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import zipfile
+from pathlib import Path
+
+import numpy as np
+
+from . import __version__
+from .features import FeatureSpec, iter_blocks
+from .io import InputError, atomic_path, read_json, write_json
+from .labels import UNLABELLED
+from .progress import log, progress
+
+__all__ = [
+    "ESTIMATORS",
+    "training_samples",
+    "train",
+    "save_model",
+    "load_model",
+    "predict",
+    "uncertainty",
+]
+
+ESTIMATORS = ("random_forest", "extra_trees", "hist_gradient_boosting")
+
+_DEFAULT_BLOCK = (64, 64, 64)
+
+#: Every type a model file may contain ("module.Class"). Anything else is refused.
+_ALLOWED_TYPES = frozenset(
+    {
+        # containers and scalars skops serialises
+        "builtins.dict",
+        "builtins.list",
+        "builtins.tuple",
+        "builtins.str",
+        "builtins.int",
+        "builtins.float",
+        "builtins.bool",
+        "builtins.NoneType",
+        "builtins.type",
+        # numpy
+        "numpy.ndarray",
+        "numpy.dtype",
+        "numpy.bool_",
+        "numpy.uint8",
+        "numpy.int32",
+        "numpy.int64",
+        "numpy.uint32",
+        "numpy.uint64",
+        "numpy.float32",
+        "numpy.float64",
+        "numpy.random._generator.Generator",
+        "numpy.random._pcg64.PCG64",
+        "numpy.random.mtrand.RandomState",
+        # random forest / extra trees
+        "sklearn.ensemble._forest.RandomForestClassifier",
+        "sklearn.ensemble._forest.ExtraTreesClassifier",
+        "sklearn.tree._classes.DecisionTreeClassifier",
+        "sklearn.tree._classes.ExtraTreeClassifier",
+        "sklearn.tree._tree.Tree",
+        # histogram gradient boosting
+        "sklearn.ensemble._hist_gradient_boosting.gradient_boosting.HistGradientBoostingClassifier",
+        "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",
+        "sklearn.ensemble._hist_gradient_boosting.binning._BinMapper",
+        "sklearn.preprocessing._label.LabelEncoder",
+        "sklearn._loss.loss.HalfMultinomialLoss",
+        "sklearn._loss.loss.HalfBinomialLoss",
+        "sklearn._loss._loss.CyHalfMultinomialLoss",
+        "sklearn._loss._loss.CyHalfBinomialLoss",
+        "sklearn._loss.link.MultinomialLogit",
+        "sklearn._loss.link.LogitLink",
+        "sklearn._loss.link.Interval",
+    }
+)
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _spatial_block(features, block) -> tuple[int, int, int]:
+    """The block to iterate with: given, else the array's spatial chunks, else 64³."""
+    if block is not None:
+        return tuple(int(b) for b in block)
+    chunks = getattr(features, "chunks", None)
+    if isinstance(chunks, tuple) and len(chunks) == 4 and all(isinstance(c, int) for c in chunks):
+        return tuple(int(c) for c in chunks[1:])
+    return _DEFAULT_BLOCK
+
+
+def _stored_spec(features) -> dict | None:
+    """The feature spec stored with a zarr feature array, if any."""
+    attrs = getattr(features, "attrs", None)
+    if attrs is None:
+        return None
+    try:
+        spec = attrs.get("feature_spec")
+    except Exception:  # attrs of unknown array types
+        return None
+    return dict(spec) if spec is not None else None
+
+
+def _version_key(version: str) -> tuple[str, ...]:
+    return tuple(str(version).split(".")[:2])
+
+
+def _sorted_classes(classes: dict) -> dict[str, int]:
+    """Classes ordered by value (the order of probability channels)."""
+    return dict(sorted(((str(k), int(v)) for k, v in classes.items()), key=lambda kv: kv[1]))
+
+
+def _check_classes(classes: dict) -> dict[str, int]:
+    if not isinstance(classes, dict) or len(classes) < 2:
+        raise ValueError(f"need at least two classes as {{name: label value}}, got {classes!r}")
+    out = {}
+    for name, value in classes.items():
+        if isinstance(value, bool) or not isinstance(value, int | np.integer):
+            raise ValueError(f"class {name!r}: label value must be an integer, got {value!r}")
+        if not 1 <= int(value) <= 255:
+            raise ValueError(
+                f"class {name!r}: label value {value} must be in 1..255 (0 means unlabelled)"
+            )
+        out[str(name)] = int(value)
+    values = list(out.values())
+    dupes = sorted({v for v in values if values.count(v) > 1})
+    if dupes:
+        names = [n for n, v in out.items() if v in dupes]
+        raise ValueError(f"classes {names} share label values {dupes}")
+    return _sorted_classes(out)
+
+
+# --------------------------------------------------------------------------- samples
+
+
+def training_samples(features, annotation, *, path=None, block=None):
+    """Collect the feature vectors of annotated voxels, reading only annotated blocks.
+
+    Parameters
+    ----------
+    features : array-like, shape (F, z, y, x)
+        Numpy or zarr array (see :func:`sxtflow.features.open_features`).
+    annotation : array-like, shape (z, y, x), integer
+        Label values; 0 (``UNLABELLED``) = not annotated.
+    path : path-like, optional
+        The annotation's file, used in error messages.
+    block : tuple of 3 int, optional
+        Block size to read; default the feature array's chunks (or 64³).
+
+    Returns
+    -------
+    X : ndarray, shape (n, F), float32
+        Features of the annotated voxels in C order of their position.
+    y : ndarray, shape (n,), uint8
+        Their label values.
+    z_index : ndarray, shape (n,), int64
+        Their z coordinate (for grouping cross-validation folds by slice).
+
+    Raises
+    ------
+    InputError
+        Shapes differ (the message gives both), non-integer or out-of-range values, or no
+        annotated voxel at all.
+    """
+    ann = np.asarray(annotation)
+    fshape = tuple(int(n) for n in features.shape)
+    if len(fshape) != 4:
+        raise InputError(path, f"features must be (F, z, y, x), got shape {fshape}")
+    if ann.shape != fshape[1:]:
+        raise InputError(
+            path,
+            f"annotation shape {tuple(ann.shape)} does not match features shape "
+            f"{fshape[1:]} (z, y, x)",
+        )
+    if ann.dtype.kind not in "uib":
+        raise InputError(path, f"annotation must hold integer label values, got {ann.dtype}")
+    if ann.size and (ann.min() < 0 or ann.max() > 255):
+        raise InputError(path, "annotation label values must be in 0..255")
+    ann = ann.astype(np.uint8, copy=False)
+    if not ann.any():
+        raise InputError(path, "annotation has no labelled voxels (all values are 0)")
+    n_feat = fshape[0]
+    xs, ys, flat = [], [], []
+    blocks = iter_blocks(ann.shape, _spatial_block(features, block))
+    for core in blocks:
+        a = ann[core]
+        mask = a != UNLABELLED
+        if not mask.any():
+            continue
+        fb = np.asarray(features[(slice(None), *core)], dtype=np.float32)
+        xs.append(fb[:, mask].T)
+        ys.append(a[mask])
+        coords = [c + s.start for c, s in zip(np.nonzero(mask), core, strict=True)]
+        flat.append(np.ravel_multi_index(coords, ann.shape))
+    flat_idx = np.concatenate(flat)
+    order = np.argsort(flat_idx, kind="stable")
+    X = np.ascontiguousarray(np.concatenate(xs)[order], dtype=np.float32).reshape(-1, n_feat)
+    y = np.concatenate(ys)[order]
+    z_index = np.unravel_index(flat_idx[order], ann.shape)[0].astype(np.int64)
+    if not np.isfinite(X).all():
+        raise InputError(path, "features of annotated voxels contain NaN/inf values")
+    return X, y, z_index
+
+
+# --------------------------------------------------------------------------- training
+
+
+def _make_estimator(estimator, *, n_estimators, max_depth, min_samples_leaf, seed, n_jobs):
+    if estimator in ("random_forest", "extra_trees"):
+        from sklearn.ensemble import ExtraTreesClassifier, RandomForestClassifier
+
+        cls = RandomForestClassifier if estimator == "random_forest" else ExtraTreesClassifier
+        return cls(
+            n_estimators=n_estimators,
+            max_depth=max_depth,
+            min_samples_leaf=min_samples_leaf,
+            max_features="sqrt",
+            class_weight="balanced",
+            random_state=seed,
+            n_jobs=n_jobs,
+        )
+    if estimator == "hist_gradient_boosting":
+        from sklearn.ensemble import HistGradientBoostingClassifier
+
+        return HistGradientBoostingClassifier(
+            max_iter=n_estimators,
+            max_depth=max_depth,
+            min_samples_leaf=min_samples_leaf,
+            early_stopping=False,  # balanced by subsampling in train(): weights are slow here
+            random_state=seed,
+        )
+    raise ValueError(f"unknown estimator {estimator!r}; choose one of {', '.join(ESTIMATORS)}")
+
+
+def _z_bands(z_index: np.ndarray, k: int) -> np.ndarray:
+    """Group voxels into ``k`` contiguous bands of annotated z-slices (CV groups).
+
+    Neighbouring slices share smoothed features, so folds are whole bands of slices rather
+    than interleaved slices.
+    """
+    slices = np.unique(z_index)
+    bands = np.array_split(slices, min(k, slices.size))
+    group_of = np.empty(int(slices.max()) + 1, dtype=np.int64)
+    for g, band in enumerate(bands):
+        group_of[band] = g
+    return group_of[z_index]
+
+
+def _cross_validate(make, X, y, groups, scheme, classes, cv_folds) -> dict:
+    from sklearn.base import clone
+    from sklearn.metrics import accuracy_score, balanced_accuracy_score, f1_score
+    from sklearn.model_selection import GroupKFold
+
+    n_groups = int(np.unique(groups).size)
+    if cv_folds < 2 or n_groups < 2:
+        reason = "disabled" if cv_folds < 2 else f"only one {scheme} group annotated"
+        return {"scheme": scheme, "skipped": reason, "n_groups": n_groups}
+    k = min(int(cv_folds), n_groups)
+    pred = np.zeros_like(y)
+    fold_acc = []
+    for train_idx, test_idx in GroupKFold(n_splits=k).split(X, y, groups):
+        m = clone(make).fit(X[train_idx], y[train_idx])
+        pred[test_idx] = m.predict(X[test_idx])
+        fold_acc.append(round(float(accuracy_score(y[test_idx], pred[test_idx])), 6))
+    values = list(classes.values())
+    f1 = f1_score(y, pred, labels=values, average=None, zero_division=0)
+    return {
+        "scheme": scheme,
+        "n_splits": k,
+        "n_groups": n_groups,
+        "accuracy": round(float(accuracy_score(y, pred)), 6),
+        "balanced_accuracy": round(float(balanced_accuracy_score(y, pred)), 6),
+        "f1": {name: round(float(f), 6) for name, f in zip(classes, f1, strict=True)},
+        "fold_accuracy": fold_acc,
+    }
+
+
+def train(
+    samples,
+    classes: dict[str, int],
+    *,
+    spec: FeatureSpec,
+    n_estimators: int = 100,
+    max_depth: int | None = 18,
+    min_samples_leaf: int = 3,
+    seed: int = 0,
+    n_jobs: int = 1,
+    max_per_class: int | None = 50000,
+    estimator: str = "random_forest",
+    cv_folds: int = 3,
+):
+    """Train a voxel classifier on sparse annotations.
+
+    Parameters
+    ----------
+    samples : list of (features, annotation) or (features, annotation, path)
+        ``features`` (F, z, y, x) numpy/zarr arrays computed with ``spec``; ``annotation``
+        (z, y, x) integer label values, 0 = unlabelled; ``path`` (optional) names the
+        annotation in error messages. One entry per tomogram.
+    classes : dict of str to int
+        Class name → label value (1..255), e.g. ``{"ice": 1, "cytoplasm": 2}``.
+    spec : FeatureSpec
+        The spec the features were computed with (recorded in the card).
+    n_estimators : int
+        Trees (forests) or boosting iterations (``hist_gradient_boosting``).
+    max_depth : int or None
+        Tree depth limit; 18 keeps trees small and prediction fast at no measurable loss.
+    min_samples_leaf : int
+        Minimum training voxels per leaf.
+    seed : int
+        Random seed: subsampling, tree randomisation and CV are deterministic under it.
+    n_jobs : int
+        Threads for forest training.
+    max_per_class : int or None
+        At most this many voxels per class are used (random subsample). Forests handle the
+        remaining imbalance with ``class_weight="balanced"``; ``hist_gradient_boosting``
+        is balanced by subsampling every class to the smallest class's count.
+    estimator : {"random_forest", "extra_trees", "hist_gradient_boosting"}
+    cv_folds : int
+        Folds of grouped cross-validation (``GroupKFold``): groups are tomograms when at
+        least two are annotated, else contiguous bands of annotated z-slices. ``< 2``
+        disables it.
+
+    Returns
+    -------
+    model : fitted scikit-learn classifier
+        ``model.classes_`` are the label values in ascending order.
+    card : dict
+        ``sxtflow_version``, ``sklearn_version``, ``classes`` {name: value} (ascending value,
+        the probability channel order), ``feature_spec``, ``feature_names``, ``estimator``,
+        ``n_estimators``, ``max_depth``, ``min_samples_leaf``, ``max_per_class``,
+        ``balancing`` ("class_weight" or "subsample"), ``seed``,
+        ``n_tomograms``, ``n_training_voxels`` {name: annotated voxels},
+        ``n_used_voxels`` {name: voxels after subsampling}, ``cv`` (see
+        ``cv_folds``: ``scheme``, ``n_splits``, ``n_groups``, ``accuracy``,
+        ``balanced_accuracy``, ``f1`` {name: F1}, ``fold_accuracy``; or ``skipped``).
+
+    Raises
+    ------
+    InputError
+        An annotation is empty, has the wrong shape, or holds values that are not classes;
+        features do not match ``spec``.
+    ValueError
+        A class has no labelled voxels in any annotation; bad ``classes``/``estimator``.
+    """
+    import sklearn
+
+    classes = _check_classes(classes)
+    if estimator not in ESTIMATORS:
+        raise ValueError(f"unknown estimator {estimator!r}; choose one of {', '.join(ESTIMATORS)}")
+    if isinstance(samples, tuple) and len(samples) in (2, 3) and hasattr(samples[0], "shape"):
+        samples = [samples]
+    samples = list(samples)
+    if not samples:
+        raise InputError(None, "no annotated tomograms given for training")
+    Xs, ys, zs, tomo = [], [], [], []
+    for i, sample in enumerate(samples):
+        if len(sample) == 3:
+            features, annotation, path = sample
+        else:
+            (features, annotation), path = sample, None
+        where = path if path is not None else f"annotation #{i}"
+        if int(features.shape[0]) != spec.n_features:
+            raise InputError(
+                where,
+                f"features have {features.shape[0]} channels but the feature spec has "
+                f"{spec.n_features}",
+            )
+        stored = _stored_spec(features)
+        if stored is not None and stored != spec.to_dict():
+            raise InputError(where, f"features were computed with {stored}, not {spec.to_dict()}")
+        X, y, z = training_samples(features, annotation, path=where)
+        unknown = sorted(set(np.unique(y).tolist()) - set(classes.values()))
+        if unknown:
+            raise InputError(
+                where,
+                f"annotation values {unknown} are not classes "
+                f"({', '.join(f'{n}={v}' for n, v in classes.items())})",
+            )
+        Xs.append(X)
+        ys.append(y)
+        zs.append(z)
+        tomo.append(np.full(y.size, i, dtype=np.int64))
+    X, y, z, tomo = (np.concatenate(a) for a in (Xs, ys, zs, tomo))
+    counts = {name: int(np.count_nonzero(y == v)) for name, v in classes.items()}
+    missing = [f"{n!r} (value {classes[n]})" for n, c in counts.items() if c == 0]
+    if missing:
+        raise ValueError(
+            f"class {', '.join(missing)} has no labelled voxels in any annotation; "
+            "annotate it or drop it from the classes"
+        )
+    # deterministic subsampling; forests balance the rest with class weights, while
+    # gradient boosting (whose sample-weight path is ~10x slower) is balanced here exactly
+    cap = np.inf if max_per_class is None else int(max_per_class)
+    if estimator == "hist_gradient_boosting":
+        cap = min(cap, min(counts.values()))
+    rng = np.random.default_rng(seed)
+    keep = []
+    for v in classes.values():
+        idx = np.flatnonzero(y == v)
+        if idx.size > cap:
+            idx = np.sort(rng.choice(idx, size=int(cap), replace=False))
+        keep.append(idx)
+    keep = np.sort(np.concatenate(keep))
+    X, y, z, tomo = X[keep], y[keep], z[keep], tomo[keep]
+    used = {name: int(np.count_nonzero(y == v)) for name, v in classes.items()}
+
+    model = _make_estimator(
+        estimator,
+        n_estimators=n_estimators,
+        max_depth=max_depth,
+        min_samples_leaf=min_samples_leaf,
+        seed=seed,
+        n_jobs=n_jobs,
+    )
+    n_tomo = int(np.unique(tomo).size)
+    if n_tomo >= 2:
+        groups, scheme = tomo, "tomogram"
+    else:
+        groups, scheme = _z_bands(z, max(int(cv_folds), 2)), "z_slice_band"
+    cv = _cross_validate(model, X, y, groups, scheme, classes, cv_folds)
+    log.info("training %s on %d voxels (%s)", estimator, y.size, used)
+    model.fit(X, y)
+    card = {
+        "sxtflow_version": __version__,
+        "sklearn_version": sklearn.__version__,
+        "classes": dict(classes),
+        "feature_spec": spec.to_dict(),
+        "feature_names": spec.names(),
+        "estimator": estimator,
+        "n_estimators": int(n_estimators),
+        "max_depth": None if max_depth is None else int(max_depth),
+        "min_samples_leaf": int(min_samples_leaf),
+        "max_per_class": None if max_per_class is None else int(max_per_class),
+        "balancing": ("subsample" if estimator == "hist_gradient_boosting" else "class_weight"),
+        "seed": int(seed),
+        "n_tomograms": len(samples),
+        "n_training_voxels": counts,
+        "n_used_voxels": used,
+        "cv": cv,
+    }
+    return model, card
+
+
+# --------------------------------------------------------------------------- persistence
+
+
+def save_model(path: str | os.PathLike, model, card: dict) -> Path:
+    """Save a model (skops format) and its card (``path.with_suffix(".json")``) atomically.
+
+    Parameters
+    ----------
+    path : path-like
+        Target file; must end in ``.skops``.
+    model : fitted classifier from :func:`train`
+    card : dict from :func:`train`
+
+    Returns
+    -------
+    Path
+        The model path.
+    """
+    import skops.io as sio
+
+    path = Path(path)
+    if path.suffix != ".skops":
+        raise ValueError(f"model path must end in .skops, got {path}")
+    with atomic_path(path) as tmp:
+        sio.dump(model, tmp)
+    write_json(path.with_suffix(".json"), card)
+    return path
+
+
+def _schema_types(path: Path) -> set[str]:
+    """All ``module.Class`` names recorded in a skops file's schema."""
+    with zipfile.ZipFile(path) as zf:
+        schema = json.loads(zf.read("schema.json"))
+    found: set[str] = set()
+
+    def walk(node):
+        if isinstance(node, dict):
+            if "__class__" in node and "__module__" in node:
+                found.add(f"{node['__module__']}.{node['__class__']}")
+            for v in node.values():
+                walk(v)
+        elif isinstance(node, list):
+            for v in node:
+                walk(v)
+
+    walk(schema)
+    return found
+
+
+def load_model(path: str | os.PathLike, *, spec: FeatureSpec | None = None):
+    """Load a model saved by :func:`save_model`, trusting only known scikit-learn types.
+
+    Parameters
+    ----------
+    path : path-like
+        The ``.skops`` file; its card is ``path.with_suffix(".json")``.
+    spec : FeatureSpec, optional
+        If given, the card's feature spec must equal it.
+
+    Returns
+    -------
+    model : classifier
+    card : dict
+        ``card["classes"]`` ordered by ascending value (the probability channel order).
+
+    Raises
+    ------
+    InputError
+        Missing file or card, not a skops file, a type outside the allow-list (named),
+        a different feature spec, or a card from another sxtflow major.minor version.
+    """
+    import skops.io as sio
+    from sklearn.ensemble import (
+        ExtraTreesClassifier,
+        HistGradientBoostingClassifier,
+        RandomForestClassifier,
+    )
+
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(path, "model file does not exist")
+    try:
+        untrusted = list(sio.get_untrusted_types(file=path))
+        found = _schema_types(path)
+    except Exception as exc:
+        raise InputError(path, f"not a skops model file ({type(exc).__name__}: {exc})") from exc
+    refused = sorted((set(untrusted) | found) - _ALLOWED_TYPES)
+    if refused:
+        raise InputError(path, f"refusing to load untrusted types: {', '.join(refused)}")
+    try:
+        model = sio.load(path, trusted=untrusted)
+    except Exception as exc:
+        raise InputError(path, f"cannot load model ({type(exc).__name__}: {exc})") from exc
+    if not isinstance(
+        model, RandomForestClassifier | ExtraTreesClassifier | HistGradientBoostingClassifier
+    ):
+        raise InputError(path, f"not a supported classifier: {type(model).__name__}")
+    card_path = path.with_suffix(".json")
+    card = read_json(card_path)
+    needed = {"sxtflow_version", "classes", "feature_spec", "feature_names"}
+    if not isinstance(card, dict) or needed - set(card):
+        raise InputError(card_path, f"model card lacks {sorted(needed - set(card or {}))}")
+    if _version_key(card["sxtflow_version"]) != _version_key(__version__):
+        raise InputError(
+            path,
+            f"model trained with sxtflow {card['sxtflow_version']}, this is {__version__}; "
+            "retrain it",
+        )
+    try:
+        card_spec = FeatureSpec.from_dict(card["feature_spec"])
+        classes = _check_classes(card["classes"])
+    except ValueError as exc:
+        raise InputError(card_path, str(exc)) from exc
+    if spec is not None and card_spec != spec:
+        raise InputError(
+            path,
+            f"model expects features {card_spec.to_dict()} but the configured spec is "
+            f"{spec.to_dict()}",
+        )
+    if list(card["feature_names"]) != card_spec.names():
+        raise InputError(card_path, "feature_names do not match feature_spec")
+    model_classes = [int(c) for c in model.classes_]
+    if model_classes != list(classes.values()):
+        raise InputError(
+            path, f"model predicts {model_classes} but its card lists {list(classes.values())}"
+        )
+    if getattr(model, "n_features_in_", card_spec.n_features) != card_spec.n_features:
+        raise InputError(path, "model and card disagree on the number of features")
+    card = dict(card)
+    card["classes"] = classes
+    return model, card
+
+
+# --------------------------------------------------------------------------- prediction
+
+
+def predict(
+    features,
+    model,
+    card: dict,
+    *,
+    block: tuple[int, int, int] | None = None,
+    n_jobs: int = 1,
+    out_labels=None,
+    out_probabilities=None,
+):
+    """Classify every voxel, block by block.
+
+    Parameters
+    ----------
+    features : array-like, shape (F, z, y, x)
+        Numpy or zarr features computed with ``card["feature_spec"]``.
+    model : classifier from :func:`train` / :func:`load_model`
+    card : dict
+        Its card; ``card["classes"]`` gives class names and values.
+    block : tuple of 3 int, optional
+        Voxels per step; default the feature array's chunks, else 64³. Memory is about
+        ``block voxels × (4·F + 16·C)`` bytes.
+    n_jobs : int
+        Threads for forest prediction.
+    out_labels : array-like, shape (z, y, x), optional
+        Destination for labels (numpy or zarr, uint8); allocated if omitted.
+    out_probabilities : array-like, shape (C, z, y, x), optional
+        Destination for probabilities (numpy or zarr, float32); allocated if omitted.
+
+    Returns
+    -------
+    labels : ndarray, shape (z, y, x), uint8
+        Class value of the most probable class.
+    probabilities : ndarray, shape (C, z, y, x), float32
+        Class probabilities, channels in ascending class value order (``card["classes"]``
+        order as returned by :func:`train` and :func:`load_model`).
+    """
+    classes = _sorted_classes(card["classes"])
+    values = np.array(list(classes.values()), dtype=np.uint8)
+    n_feat = len(card["feature_names"])
+    fshape = tuple(int(n) for n in features.shape)
+    if len(fshape) != 4 or fshape[0] != n_feat:
+        raise ValueError(
+            f"features have shape {fshape}; the model expects ({n_feat}, z, y, x) "
+            f"({', '.join(card['feature_names'][:3])}, …)"
+        )
+    stored = _stored_spec(features)
+    if stored is not None and stored != card["feature_spec"]:
+        raise ValueError(
+            f"features were computed with {stored} but the model expects {card['feature_spec']}"
+        )
+    model_classes = [int(c) for c in model.classes_]
+    missing = [int(v) for v in values if int(v) not in model_classes]
+    if missing:
+        raise ValueError(f"model cannot predict class values {missing} listed in its card")
+    columns = np.array([model_classes.index(int(v)) for v in values])
+    shape = fshape[1:]
+    if out_labels is None:
+        out_labels = np.zeros(shape, dtype=np.uint8)
+    if out_probabilities is None:
+        out_probabilities = np.zeros((values.size, *shape), dtype=np.float32)
+    if tuple(out_labels.shape) != shape or tuple(out_probabilities.shape) != (values.size, *shape):
+        raise ValueError("out_labels/out_probabilities have the wrong shape")
+    blocks = iter_blocks(shape, _spatial_block(features, block))
+    old_jobs = getattr(model, "n_jobs", None)
+    if old_jobs is not None:
+        model.n_jobs = n_jobs
+    try:
+        for core in progress(blocks, len(blocks), "classify"):
+            fb = np.asarray(features[(slice(None), *core)], dtype=np.float32)
+            bshape = fb.shape[1:]
+            X = np.ascontiguousarray(fb.reshape(n_feat, -1).T)
+            if not np.isfinite(X).all():
+                raise ValueError(
+                    f"features contain NaN/inf in block {tuple((s.start, s.stop) for s in core)}"
+                )
+            proba = model.predict_proba(X)[:, columns].astype(np.float32)
+            out_labels[core] = values[np.argmax(proba, axis=1)].reshape(bshape)
+            out_probabilities[(slice(None), *core)] = proba.T.reshape(values.size, *bshape)
+    finally:
+        if old_jobs is not None:
+            model.n_jobs = old_jobs
+    return out_labels, out_probabilities
+
+
+def uncertainty(probabilities, *, slab: int = 16) -> np.ndarray:
+    """Margin uncertainty ``1 − (p_max − p_second)`` per voxel.
+
+    0 = one class is certain; 1 = the two most probable classes tie. (The margin, not the
+    entropy: it is what matters for where to add annotations, and is independent of how
+    the remaining probability is spread over unlikely classes.)
+
+    Parameters
+    ----------
+    probabilities : array-like, shape (C, z, y, x)
+        Class probabilities (numpy or zarr), e.g. from :func:`predict`.
+    slab : int
+        z-slices processed at a time (bounds memory).
+
+    Returns
+    -------
+    ndarray, shape (z, y, x), float32, values in [0, 1]
+    """
+    shape = tuple(int(n) for n in probabilities.shape)
+    if len(shape) != 4:
+        raise ValueError(f"probabilities must be (C, z, y, x), got shape {shape}")
+    out = np.zeros(shape[1:], dtype=np.float32)
+    if shape[0] < 2:
+        return out
+    for z0 in range(0, shape[1], slab):
+        p = np.asarray(probabilities[:, z0 : z0 + slab], dtype=np.float32)
+        top2 = np.partition(p, shape[0] - 2, axis=0)[-2:]
+        out[z0 : z0 + slab] = np.clip(1.0 - (top2[1] - top2[0]), 0.0, 1.0)
+    return out

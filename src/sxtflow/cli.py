@@ -1,0 +1,210 @@
+"""``sxtflow`` command line: one subcommand per pipeline stage.
+
+The subcommands call the same functions as the Snakemake rules (:mod:`sxtflow.stages`), so a
+stage can be run by hand on one file, e.g. ``sxtflow reconstruct raw.h5 tomo.mrc``.
+Bad input ends with one line ``sxtflow: error: <file>: <problem>`` and exit status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from . import __version__, stages
+from .io import InputError
+from .progress import log_to
+
+
+def _classes(text: str | None) -> dict[str, int]:
+    from .labels import default_labels
+
+    names = (text or "ice,cytoplasm,nucleus,vacuole,lipid_droplet,mitochondrion").split(",")
+    table = default_labels()
+    return {n.strip(): table.value(n.strip()) for n in names if n.strip()}
+
+
+def _ints(text: str) -> tuple[int, ...]:
+    return tuple(int(v) for v in text.split(","))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="sxtflow", description=__doc__.splitlines()[0])
+    p.add_argument("--version", action="version", version=f"sxtflow {__version__}")
+    sub = p.add_subparsers(dest="command", required=True)
+    cls_help = "comma-separated class names (default: the demo's six)"
+
+    s = sub.add_parser("simulate", help="simulate a cell with ground truth and its tilt series")
+    s.add_argument("projections", help="output Data Exchange HDF5")
+    s.add_argument("labels", help="output truth label volume (MRC)")
+    s.add_argument("lac", help="output truth LAC volume in 1/um (MRC)")
+    s.add_argument("--cell-type", default="yeast", choices=["yeast", "lymphocyte"])
+    s.add_argument("--shape", type=_ints, default=(96, 112, 112), help="z,y,x voxels")
+    s.add_argument("--voxel-nm", type=float, default=50.0)
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument(
+        "--condition", type=json.loads, default={}, help="JSON, e.g. '{\"lipid_droplets\": 8}'"
+    )
+    s.add_argument("--n-angles", type=int, default=120)
+    s.add_argument("--tilt-range-deg", type=float, default=None, help="e.g. 65 for +-65 deg")
+    s.add_argument("--photons", type=float, default=3000.0)
+    s.add_argument("--blur-nm", type=float, default=40.0)
+    s.add_argument("--jitter-px", type=float, default=0.0)
+
+    s = sub.add_parser("annotate", help="virtual annotator: sparse labels from a truth volume")
+    s.add_argument("truth")
+    s.add_argument("output")
+    s.add_argument("--classes", type=_classes, default=None, help=cls_help)
+    s.add_argument("--slices-per-class", type=int, default=3)
+    s.add_argument("--mode", default="scribbles", choices=["scribbles", "slices"])
+    s.add_argument("--seed", type=int, default=0)
+
+    s = sub.add_parser("reconstruct", help="projections (or a tomogram) -> LAC tomogram in 1/um")
+    s.add_argument("raw")
+    s.add_argument("tomogram")
+    s.add_argument("--qc", default=None, help="QC JSON output")
+    s.add_argument("--preview", default=None, help="QC PNG output")
+    s.add_argument("--kind", default="projections", choices=["projections", "tomogram"])
+    s.add_argument("--voxel-nm", type=float, default=None)
+    s.add_argument("--algorithm", default="fbp", choices=["fbp", "sirt"])
+    s.add_argument("--filter", default="shepp-logan")
+    s.add_argument("--center", default="auto", help="'auto' or a pixel-centre column index")
+    s.add_argument("--iterations", type=int, default=100)
+    s.add_argument("--backend", default="builtin", choices=["builtin", "tomopy"])
+
+    s = sub.add_parser("features", help="multi-scale voxel features into a zarr store")
+    s.add_argument("tomogram")
+    s.add_argument("output")
+    s.add_argument("--sigmas", type=lambda t: [float(v) for v in t.split(",")], default=None)
+    s.add_argument("--block", type=_ints, default=(64, 64, 64))
+
+    s = sub.add_parser("train", help="train the voxel classifier on sparse annotations")
+    s.add_argument("--features", nargs="+", required=True)
+    s.add_argument("--annotations", nargs="+", required=True)
+    s.add_argument("--model", required=True, help="output .skops (card written beside as .json)")
+    s.add_argument("--classes", type=_classes, default=None, help=cls_help)
+    s.add_argument("--n-estimators", type=int, default=100)
+    s.add_argument("--max-depth", type=int, default=18)
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--threads", type=int, default=1)
+
+    s = sub.add_parser("predict", help="apply the classifier block-wise")
+    s.add_argument("features")
+    s.add_argument("model")
+    s.add_argument("labels")
+    s.add_argument("--uncertainty", default=None)
+    s.add_argument("--threads", type=int, default=1)
+
+    s = sub.add_parser("evaluate", help="Dice/IoU per class against a truth label volume")
+    s.add_argument("labels")
+    s.add_argument("truth")
+    s.add_argument("output")
+    s.add_argument("--classes", type=_classes, default=None, help=cls_help)
+    s.add_argument("--sample", default="sample")
+
+    s = sub.add_parser("mesh", help="GLB scene, PLY per class, 3D render and slice panel")
+    s.add_argument("labels")
+    s.add_argument("tomogram")
+    s.add_argument("outdir")
+    s.add_argument("--classes", type=_classes, default=None, help=cls_help)
+    s.add_argument("--smooth-iterations", type=int, default=20)
+
+    s = sub.add_parser("measure", help="per-object and per-cell tables")
+    s.add_argument("labels")
+    s.add_argument("tomogram")
+    s.add_argument("organelles")
+    s.add_argument("cell")
+    s.add_argument("--classes", type=_classes, default=None, help=cls_help)
+    s.add_argument("--min-volume-um3", type=float, default=0.0)
+
+    s = sub.add_parser("compare", help="compare conditions from per-cell and per-object tables")
+    s.add_argument(
+        "sheet", help="TSV with columns sample, condition, cell (path), organelles (path)"
+    )
+    s.add_argument("outdir")
+    s.add_argument("--reference", required=True)
+    s.add_argument("--classes", type=_classes, default=None, help=cls_help)
+    s.add_argument("--seed", type=int, default=0)
+    return p
+
+
+def _run(args) -> None:
+    from pathlib import Path
+
+    cmd = args.command
+    if cmd == "simulate":
+        stages.run_simulate(
+            args.projections, args.labels, args.lac, cell_type=args.cell_type, shape=args.shape,
+            voxel_nm=args.voxel_nm, seed=args.seed, condition=args.condition,
+            n_angles=args.n_angles, tilt_range_deg=args.tilt_range_deg, photons=args.photons,
+            blur_nm=args.blur_nm, jitter_px=args.jitter_px,
+        )  # fmt: skip
+    elif cmd == "annotate":
+        stages.run_annotate(
+            args.truth, args.output, classes=list(args.classes or _classes(None)),
+            slices_per_class=args.slices_per_class, mode=args.mode, seed=args.seed,
+        )  # fmt: skip
+    elif cmd == "reconstruct":
+        center = args.center if args.center == "auto" else float(args.center)
+        stages.run_reconstruct(
+            args.raw, args.tomogram, args.qc, args.preview, kind=args.kind,
+            voxel_nm=args.voxel_nm, algorithm=args.algorithm, filter=args.filter,
+            center=center, iterations=args.iterations, backend=args.backend,
+        )  # fmt: skip
+    elif cmd == "features":
+        stages.run_features(args.tomogram, args.output, sigmas=args.sigmas, block=args.block)
+    elif cmd == "train":
+        stages.run_train(
+            args.features, args.annotations, args.model, classes=args.classes or _classes(None),
+            n_estimators=args.n_estimators, max_depth=args.max_depth, seed=args.seed,
+            threads=args.threads,
+        )  # fmt: skip
+    elif cmd == "predict":
+        stages.run_predict(
+            args.features, args.model, args.labels, args.uncertainty, threads=args.threads
+        )
+    elif cmd == "evaluate":
+        stages.run_evaluate(
+            args.labels, args.truth, args.output, classes=args.classes or _classes(None),
+            sample=args.sample,
+        )  # fmt: skip
+    elif cmd == "mesh":
+        out = Path(args.outdir)
+        stages.run_mesh(
+            args.labels, args.tomogram, out / "scene.glb", out / "ply", out / "render.png",
+            out / "slices.png", classes=args.classes or _classes(None),
+            smooth_iterations=args.smooth_iterations,
+        )  # fmt: skip
+    elif cmd == "measure":
+        stages.run_measure(
+            args.labels, args.tomogram, args.organelles, args.cell,
+            classes=args.classes or _classes(None), min_volume_um3=args.min_volume_um3,
+        )  # fmt: skip
+    elif cmd == "compare":
+        from .io import read_table
+
+        sheet = read_table(args.sheet)
+        out = Path(args.outdir)
+        stages.run_compare(
+            list(sheet["cell"]), list(sheet["organelles"]),
+            sheet[["sample", "condition"]].to_dict("records"),
+            out_cells=out / "cells.tsv", out_objects=out / "organelles.tsv",
+            out_summary=out / "summary.tsv", out_tests=out / "tests.tsv",
+            out_measures=out / "measures.png", out_fractions=out / "fractions.png",
+            classes=args.classes or _classes(None), reference=args.reference, seed=args.seed,
+        )  # fmt: skip
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    log_to(None)
+    try:
+        _run(args)
+    except (InputError, KeyError, ValueError) as exc:
+        parser.exit(2, f"sxtflow: error: {exc}\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

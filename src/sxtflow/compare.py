@@ -1,0 +1,815 @@
+"""Compare cells across conditions: stack tables, aggregate per cell, test, plot.
+
+The statistical unit is the **cell** (one tomogram), never the organelle. Organelle
+measures are first reduced to one number per cell (:func:`per_cell`, the median per
+class) and only then compared between conditions (:func:`test_conditions`); testing
+thousands of organelles from a handful of cells would be pseudo-replication.
+
+Tests are rank-based (no normality assumption; samples are small):
+
+* two conditions: Mann–Whitney U, two-sided;
+* more than two: Kruskal–Wallis omnibus per measure, then Dunn's post-hoc test of every
+  condition against the reference, Holm-adjusted within the measure.
+
+p-values are Benjamini–Hochberg adjusted across all reported tests (measures ×
+comparisons) into ``q_value``. Effect sizes are the difference of medians with a
+seeded percentile-bootstrap 95 % CI (cells resampled within each condition) and
+Cliff's delta.
+
+All functions are pure functions of pandas DataFrames, except the two plot functions,
+which write a PNG and an SVG of the same stem atomically.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import zlib
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from numpy.typing import ArrayLike
+from scipy import stats
+
+from sxtflow.io import atomic_path
+
+__all__ = [
+    "DEFAULT_OBJECT_MEASURES",
+    "stack_tables",
+    "per_cell",
+    "summarise",
+    "test_conditions",
+    "dunn_test",
+    "holm",
+    "cliffs_delta",
+    "measure_unit",
+    "plot_measures",
+    "plot_fractions",
+]
+
+DEFAULT_OBJECT_MEASURES: tuple[str, ...] = ("volume_um3", "sphericity", "lac_mean_per_um")
+
+_ID_COLUMNS = ("sample", "condition")
+
+TEST_COLUMNS = [
+    "measure",
+    "condition",
+    "reference",
+    "n",
+    "n_reference",
+    "test",
+    "statistic",
+    "p_value",
+    "q_value",
+    "median_difference",
+    "ci_low",
+    "ci_high",
+    "cliffs_delta",
+    "significant",
+    "omnibus_test",
+    "omnibus_statistic",
+    "omnibus_p",
+    "omnibus_q",
+    "note",
+]
+
+SUMMARY_COLUMNS = ["measure", "condition", "n_cells", "mean", "sd", "median", "q25", "q75"]
+
+
+# --------------------------------------------------------------------------- tables
+
+
+def stack_tables(tables: Mapping[str, pd.DataFrame], samples: pd.DataFrame) -> pd.DataFrame:
+    """Concatenate per-sample tables, adding ``sample`` and ``condition`` columns first.
+
+    Parameters
+    ----------
+    tables : mapping of str to DataFrame
+        One table per sample (a per-cell table with one row, or a per-object table with
+        one row per organelle). Keys are sample names.
+    samples : DataFrame
+        The sample sheet, with at least the columns ``sample`` and ``condition``.
+
+    Returns
+    -------
+    DataFrame
+        All rows of all tables, in the order of ``tables``, with ``sample`` and
+        ``condition`` as the first two columns. Existing ``sample``/``condition``
+        columns in a table are replaced by the sample sheet's values.
+
+    Raises
+    ------
+    ValueError
+        If a sample is not in the sample sheet, the sheet lacks the columns, names a
+        sample twice, or gives a sample no condition.
+    """
+    missing = [c for c in _ID_COLUMNS if c not in samples.columns]
+    if missing:
+        raise ValueError(
+            f"sample sheet lacks column(s) {missing}; it needs 'sample' and 'condition'"
+        )
+    sheet_names = samples["sample"].astype(str)
+    dup = sorted(set(sheet_names[sheet_names.duplicated()]))
+    if dup:
+        raise ValueError(f"sample sheet names these samples more than once: {dup}")
+    condition_of = dict(zip(sheet_names, samples["condition"], strict=True))
+    unknown = [str(s) for s in tables if str(s) not in condition_of]
+    if unknown:
+        raise ValueError(
+            f"sample(s) {unknown} are not in the sample sheet (known: {sorted(condition_of)})"
+        )
+    parts = []
+    for name, table in tables.items():
+        cond = condition_of[str(name)]
+        if pd.isna(cond) or str(cond).strip() == "":
+            raise ValueError(f"sample {name!r} has no condition in the sample sheet")
+        body = table.drop(columns=[c for c in _ID_COLUMNS if c in table.columns])
+        body = body.reset_index(drop=True)
+        ids = pd.DataFrame(
+            {"sample": [str(name)] * len(body), "condition": [str(cond)] * len(body)},
+            index=body.index,
+        )
+        parts.append(pd.concat([ids, body], axis=1))
+    if not parts:
+        return pd.DataFrame(columns=list(_ID_COLUMNS))
+    non_empty = [p for p in parts if len(p)]
+    out = pd.concat(non_empty or parts, ignore_index=True, sort=False)
+    front = list(_ID_COLUMNS)
+    return out[front + [c for c in out.columns if c not in front]]
+
+
+def per_cell(
+    objects: pd.DataFrame,
+    measures: Sequence[str] = DEFAULT_OBJECT_MEASURES,
+    *,
+    classes: Sequence[str] | None = None,
+    samples: pd.DataFrame | None = None,
+) -> pd.DataFrame:
+    """Reduce a stacked per-object table to one row per cell.
+
+    For every organelle class, the number of objects (``<class>_count``) and the median
+    of each measure over that cell's objects (``<class>_<measure>_median``, e.g.
+    ``lipid_droplet_volume_um3_median``). Cells, not organelles, are the statistical
+    unit: test these columns, not the per-object rows.
+
+    Parameters
+    ----------
+    objects : DataFrame
+        Stacked per-object table (:func:`stack_tables`) with columns ``sample``,
+        ``class`` and the measures; ``condition`` is carried over when present.
+    measures : sequence of str
+        Numeric per-object columns to summarise by their median.
+    classes : sequence of str, optional
+        Classes to report, in this order. Default: every class present, sorted. A class
+        absent from a cell gets count 0 and NaN medians.
+    samples : DataFrame, optional
+        Sample sheet (``sample``, ``condition``). When given, every sample in it gets a
+        row (cells without any object get counts of 0), in the sheet's order, and the
+        condition comes from the sheet.
+
+    Returns
+    -------
+    DataFrame
+        One row per cell: ``sample``, ``condition`` (if known), then per class
+        ``<class>_count`` followed by ``<class>_<measure>_median`` for each measure.
+
+    Raises
+    ------
+    ValueError
+        On missing columns, non-numeric measures, or a sample in several conditions.
+    """
+    measures = list(measures)
+    need = ["sample", "class", *measures]
+    missing = [c for c in need if c not in objects.columns]
+    if missing:
+        raise ValueError(f"per-object table lacks column(s) {missing}")
+    for m in measures:
+        if not (
+            pd.api.types.is_numeric_dtype(objects[m]) and not pd.api.types.is_bool_dtype(objects[m])
+        ):
+            raise ValueError(f"measure {m!r} is not numeric (dtype {objects[m].dtype})")
+    obj = objects.copy()
+    obj["sample"] = obj["sample"].astype(str)
+    obj["class"] = obj["class"].astype(str)
+
+    # sample order and condition
+    if samples is not None:
+        if not set(_ID_COLUMNS) <= set(samples.columns):
+            raise ValueError("samples must have columns 'sample' and 'condition'")
+        order = list(dict.fromkeys(samples["sample"].astype(str)))
+        condition_of = dict(zip(samples["sample"].astype(str), samples["condition"], strict=True))
+        unknown = sorted(set(obj["sample"]) - set(order))
+        if unknown:
+            raise ValueError(f"objects of sample(s) {unknown} are not in the sample sheet")
+    else:
+        order = list(dict.fromkeys(obj["sample"]))
+        condition_of = None
+        if "condition" in obj.columns:
+            per = obj.groupby("sample", sort=False)["condition"].nunique(dropna=False)
+            bad = sorted(per.index[per > 1])
+            if bad:
+                raise ValueError(f"sample(s) {bad} appear under more than one condition")
+            condition_of = dict(zip(obj["sample"], obj["condition"], strict=True))
+
+    if classes is None:
+        classes = sorted(obj["class"].unique())
+    classes = [str(c) for c in classes]
+    obj = obj[obj["class"].isin(classes)]
+
+    grouped = obj.groupby(["sample", "class"], sort=False)
+    counts = grouped.size()
+    medians = grouped[measures].median() if measures else None
+
+    out = pd.DataFrame({"sample": order})
+    if condition_of is not None:
+        out["condition"] = [condition_of[s] for s in order]
+    columns: dict[str, np.ndarray] = {}
+    for cls in classes:
+        columns[f"{cls}_count"] = np.array(
+            [int(counts.get((s, cls), 0)) for s in order], dtype=np.int64
+        )
+        for m in measures:
+            columns[f"{cls}_{m}_median"] = np.array(
+                [
+                    float(medians.at[(s, cls), m]) if (s, cls) in medians.index else np.nan
+                    for s in order
+                ],
+                dtype=float,
+            )
+    return pd.concat([out, pd.DataFrame(columns, index=out.index)], axis=1)
+
+
+def _check_cells(cells: pd.DataFrame) -> None:
+    if "condition" not in cells.columns:
+        raise ValueError("the per-cell table needs a 'condition' column (see stack_tables)")
+    if cells["condition"].isna().any():
+        raise ValueError("some cells have no condition")
+    if "sample" in cells.columns and cells["sample"].duplicated().any():
+        dup = sorted(set(cells.loc[cells["sample"].duplicated(), "sample"].astype(str)))
+        raise ValueError(
+            f"sample(s) {dup[:5]} appear in several rows: the table must hold one row per cell "
+            "(aggregate per-object tables with per_cell first; organelles are not independent)"
+        )
+
+
+def _default_measures(cells: pd.DataFrame) -> list[str]:
+    return [
+        c
+        for c in cells.columns
+        if c not in _ID_COLUMNS
+        and pd.api.types.is_numeric_dtype(cells[c])
+        and not pd.api.types.is_bool_dtype(cells[c])
+    ]
+
+
+def _resolve_measures(cells: pd.DataFrame, measures: Iterable[str] | None) -> list[str]:
+    if measures is None:
+        return _default_measures(cells)
+    if isinstance(measures, str):
+        measures = [measures]
+    measures = list(measures)
+    missing = [m for m in measures if m not in cells.columns]
+    if missing:
+        raise ValueError(f"measure(s) {missing} are not columns of the table")
+    for m in measures:
+        if not pd.api.types.is_numeric_dtype(cells[m]) or pd.api.types.is_bool_dtype(cells[m]):
+            raise ValueError(f"measure {m!r} is not numeric (dtype {cells[m].dtype})")
+    return measures
+
+
+def _conditions(cells: pd.DataFrame) -> list[str]:
+    return list(dict.fromkeys(cells["condition"].astype(str)))
+
+
+def _values(cells: pd.DataFrame, measure: str, condition: str) -> np.ndarray:
+    x = cells.loc[cells["condition"].astype(str) == condition, measure].to_numpy(dtype=float)
+    return x[np.isfinite(x)]
+
+
+def summarise(cells: pd.DataFrame, measures: Iterable[str] | None = None) -> pd.DataFrame:
+    """Descriptive statistics per measure and condition.
+
+    Parameters
+    ----------
+    cells : DataFrame
+        One row per cell with a ``condition`` column.
+    measures : list of str, optional
+        Columns to describe; default every numeric column except ``sample``/``condition``.
+
+    Returns
+    -------
+    DataFrame
+        Tidy, one row per (measure, condition) in column/appearance order:
+        ``measure, condition, n_cells, mean, sd, median, q25, q75``. ``n_cells`` counts
+        the finite values; ``sd`` uses ddof=1 (NaN for fewer than 2 cells); quartiles use
+        linear interpolation.
+    """
+    _check_cells(cells)
+    measures = _resolve_measures(cells, measures)
+    rows = []
+    for m in measures:
+        for cond in _conditions(cells):
+            x = _values(cells, m, cond)
+            n = x.size
+            rows.append(
+                {
+                    "measure": m,
+                    "condition": cond,
+                    "n_cells": n,
+                    "mean": float(np.mean(x)) if n else np.nan,
+                    "sd": float(np.std(x, ddof=1)) if n > 1 else np.nan,
+                    "median": float(np.median(x)) if n else np.nan,
+                    "q25": float(np.percentile(x, 25)) if n else np.nan,
+                    "q75": float(np.percentile(x, 75)) if n else np.nan,
+                }
+            )
+    out = pd.DataFrame(rows, columns=SUMMARY_COLUMNS)
+    out["n_cells"] = out["n_cells"].astype(np.int64)
+    return out
+
+
+# --------------------------------------------------------------------------- statistics
+
+
+def holm(p_values: ArrayLike) -> np.ndarray:
+    """Holm–Bonferroni step-down adjusted p-values; NaN entries are ignored and kept."""
+    p = np.asarray(p_values, dtype=float)
+    out = np.full(p.shape, np.nan)
+    ok = np.isfinite(p)
+    m = int(ok.sum())
+    if m == 0:
+        return out
+    pv = p[ok]
+    order = np.argsort(pv, kind="stable")
+    adj = (m - np.arange(m)) * pv[order]
+    adj = np.minimum(np.maximum.accumulate(adj), 1.0)
+    res = np.empty(m)
+    res[order] = adj
+    out[ok] = res
+    return out
+
+
+def _bh(p_values: np.ndarray) -> np.ndarray:
+    p = np.asarray(p_values, dtype=float)
+    out = np.full(p.shape, np.nan)
+    ok = np.isfinite(p)
+    if ok.any():
+        out[ok] = stats.false_discovery_control(np.clip(p[ok], 0.0, 1.0), method="bh")
+    return out
+
+
+def dunn_test(groups: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """Dunn's (1964) pairwise test on pooled ranks, with the tie correction.
+
+    For groups *i*, *j* with mean pooled ranks ``R_i``, ``R_j`` (average ranks for ties,
+    over all ``N`` observations of all groups)::
+
+        z_ij = (R_i - R_j) / sqrt((N (N + 1) / 12 - sum(t^3 - t) / (12 (N - 1)))
+                                  * (1 / n_i + 1 / n_j))
+
+    where *t* runs over the sizes of tied runs. ``p_ij = 2 (1 - Phi(|z_ij|))``.
+    With two groups ``z**2`` equals the tie-corrected Kruskal–Wallis H.
+
+    Parameters
+    ----------
+    groups : sequence of 1-D arrays
+        Observations per group (NaN must be removed beforehand).
+
+    Returns
+    -------
+    z, p : ndarray, shape (k, k)
+        Signed z statistics (positive when row group ranks higher) and unadjusted
+        two-sided p-values. Diagonal: z = 0, p = 1.
+    """
+    groups = [np.asarray(g, dtype=float).ravel() for g in groups]
+    sizes = np.array([g.size for g in groups], dtype=float)
+    if np.any(sizes < 1):
+        raise ValueError("every group needs at least one observation")
+    pooled = np.concatenate(groups)
+    n_total = pooled.size
+    ranks = stats.rankdata(pooled)
+    bounds = np.cumsum(np.r_[0, sizes]).astype(int)
+    mean_rank = np.array([ranks[a:b].mean() for a, b in zip(bounds[:-1], bounds[1:], strict=True)])
+    _, tie_sizes = np.unique(pooled, return_counts=True)
+    tie_term = np.sum(tie_sizes.astype(float) ** 3 - tie_sizes) / (12.0 * (n_total - 1))
+    var = n_total * (n_total + 1) / 12.0 - tie_term
+    k = len(groups)
+    z = np.zeros((k, k))
+    if var <= 0:
+        return z, np.ones((k, k))
+    se = np.sqrt(var * (1.0 / sizes[:, None] + 1.0 / sizes[None, :]))
+    z = (mean_rank[:, None] - mean_rank[None, :]) / se
+    p = 2.0 * stats.norm.sf(np.abs(z))
+    np.fill_diagonal(p, 1.0)
+    return z, p
+
+
+def _dunn_p(groups: Sequence[np.ndarray]) -> np.ndarray:
+    """Unadjusted Dunn p-values: scikit-posthocs when installed, else :func:`dunn_test`."""
+    try:
+        import scikit_posthocs as sp
+    except ImportError:
+        return dunn_test(groups)[1]
+    return sp.posthoc_dunn([np.asarray(g, float) for g in groups], p_adjust=None).to_numpy(float)
+
+
+def cliffs_delta(x: np.ndarray, y: np.ndarray) -> float:
+    """Cliff's delta ``P(X > Y) - P(X < Y)`` (= 2 U / (n m) - 1 = rank-biserial r).
+
+    Ranges from -1 (every x below every y) to 1; ties count half. NaN if a sample is empty.
+    """
+    x = np.asarray(x, dtype=float).ravel()
+    y = np.asarray(y, dtype=float).ravel()
+    n, m = x.size, y.size
+    if n == 0 or m == 0:
+        return np.nan
+    ranks = stats.rankdata(np.concatenate([x, y]))
+    u = ranks[:n].sum() - n * (n + 1) / 2.0
+    return float(2.0 * u / (n * m) - 1.0)
+
+
+def _rng_for(seed: int, measure: str, condition: str) -> np.random.Generator:
+    """A generator that depends on the seed and the comparison, not on the loop order."""
+    key = zlib.crc32(f"{measure}\0{condition}".encode())
+    return np.random.default_rng([int(seed), key])
+
+
+def _bootstrap_median_difference(
+    x: np.ndarray, y: np.ndarray, n_boot: int, rng: np.random.Generator, level: float = 0.95
+) -> tuple[float, float]:
+    """Percentile bootstrap CI of ``median(x) - median(y)``, resampling within each group."""
+    if n_boot < 1 or x.size < 2 or y.size < 2:
+        return np.nan, np.nan
+    ix = rng.integers(0, x.size, size=(n_boot, x.size))
+    iy = rng.integers(0, y.size, size=(n_boot, y.size))
+    diffs = np.median(x[ix], axis=1) - np.median(y[iy], axis=1)
+    tail = 100.0 * (1.0 - level) / 2.0
+    lo, hi = np.percentile(diffs, [tail, 100.0 - tail])
+    return float(lo), float(hi)
+
+
+def test_conditions(
+    cells: pd.DataFrame,
+    *,
+    reference: str,
+    measures: Iterable[str] | None = None,
+    n_boot: int = 2000,
+    seed: int = 0,
+    alpha: float = 0.05,
+) -> pd.DataFrame:
+    """Test every measure between each condition and the reference condition.
+
+    Parameters
+    ----------
+    cells : DataFrame
+        One row per cell (never per organelle) with a ``condition`` column.
+    reference : str
+        The control condition every other condition is compared with.
+    measures : list of str, optional
+        Columns to test; default every numeric column except ``sample``/``condition``.
+    n_boot : int
+        Bootstrap resamples for the CI of the median difference (0 disables it).
+    seed : int
+        Seed of the bootstrap; results are identical for identical inputs and seed.
+    alpha : float
+        Threshold on ``q_value`` (and, for > 2 conditions, on ``omnibus_q``) for
+        ``significant``.
+
+    Returns
+    -------
+    DataFrame
+        One row per (measure, condition ≠ reference), columns ``measure, condition,
+        reference, n, n_reference, test, statistic, p_value, q_value, median_difference,
+        ci_low, ci_high, cliffs_delta, significant, omnibus_test, omnibus_statistic,
+        omnibus_p, omnibus_q, note``.
+
+        * Two conditions: ``test = "mann-whitney-u"`` (two-sided), ``statistic`` is U of
+          the condition; ``omnibus_*`` are empty/NaN.
+        * More than two: ``omnibus_test = "kruskal-wallis"`` (H, p, and its BH q across
+          measures); ``test = "dunn-holm"``, ``statistic`` is Dunn's z (positive when the
+          condition ranks above the reference) and ``p_value`` is Holm-adjusted over the
+          comparisons with the reference within the measure. ``significant`` also needs
+          ``omnibus_q < alpha`` (post-hoc results are only read after a significant
+          omnibus test).
+        * ``q_value``: Benjamini–Hochberg over all finite ``p_value`` of the table.
+        * ``median_difference = median(condition) - median(reference)``, with a percentile
+          bootstrap CI (``ci_low``, ``ci_high``; needs ≥ 2 cells per group);
+          ``cliffs_delta = P(X > Y) - P(X < Y)``, X the condition, Y the reference.
+        * ``n``, ``n_reference``: cells with a finite value.
+        * A measure with fewer than 2 cells in a group, or with one value in all cells,
+          gets NaN p (``significant`` False) and the reason in ``note``; it is kept.
+
+    Raises
+    ------
+    ValueError
+        If ``reference`` is not a condition, there is a single condition, or the table
+        has several rows per sample.
+    """
+    _check_cells(cells)
+    measures = _resolve_measures(cells, measures)
+    conditions = _conditions(cells)
+    reference = str(reference)
+    if reference not in conditions:
+        raise ValueError(f"reference condition {reference!r} not among conditions {conditions}")
+    if len(conditions) < 2:
+        raise ValueError(f"need at least two conditions to compare, got {conditions}")
+    others = [c for c in conditions if c != reference]
+    multi = len(conditions) > 2
+
+    rows: list[dict] = []
+    for m in measures:
+        data = {c: _values(cells, m, c) for c in conditions}
+        y = data[reference]
+        usable = [c for c in conditions if data[c].size >= 2]
+        pooled = np.concatenate([data[c] for c in usable]) if usable else np.array([])
+        constant = pooled.size > 0 and np.ptp(pooled) == 0
+
+        omni = {"omnibus_test": "", "omnibus_statistic": np.nan, "omnibus_p": np.nan}
+        posthoc: dict[str, tuple[float, float]] = {}
+        if multi:
+            omni["omnibus_test"] = "kruskal-wallis"
+            if reference in usable and len(usable) >= 2 and not constant:
+                groups = [data[c] for c in usable]
+                h, p_h = stats.kruskal(*groups)
+                omni["omnibus_statistic"], omni["omnibus_p"] = float(h), float(p_h)
+                z, _ = dunn_test(groups)
+                p_raw = _dunn_p(groups)
+                ir = usable.index(reference)
+                comp = [c for c in usable if c != reference]
+                p_adj = holm([p_raw[usable.index(c), ir] for c in comp])
+                for c, pa in zip(comp, p_adj, strict=True):
+                    posthoc[c] = (float(z[usable.index(c), ir]), float(pa))
+
+        for cond in others:
+            x = data[cond]
+            row = {
+                "measure": m,
+                "condition": cond,
+                "reference": reference,
+                "n": int(x.size),
+                "n_reference": int(y.size),
+                "test": "dunn-holm" if multi else "mann-whitney-u",
+                "statistic": np.nan,
+                "p_value": np.nan,
+                "note": "",
+                **omni,
+            }
+            if x.size < 2 or y.size < 2:
+                row["note"] = f"fewer than 2 cells with a value (n={x.size}, n_reference={y.size})"
+            elif constant:
+                row["note"] = "constant: every cell has the same value"
+            elif multi:
+                row["statistic"], row["p_value"] = posthoc[cond]
+            else:
+                res = stats.mannwhitneyu(x, y, alternative="two-sided")
+                row["statistic"], row["p_value"] = float(res.statistic), float(res.pvalue)
+
+            if x.size and y.size:
+                row["median_difference"] = float(np.median(x) - np.median(y))
+                row["cliffs_delta"] = cliffs_delta(x, y)
+            else:
+                row["median_difference"] = row["cliffs_delta"] = np.nan
+            row["ci_low"], row["ci_high"] = _bootstrap_median_difference(
+                x, y, n_boot, _rng_for(seed, m, cond)
+            )
+            rows.append(row)
+
+    out = pd.DataFrame(
+        rows, columns=[c for c in TEST_COLUMNS if c not in ("q_value", "significant", "omnibus_q")]
+    )
+    out["q_value"] = _bh(out["p_value"].to_numpy(dtype=float))
+    omnibus_q = np.full(len(out), np.nan)
+    if multi and len(out):
+        per_measure = out.groupby("measure", sort=False)["omnibus_p"].first()
+        q_by_measure = dict(zip(per_measure.index, _bh(per_measure.to_numpy(float)), strict=True))
+        omnibus_q = out["measure"].map(q_by_measure).to_numpy(dtype=float)
+    out["omnibus_q"] = omnibus_q
+    significant = out["q_value"].to_numpy(dtype=float) < alpha
+    if multi:
+        significant &= omnibus_q < alpha
+    out["significant"] = np.asarray(significant, dtype=bool)
+    out = out[TEST_COLUMNS]
+    for c in ("n", "n_reference"):
+        out[c] = out[c].astype(np.int64)
+    return out.reset_index(drop=True)
+
+
+# keep pytest from collecting this function when a test module imports it by name
+test_conditions.__test__ = False  # type: ignore[attr-defined]
+
+
+# --------------------------------------------------------------------------- plots
+
+_UNIT_SUFFIXES = (
+    ("_per_um3", "µm⁻³"),
+    ("_per_um2", "µm⁻²"),
+    ("_per_um", "µm⁻¹"),
+    ("_um3", "µm³"),
+    ("_um2", "µm²"),
+    ("_um", "µm"),
+    ("_nm3", "nm³"),
+    ("_nm2", "nm²"),
+    ("_nm", "nm"),
+    ("_fraction", "fraction"),
+    ("_count", "count"),
+    ("_percent", "%"),
+    ("_pct", "%"),
+)
+_AGGREGATE_SUFFIX = re.compile(r"_(median|mean|sd|std|min|max|sum|q25|q75)$")
+
+
+def measure_unit(name: str) -> str:
+    """Unit of a column from its name's suffix (after dropping ``_median``/``_mean`` …).
+
+    ``_um3`` → µm³, ``_um2`` → µm², ``_per_um`` → µm⁻¹, ``_um`` → µm, ``_fraction`` →
+    fraction, ``_count`` → count; ``""`` when the suffix names no unit (e.g. sphericity).
+    """
+    base = _AGGREGATE_SUFFIX.sub("", str(name))
+    for suffix, unit in _UNIT_SUFFIXES:
+        if base.endswith(suffix):
+            return unit
+    return ""
+
+
+def _ordered_conditions(cells: pd.DataFrame, reference: str | None) -> list[str]:
+    conditions = _conditions(cells)
+    if reference is not None:
+        reference = str(reference)
+        if reference not in conditions:
+            raise ValueError(f"reference condition {reference!r} not among conditions {conditions}")
+        conditions = [reference] + [c for c in conditions if c != reference]
+    return conditions
+
+
+def _new_figure(width: float, height: float):
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(width, height), layout="constrained")
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def _save_png_svg(fig, path_png: str | os.PathLike) -> tuple[Path, Path]:
+    import matplotlib
+
+    path_png = Path(path_png)
+    path_svg = path_png.with_suffix(".svg")
+    with matplotlib.rc_context({"svg.hashsalt": "sxtflow", "svg.fonttype": "none"}):
+        with atomic_path(path_png) as tmp:
+            fig.savefig(tmp, format="png", dpi=150)
+        with atomic_path(path_svg) as tmp:
+            fig.savefig(tmp, format="svg", metadata={"Date": None})
+    return path_png, path_svg
+
+
+def _colours(n: int) -> list:
+    import matplotlib
+
+    cmap = matplotlib.colormaps["tab10"]
+    return [cmap(i % 10) for i in range(n)]
+
+
+def plot_measures(
+    cells: pd.DataFrame,
+    measures: Iterable[str],
+    path_png: str | os.PathLike,
+    *,
+    reference: str | None = None,
+    seed: int = 0,
+) -> tuple[Path, Path]:
+    """Grid of box (and violin) plots, one panel per measure, cells as jittered points.
+
+    Parameters
+    ----------
+    cells : DataFrame
+        One row per cell with a ``condition`` column.
+    measures : list of str
+        Numeric columns, one panel each; the y label is the unit parsed from the name
+        (:func:`measure_unit`).
+    path_png : path-like
+        Output PNG; an SVG with the same stem is written beside it. Both atomically.
+    reference : str, optional
+        Condition drawn first (leftmost); default order of appearance.
+    seed : int
+        Seed of the horizontal jitter (plots are reproducible).
+
+    Returns
+    -------
+    (Path, Path)
+        The PNG and SVG paths.
+    """
+    _check_cells(cells)
+    measures = _resolve_measures(cells, measures)
+    if not measures:
+        raise ValueError("no measures to plot")
+    conditions = _ordered_conditions(cells, reference)
+    colours = _colours(len(conditions))
+    ncols = min(3, len(measures))
+    nrows = -(-len(measures) // ncols)
+    width = max(3.2, 0.9 * len(conditions) + 1.4)
+    fig = _new_figure(width * ncols, 3.0 * nrows)
+    axes = fig.subplots(nrows, ncols, squeeze=False)
+    rng = np.random.default_rng(seed)
+    positions = np.arange(1, len(conditions) + 1, dtype=float)
+    for k, m in enumerate(measures):
+        ax = axes.flat[k]
+        data = [_values(cells, m, c) for c in conditions]
+        drawn = [(p, d) for p, d in zip(positions, data, strict=True) if d.size]
+        violins = [(p, d) for p, d in drawn if d.size >= 3 and np.ptp(d) > 0]
+        if violins:
+            parts = ax.violinplot(
+                [d for _, d in violins],
+                positions=[p for p, _ in violins],
+                widths=0.8,
+                showextrema=False,
+            )
+            for body in parts["bodies"]:
+                body.set_facecolor("0.85")
+                body.set_edgecolor("none")
+                body.set_alpha(0.8)
+        if drawn:
+            ax.boxplot(
+                [d for _, d in drawn],
+                positions=[p for p, _ in drawn],
+                widths=0.45,
+                showfliers=False,
+                medianprops={"color": "black"},
+            )
+        for p, d, colour in zip(positions, data, colours, strict=True):
+            jitter = rng.uniform(-0.12, 0.12, size=d.size)
+            ax.scatter(p + jitter, d, s=14, color=colour, alpha=0.85, zorder=3, linewidths=0)
+        ax.set_xticks(positions)
+        ax.set_xticklabels([f"{c}\n(n={d.size})" for c, d in zip(conditions, data, strict=True)])
+        ax.set_xlim(0.4, len(conditions) + 0.6)
+        ax.set_title(m, fontsize=9)
+        ax.set_ylabel(measure_unit(m) or "value")
+    for ax in axes.flat[len(measures) :]:
+        ax.set_visible(False)
+    return _save_png_svg(fig, path_png)
+
+
+def plot_fractions(
+    cells: pd.DataFrame, classes: Iterable[str], path_png: str | os.PathLike
+) -> tuple[Path, Path]:
+    """Stacked bars of the mean volume fraction of each class per condition.
+
+    Parameters
+    ----------
+    cells : DataFrame
+        One row per cell with ``condition`` and ``<class>_fraction`` columns.
+    classes : list of str
+        Class names (``nucleus``) or fraction columns (``nucleus_fraction``).
+    path_png : path-like
+        Output PNG; an SVG with the same stem is written beside it. Both atomically.
+
+    Returns
+    -------
+    (Path, Path)
+        The PNG and SVG paths.
+
+    Notes
+    -----
+    Means ignore NaN. When the means add to less than 1, the remainder is drawn as
+    "rest of cell".
+    """
+    _check_cells(cells)
+    classes = [classes] if isinstance(classes, str) else list(classes)
+    if not classes:
+        raise ValueError("no classes to plot")
+    cols = [c if c.endswith("_fraction") else f"{c}_fraction" for c in classes]
+    missing = [c for c in cols if c not in cells.columns]
+    if missing:
+        raise ValueError(f"column(s) {missing} are not in the per-cell table")
+    conditions = _conditions(cells)
+    means = np.array(
+        [
+            [np.mean(v) if (v := _values(cells, c, cond)).size else np.nan for c in cols]
+            for cond in conditions
+        ]
+    )
+    counts = [int((cells["condition"].astype(str) == cond).sum()) for cond in conditions]
+    fig = _new_figure(max(3.5, 1.0 * len(conditions) + 2.5), 3.5)
+    ax = fig.subplots()
+    x = np.arange(len(conditions))
+    bottom = np.zeros(len(conditions))
+    colours = _colours(len(cols))
+    for j, col in enumerate(cols):
+        h = np.nan_to_num(means[:, j])
+        ax.bar(
+            x, h, bottom=bottom, width=0.6, color=colours[j], label=col.removesuffix("_fraction")
+        )
+        bottom += h
+    rest = 1.0 - bottom
+    if np.any(rest > 1e-9):
+        ax.bar(
+            x, np.clip(rest, 0, None), bottom=bottom, width=0.6, color="0.9", label="rest of cell"
+        )
+    ax.set_xticks(x)
+    ax.set_xticklabels([f"{c}\n(n={n})" for c, n in zip(conditions, counts, strict=True)])
+    ax.set_ylabel("mean volume fraction")
+    ax.set_ylim(0, max(1.0, float(np.nanmax(bottom)) if bottom.size else 1.0))
+    ax.legend(fontsize=8, loc="center left", bbox_to_anchor=(1.0, 0.5), frameon=False)
+    return _save_png_svg(fig, path_png)

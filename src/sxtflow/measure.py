@@ -1,0 +1,349 @@
+"""Per-object and per-cell measurements: morphometry and LAC ("molecular density").
+
+Conventions
+-----------
+* Volumes are ``(z, y, x)``; the voxel size comes from the :class:`~sxtflow.io.Volume`
+  (``spacing_um``). Centroids are in µm along (z, y, x), the centre of voxel ``[0, 0, 0]``
+  at 0.
+* Objects are connected components of each class with **26-connectivity** (voxels sharing a
+  face, an edge or a corner belong together; :func:`scipy.ndimage.label` with a 3×3×3 block).
+* ``volume_um3`` = voxel count × voxel volume (≤ 1 % error for radius ≥ 5 voxels, unbiased).
+  ``surface_um2`` = area of the Taubin-smoothed marching-cubes mesh
+  (:mod:`sxtflow.mesh`; ~+1 % on balls of radius ≥ 10 voxels). Below an equivalent-sphere
+  radius of ``small_radius_vox`` voxels (default 5) the area, and so the sphericity, is not
+  trustworthy: such rows have ``small_object = True``.
+* The surface of an object is its whole boundary, including interfaces with objects it
+  encloses (the cytoplasm's area includes the nuclear envelope and every organelle surface).
+* ``sphericity`` ψ = π^(1/3) (6 V)^(2/3) / A with V from voxels and A from the mesh
+  (1 for a ball, smaller otherwise).
+* Shape from the inertia ellipsoid: the covariance of the voxel centres (in µm, plus the
+  variance s²/12 of a uniform voxel along each axis) has eigenvalues λ1 ≥ λ2 ≥ λ3; the
+  semi-axes of the ellipsoid with the same second moments are R_i = sqrt(5 λ_i).
+  ``elongation`` = R2 / R1 and ``flatness`` = R3 / R2 (Zingg ratios; both in (0, 1], 1 =
+  isotropic; a rod has low elongation, a disc low flatness). PyRadiomics' ``Elongation`` is
+  the same R2/R1; its ``Flatness`` is R3/R1 = ``elongation * flatness`` here.
+* LAC statistics over the object's voxels, in µm⁻¹: mean, median, population SD (ddof 0),
+  10th and 90th percentiles.
+* ``cell_surface_distance_um``: Euclidean distance (µm, anisotropic voxels respected) from
+  the object's centroid to the nearest voxel outside the cell — the Euclidean distance
+  transform of the cell mask, evaluated at the centroid (NaN for the cell row or a centroid
+  outside the cell). It is computed with a k-d tree over the one-voxel shell around the cell
+  (the nearest outside voxel always lies in that shell), so memory scales with the cell's
+  surface rather than its volume; no mesh-proximity query is needed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import numpy as np
+import pandas as pd
+from scipy import ndimage
+
+from .io import Volume
+from .mesh import CONNECTIVITY_26, _mesh_crop
+from .progress import progress
+
+__all__ = ["instances", "measure_objects", "cell_summary", "OBJECT_COLUMNS", "CELL_CLASS"]
+
+#: Name of the row / class that stands for the whole cell (union of non-ice classes).
+CELL_CLASS = "cell"
+
+#: Columns of :func:`measure_objects`, in order.
+OBJECT_COLUMNS = [
+    "class",
+    "object_id",
+    "n_voxels",
+    "volume_um3",
+    "surface_um2",
+    "sphericity",
+    "elongation",
+    "flatness",
+    "centroid_z_um",
+    "centroid_y_um",
+    "centroid_x_um",
+    "lac_mean_per_um",
+    "lac_median_per_um",
+    "lac_sd_per_um",
+    "lac_p10_per_um",
+    "lac_p90_per_um",
+    "cell_surface_distance_um",
+    "small_object",
+]
+
+
+def instances(labels: np.ndarray, classes: dict[str, int]) -> tuple[np.ndarray, pd.DataFrame]:
+    """Split semantic class labels into connected-component instances.
+
+    Parameters
+    ----------
+    labels : ndarray of int, shape (z, y, x)
+        Semantic class labels.
+    classes : dict of str to int
+        Class name → label value; only these classes are split (pass the non-ice classes).
+
+    Returns
+    -------
+    instance_labels : ndarray of int32, shape (z, y, x)
+        0 = background, 1…N = instances, numbered class by class in the order of
+        ``classes`` and within a class in raster order. Components are 26-connected.
+    table : pandas.DataFrame
+        One row per instance: ``object_id`` (int), ``class`` (str), ``class_value`` (int).
+
+    Examples
+    --------
+    >>> lab = np.zeros((1, 1, 7), np.uint8); lab[0, 0, [0, 1, 4]] = 2; lab[0, 0, 6] = 4
+    >>> inst, table = instances(lab, {"cytoplasm": 2, "nucleus": 4})
+    >>> inst.ravel().tolist(), table["class"].tolist()
+    ([1, 1, 0, 0, 2, 0, 3], ['cytoplasm', 'cytoplasm', 'nucleus'])
+    """
+    labels = np.asarray(labels)
+    if labels.ndim != 3:
+        raise ValueError(f"labels must be 3D (z, y, x), got shape {labels.shape}")
+    out = np.zeros(labels.shape, dtype=np.int32)
+    rows = []
+    offset = 0
+    for name, value in classes.items():
+        comps, n = ndimage.label(labels == value, structure=CONNECTIVITY_26, output=np.int32)
+        if n == 0:
+            continue
+        sel = comps > 0
+        out[sel] = comps[sel] + offset
+        rows.extend(
+            {"object_id": offset + i, "class": name, "class_value": int(value)}
+            for i in range(1, n + 1)
+        )
+        offset += n
+    table = pd.DataFrame(rows, columns=["object_id", "class", "class_value"])
+    return out, table
+
+
+def _shape(coords_um: np.ndarray, spacing: np.ndarray) -> tuple[float, float, np.ndarray]:
+    """Elongation, flatness and centroid from voxel-centre coordinates (n, 3) in µm."""
+    centroid = coords_um.mean(axis=0)
+    if len(coords_um) < 2:
+        return np.nan, np.nan, centroid
+    d = coords_um - centroid
+    cov = d.T @ d / len(coords_um) + np.diag(spacing**2 / 12.0)
+    lam = np.sort(np.clip(np.linalg.eigvalsh(cov), 0.0, None))[::-1]
+    r1, r2, r3 = np.sqrt(5.0 * lam)
+    return float(r2 / r1), float(r3 / r2) if r2 > 0 else np.nan, centroid
+
+
+def _row(
+    name: str,
+    oid: int,
+    mask: np.ndarray,
+    start: tuple[int, ...],
+    lac_crop: np.ndarray,
+    spacing: np.ndarray,
+    smooth_iterations: int,
+    small_n: float,
+    depth_of,
+) -> dict:
+    n = int(mask.sum())
+    voxel_volume = float(np.prod(spacing))
+    volume = n * voxel_volume
+    mesh = _mesh_crop(mask, spacing, start, smooth_iterations)
+    area = float(mesh.area)
+    sphericity = np.pi ** (1 / 3) * (6 * volume) ** (2 / 3) / area if area > 0 else np.nan
+    idx = np.argwhere(mask)
+    coords = (idx + np.asarray(start)) * spacing
+    elongation, flatness, centroid = _shape(coords, spacing)
+    values = np.asarray(lac_crop[mask], dtype=np.float64)
+    p10, median, p90 = np.percentile(values, [10, 50, 90])
+    depth = np.nan if depth_of is None else depth_of(centroid)
+    return {
+        "class": name,
+        "object_id": int(oid),
+        "n_voxels": n,
+        "volume_um3": volume,
+        "surface_um2": area,
+        "sphericity": float(sphericity),
+        "elongation": elongation,
+        "flatness": flatness,
+        "centroid_z_um": float(centroid[0]),
+        "centroid_y_um": float(centroid[1]),
+        "centroid_x_um": float(centroid[2]),
+        "lac_mean_per_um": float(values.mean()),
+        "lac_median_per_um": float(median),
+        "lac_sd_per_um": float(values.std()),
+        "lac_p10_per_um": float(p10),
+        "lac_p90_per_um": float(p90),
+        "cell_surface_distance_um": depth,
+        "small_object": bool(n < small_n),
+    }
+
+
+def _surface_distance(cmask: np.ndarray, start, spacing: np.ndarray):
+    """Function: point (z, y, x) µm → distance (µm) to the nearest voxel outside the cell."""
+    from scipy.spatial import cKDTree
+
+    padded = np.pad(cmask, 1)
+    shell = ndimage.binary_dilation(padded, structure=CONNECTIVITY_26) & ~padded
+    tree = cKDTree((np.argwhere(shell) - 1 + np.asarray(start)) * spacing)
+    start = np.asarray(start)
+
+    def depth_of(point_um: np.ndarray) -> float:
+        k = np.round(np.asarray(point_um) / spacing).astype(int) - start
+        if np.any(k < 0) or np.any(k >= cmask.shape) or not cmask[tuple(k)]:
+            return np.nan
+        return float(tree.query(point_um)[0])
+
+    return depth_of
+
+
+def _cell_mask(labels: np.ndarray, values: list[int]) -> np.ndarray:
+    """Largest 26-connected component of the union of ``values``, enclosed holes filled."""
+    union = np.isin(labels, values)
+    comps, n = ndimage.label(union, structure=CONNECTIVITY_26)
+    if n == 0:
+        return union
+    sizes = np.bincount(comps.ravel())
+    sizes[0] = 0
+    cell = comps == int(np.argmax(sizes))
+    return ndimage.binary_fill_holes(cell)
+
+
+def measure_objects(
+    labels: Volume,
+    lac: Volume,
+    classes: dict[str, int],
+    *,
+    min_volume_um3: float = 0.0,
+    smooth_iterations: int = 20,
+    small_radius_vox: float = 5.0,
+    ice: str = "ice",
+) -> pd.DataFrame:
+    """Measure every object of every non-ice class, and the whole cell.
+
+    Parameters
+    ----------
+    labels : Volume
+        Semantic class labels, data shape (z, y, x).
+    lac : Volume
+        Linear absorption coefficient in µm⁻¹, same shape and voxel size as ``labels``.
+    classes : dict of str to int
+        Class name → label value. The class named ``ice`` is not measured; every other class is
+        split into 26-connected objects.
+    min_volume_um3 : float, optional
+        Objects smaller than this (µm³) are dropped (debris filter; not applied to the cell).
+    smooth_iterations : int, optional
+        Taubin smoothing iterations for the surface meshes.
+    small_radius_vox : float, optional
+        Objects with fewer voxels than a ball of this radius (in voxels) are flagged
+        ``small_object``.
+    ice : str, optional
+        Name of the embedding-medium class.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per object, columns :data:`OBJECT_COLUMNS` (units in the names; see the module
+        docstring for definitions). ``object_id`` is the id in the instance image of
+        :func:`instances` called with the non-ice classes. One extra row with ``class`` =
+        ``"cell"`` and ``object_id`` 0 describes the cell: the largest 26-connected
+        component of the union of all non-ice classes, enclosed holes filled. Work per object
+        is confined to its bounding box.
+    """
+    if labels.data.shape != lac.data.shape:
+        raise ValueError(f"labels shape {labels.data.shape} and LAC shape {lac.data.shape} differ")
+    if not np.allclose(labels.voxel_nm, lac.voxel_nm, rtol=1e-4):
+        raise ValueError(
+            f"labels voxel {labels.voxel_nm} nm and LAC voxel {lac.voxel_nm} nm differ"
+        )
+    spacing = np.asarray(labels.spacing_um, dtype=float)
+    lab = np.asarray(labels.data)
+    lacd = np.asarray(lac.data)
+    organelles = {k: int(v) for k, v in classes.items() if k != ice}
+    small_n = 4.0 / 3.0 * np.pi * small_radius_vox**3
+    voxel_volume = float(np.prod(spacing))
+
+    rows = []
+    cell = _cell_mask(lab, list(organelles.values()))
+    depth_of = None
+    if cell.any():
+        (csl,) = ndimage.find_objects(cell.astype(np.uint8))
+        cstart = tuple(s.start for s in csl)
+        cmask = cell[csl]
+        # the volume border counts as the cell's surface (the shell extends beyond it)
+        depth_of = _surface_distance(cmask, cstart, spacing)
+        cell_row = _row(
+            CELL_CLASS, 0, cmask, cstart, lacd[csl], spacing, smooth_iterations, small_n, None
+        )
+        rows.append(cell_row)
+
+    inst, table = instances(lab, organelles)
+    slices = ndimage.find_objects(inst)
+    pairs = list(zip(table["object_id"], table["class"], strict=True))
+    for oid, name in progress(pairs, len(pairs), "measuring objects"):
+        oid = int(oid)
+        sl = slices[oid - 1]
+        mask = inst[sl] == oid
+        if mask.sum() * voxel_volume < min_volume_um3:
+            continue
+        start = tuple(s.start for s in sl)
+        rows.append(
+            _row(
+                name,
+                oid,
+                mask,
+                start,
+                lacd[sl],
+                spacing,
+                smooth_iterations,
+                small_n,
+                depth_of,
+            )
+        )
+    out = pd.DataFrame(rows, columns=OBJECT_COLUMNS)
+    return out.astype({"object_id": int, "n_voxels": int, "small_object": bool})
+
+
+def cell_summary(objects: pd.DataFrame, classes: Iterable[str] | None = None) -> pd.DataFrame:
+    """Summarise an object table (:func:`measure_objects`) into one row per cell.
+
+    Parameters
+    ----------
+    objects : pandas.DataFrame
+        Output of :func:`measure_objects` (one cell row, class ``"cell"``).
+    classes : iterable of str, optional
+        Organelle classes to report even when they have no object (count 0, volume 0,
+        LAC NaN). Default: the classes present in ``objects``.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row: ``cell_volume_um3``, ``cell_surface_um2``, ``cell_sphericity``,
+        ``cell_lac_mean_per_um``, and for each class ``<class>_count``,
+        ``<class>_volume_um3``, ``<class>_fraction`` (class volume / cell volume) and
+        ``<class>_lac_mean_per_um`` (volume-weighted mean of the objects' means = mean over
+        all the class's voxels). Cell values are NaN without a cell row.
+    """
+    cell = objects[objects["class"] == CELL_CLASS]
+    row: dict[str, float] = {}
+    if len(cell):
+        c = cell.iloc[0]
+        row["cell_volume_um3"] = float(c["volume_um3"])
+        row["cell_surface_um2"] = float(c["surface_um2"])
+        row["cell_sphericity"] = float(c["sphericity"])
+        row["cell_lac_mean_per_um"] = float(c["lac_mean_per_um"])
+    else:
+        for k in ("cell_volume_um3", "cell_surface_um2", "cell_sphericity", "cell_lac_mean_per_um"):
+            row[k] = np.nan
+    rest = objects[objects["class"] != CELL_CLASS]
+    names = list(dict.fromkeys(rest["class"])) if classes is None else list(classes)
+    names = [n for n in names if n != CELL_CLASS]
+    cell_volume = row["cell_volume_um3"]
+    for name in names:
+        sub = rest[rest["class"] == name]
+        vol = float(sub["volume_um3"].sum())
+        row[f"{name}_count"] = len(sub)
+        row[f"{name}_volume_um3"] = vol
+        row[f"{name}_fraction"] = vol / cell_volume if cell_volume and cell_volume > 0 else np.nan
+        row[f"{name}_lac_mean_per_um"] = (
+            float(np.average(sub["lac_mean_per_um"], weights=sub["n_voxels"]))
+            if len(sub)
+            else np.nan
+        )
+    return pd.DataFrame([row])

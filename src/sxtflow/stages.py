@@ -1,0 +1,471 @@
+"""One function per pipeline stage, from files to files.
+
+The command line (``sxtflow <stage>``) and the Snakemake scripts call these and nothing else,
+so a reader goes rule → script → one function here → the science module. Every function
+reads its inputs through :mod:`sxtflow.io` (validated, clear errors) and writes atomically.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+
+from . import io
+from .io import InputError, Volume
+
+log = logging.getLogger("sxtflow")
+
+PathLike = str | os.PathLike
+
+
+# --------------------------------------------------------------------------- simulate
+
+
+def run_simulate(
+    out_projections: PathLike,
+    out_labels: PathLike,
+    out_lac: PathLike,
+    *,
+    cell_type: str,
+    shape: Sequence[int],
+    voxel_nm: float,
+    seed: int,
+    condition: Mapping | None = None,
+    n_angles: int = 120,
+    tilt_range_deg: float | None = None,
+    photons: float | None = 3000.0,
+    blur_nm: float = 0.0,
+    jitter_px: float = 0.0,
+    energy_ev: float = 517.0,
+) -> None:
+    """Simulate one cell: truth LAC (µm⁻¹) and labels, then its raw tilt series (HDF5)."""
+    from . import simulate
+
+    log.info(
+        "simulating a %s cell, %s voxels of %.1f nm, seed %d", cell_type, shape, voxel_nm, seed
+    )
+    lac, labels = simulate.simulate_cell(
+        cell_type,
+        tuple(shape),
+        voxel_nm,
+        seed=seed,
+        condition=dict(condition or {}),
+        energy_ev=energy_ev,
+    )
+    theta = simulate.tilt_angles(n_angles, tilt_range_deg)
+    proj = simulate.project(
+        lac, theta, photons=photons, blur_nm=blur_nm, jitter_px=jitter_px, seed=seed + 1
+    )
+    io.write_volume(out_lac, lac)
+    io.write_volume(out_labels, labels)
+    io.write_projections(out_projections, proj)
+
+
+def run_annotate(
+    truth_labels: PathLike,
+    out: PathLike,
+    *,
+    classes: Sequence[str],
+    slices_per_class: int = 3,
+    mode: str = "scribbles",
+    seed: int = 0,
+) -> None:
+    """Virtual annotator: sparse, manual-style labels drawn from a truth label volume."""
+    from . import simulate
+
+    truth = io.read_volume(truth_labels)
+    ann = simulate.annotate(
+        truth, list(classes), slices_per_class=slices_per_class, seed=seed, mode=mode
+    )
+    n = int(np.count_nonzero(ann.data))
+    log.info("annotated %d voxels (%.2f %% of the volume)", n, 100.0 * n / ann.data.size)
+    io.write_volume(out, ann)
+
+
+# --------------------------------------------------------------------------- reconstruct
+
+
+def run_reconstruct(
+    raw: PathLike,
+    out_tomogram: PathLike,
+    out_qc: PathLike | None = None,
+    out_preview: PathLike | None = None,
+    *,
+    kind: str = "projections",
+    voxel_nm: float | None = None,
+    algorithm: str = "fbp",
+    filter: str = "shepp-logan",  # noqa: A002 - the config key's name
+    center: str | float = "auto",
+    iterations: int = 100,
+    backend: str = "builtin",
+) -> Volume:
+    """Projections → calibrated LAC tomogram (µm⁻¹); a tomogram input is checked and copied.
+
+    ``voxel_nm`` (nm) overrides the file's pixel/voxel size; NaN or None means "from the file".
+    """
+    from . import qc, reconstruct
+
+    if voxel_nm is not None and not np.isfinite(voxel_nm):
+        voxel_nm = None
+    sinogram = None
+    if kind == "tomogram":
+        vol = io.read_volume(raw, voxel_nm)
+        if vol.data.dtype.kind != "f":
+            vol = Volume(vol.data.astype(np.float32), vol.voxel_nm, vol.meta)
+        vol.meta.setdefault("unit", "1/um")
+        vol.meta["ice_lac_per_um"] = float(reconstruct.ice_lac(vol.data))
+    else:
+        proj = io.read_projections(raw, pixel_nm=voxel_nm)
+        if proj.pixel_nm is None:
+            raise InputError(raw, "no pixel size in the file; give voxel_nm in the sample sheet")
+        vol = reconstruct.reconstruct(
+            proj,
+            algorithm=algorithm,
+            center=center,
+            backend=backend,
+            filter_name=filter,
+            iterations=iterations,
+        )
+        vol.meta["field_of_view"] = "cylinder"  # parallel beam: the inscribed cylinder
+        sinogram = proj.data[:, proj.data.shape[1] // 2, :]
+        if "shifts_px" in proj.meta:
+            vol.meta["true_shifts_rms_px"] = float(
+                np.sqrt(np.mean(np.square(proj.meta["shifts_px"])))
+            )
+    io.write_volume(out_tomogram, vol)
+    if out_qc:
+        io.write_json(
+            out_qc, {"input": str(raw), "kind": kind, "voxel_nm": vol.voxel_nm, **vol.meta}
+        )
+    if out_preview:
+        qc.reconstruction_preview(vol, out_preview, sinogram=sinogram)
+    return vol
+
+
+# --------------------------------------------------------------------------- segment
+
+
+def run_features(
+    tomogram: PathLike,
+    out: PathLike,
+    *,
+    sigmas: Sequence[float] | None = None,
+    families: Sequence[str] | None = None,
+    block: Sequence[int] = (64, 64, 64),
+) -> None:
+    """Multi-scale voxel features of a tomogram, block-wise, into a zarr store."""
+    from . import features
+
+    spec = features.FeatureSpec(
+        **{k: tuple(v) for k, v in (("sigmas", sigmas), ("families", families)) if v is not None}
+    )
+    vol = io.read_volume(tomogram)
+    log.info(
+        "%d features (%s) on %s voxels", spec.n_features, ", ".join(spec.families), vol.data.shape
+    )
+    features.write_features(out, vol, spec, block=tuple(block))
+
+
+def _read_annotation(path: PathLike, shape, voxel_nm) -> np.ndarray:
+    """A sparse label volume on the tomogram's grid (0 = not annotated), or a clear error."""
+    try:
+        ann = io.read_volume(path, voxel_nm=None)
+    except InputError as exc:
+        if "no voxel size" not in exc.problem:
+            raise
+        ann = io.read_volume(path, voxel_nm=voxel_nm)
+    if ann.data.shape != tuple(shape):
+        raise InputError(
+            path, f"annotation shape {ann.data.shape} differs from the tomogram's {tuple(shape)}"
+        )
+    if not np.allclose(ann.voxel_nm, voxel_nm, rtol=1e-3):
+        raise InputError(
+            path,
+            f"annotation voxel size {ann.voxel_nm} nm differs from the tomogram's {voxel_nm} nm",
+        )
+    data = ann.data
+    if data.dtype.kind == "f":
+        if not np.all(data == np.round(data)):
+            raise InputError(path, "annotation holds non-integer values; expected label values")
+    if data.min() < 0 or data.max() > 255:
+        raise InputError(path, f"annotation values {data.min()}..{data.max()} are outside 0..255")
+    return data.astype(np.uint8)
+
+
+def run_train(
+    features_paths: Sequence[PathLike],
+    annotation_paths: Sequence[PathLike],
+    out_model: PathLike,
+    *,
+    classes: Mapping[str, int],
+    seed: int = 0,
+    estimator: str = "random_forest",
+    n_estimators: int = 100,
+    max_depth: int | None = 18,
+    max_per_class: int = 50000,
+    threads: int = 1,
+) -> dict:
+    """Train the voxel classifier on the sparse annotations of one or more tomograms."""
+    from . import classify, features
+
+    if len(features_paths) != len(annotation_paths) or not features_paths:
+        raise ValueError("train needs one annotation per feature store, and at least one")
+    pairs = []
+    spec = None
+    for fpath, apath in zip(features_paths, annotation_paths, strict=True):
+        arr, fspec, voxel_nm = features.open_features(fpath)
+        if spec is not None and fspec != spec:
+            raise InputError(fpath, "feature specification differs from the other tomograms'")
+        spec = fspec
+        ann = _read_annotation(apath, arr.shape[1:], voxel_nm)
+        pairs.append((arr, ann, str(apath)))
+    model, card = classify.train(
+        pairs,
+        dict(classes),
+        spec=spec,
+        n_estimators=n_estimators,
+        max_depth=max_depth,
+        seed=seed,
+        n_jobs=threads,
+        max_per_class=max_per_class,
+        estimator=estimator,
+    )
+    card["training_annotations"] = [str(p) for p in annotation_paths]
+    classify.save_model(out_model, model, card)
+    return card
+
+
+def run_predict(
+    features_path: PathLike,
+    model_path: PathLike,
+    out_labels: PathLike,
+    out_uncertainty: PathLike | None = None,
+    out_probabilities: PathLike | None = None,
+    *,
+    tomogram_path: PathLike | None = None,
+    block: Sequence[int] | None = None,
+    threads: int = 1,
+) -> None:
+    """Apply the classifier block-wise: labels (class values), probabilities, uncertainty.
+
+    Probabilities go block by block into a zarr store (``probabilities``, float32,
+    ``(classes, z, y, x)``, channels in ascending class value; attrs ``classes``, ``voxel_nm``)
+    when ``out_probabilities`` is given. ``block`` = None uses the feature store's chunks.
+    Voxels outside a reconstruction's field of view (the inscribed cylinder of a parallel-beam
+    tomogram, ``meta["field_of_view"] == "cylinder"`` of ``tomogram_path``) are set to 0
+    (no data), so nothing is segmented or measured where nothing was imaged.
+    """
+    import contextlib
+
+    from . import classify, features
+
+    arr, spec, voxel_nm = features.open_features(features_path)
+    model, card = classify.load_model(model_path, spec=spec)
+    block = None if block is None else tuple(block)
+    with contextlib.ExitStack() as stack:
+        probs = None
+        if out_probabilities:
+            tmp = stack.enter_context(io.atomic_path(out_probabilities, directory=True))
+            chunks = (len(card["classes"]), *arr.chunks[1:])
+            probs = io.create_zarr_array(tmp, "probabilities", (chunks[0], *arr.shape[1:]), chunks)
+            probs.attrs.update({"classes": card["classes"], "voxel_nm": list(voxel_nm)})
+        labels, probs = classify.predict(
+            arr, model, card, block=block, n_jobs=threads, out_probabilities=probs
+        )
+        unc = classify.uncertainty(probs)
+    if tomogram_path and io.read_meta(tomogram_path).get("field_of_view") == "cylinder":
+        outside = ~cylinder_mask(labels.shape)
+        labels[:, outside] = 0
+        unc[:, outside] = 0
+    io.write_volume(out_labels, Volume(labels, voxel_nm, {"classes": card["classes"]}))
+    if out_uncertainty:
+        io.write_volume(out_uncertainty, Volume(unc, voxel_nm, {"unit": "1 - probability margin"}))
+
+
+def cylinder_mask(shape) -> np.ndarray:
+    """(y, x) bool mask of the cylinder inscribed in the x-y square of a ``(z, y, x)`` shape."""
+    ny, nx = shape[1:]
+    y = np.arange(ny) - ny // 2
+    x = np.arange(nx) - nx // 2
+    return (y[:, None] ** 2 + x[None, :] ** 2) <= (min(ny, nx) // 2) ** 2
+
+
+def read_truth(path: PathLike, classes: Mapping[str, int]) -> Volume:
+    """A full ground-truth label volume mapped onto the segmentation classes."""
+    from .labels import default_labels
+
+    truth = io.read_volume(path)
+    values = np.unique(truth.data)
+    known = set(default_labels().table["value"].astype(int)) | {0}
+    unknown = [int(v) for v in values if int(v) not in known]
+    if unknown:
+        raise InputError(path, f"unknown label values {unknown} (see the bundled label table)")
+    mapped = default_labels().to_classes(truth.data, list(classes))
+    return Volume(mapped, truth.voxel_nm, truth.meta)
+
+
+def run_evaluate(
+    labels_path: PathLike,
+    truth_path: PathLike,
+    out: PathLike,
+    *,
+    classes: Mapping[str, int],
+    sample: str,
+    annotated: bool = False,
+) -> pd.DataFrame:
+    """Dice/IoU per class of a predicted segmentation against the truth."""
+    from .evaluate import dice_iou
+
+    pred = io.read_volume(labels_path)
+    truth = read_truth(truth_path, classes)
+    if pred.data.shape != truth.data.shape:
+        raise InputError(
+            truth_path, f"shape {truth.data.shape} differs from the prediction's {pred.data.shape}"
+        )
+    # voxels without truth (0: outside the sample, or not segmented) are not scored
+    scored = truth.data != 0
+    table = dice_iou(np.where(scored, pred.data, 0), truth.data, dict(classes))
+    table.insert(0, "sample", sample)
+    table.insert(1, "annotated", bool(annotated))
+    io.write_table(out, table)
+    return table
+
+
+# --------------------------------------------------------------------------- analyse
+
+
+def _colours(classes: Mapping[str, int]) -> dict[str, str]:
+    from .labels import default_labels
+
+    table = default_labels()
+    out = {name: table.colour(name) for name in classes}
+    out["cell"] = table.colour("cytoplasm")
+    return out
+
+
+def run_mesh(
+    labels_path: PathLike,
+    tomogram_path: PathLike,
+    out_scene: PathLike,
+    out_ply_dir: PathLike,
+    out_render: PathLike,
+    out_slices: PathLike,
+    *,
+    classes: Mapping[str, int],
+    smooth_iterations: int = 20,
+) -> None:
+    """Surfaces per class (GLB scene + PLY per class), a 3D render and a virtual-slice panel."""
+    from . import mesh
+
+    labels = io.read_volume(labels_path)
+    lac = io.read_volume(tomogram_path)
+    shown = {k: v for k, v in classes.items() if k != "ice"}
+    meshes = mesh.class_meshes(labels, shown, smooth_iterations=smooth_iterations)
+    colours = _colours(classes)
+    mesh.write_scene(out_scene, meshes, colours)
+    with io.atomic_path(out_ply_dir, directory=True) as tmp:
+        tmp.mkdir()
+        for name, m in meshes.items():
+            if len(m.faces):
+                mesh.write_ply(tmp / f"{name}.ply", m)
+    mesh.render(meshes, colours, out_render)
+    mesh.slice_panel(lac, labels, {classes[k]: colours[k] for k in shown}, out_slices)
+
+
+def run_measure(
+    labels_path: PathLike,
+    tomogram_path: PathLike,
+    out_organelles: PathLike,
+    out_cell: PathLike,
+    *,
+    classes: Mapping[str, int],
+    min_volume_um3: float = 0.0,
+    smooth_iterations: int = 20,
+) -> None:
+    """Per-object morphometry and LAC, and the per-cell summary."""
+    from . import measure
+
+    labels = io.read_volume(labels_path)
+    lac = io.read_volume(tomogram_path)
+    if labels.data.shape != lac.data.shape:
+        raise InputError(
+            labels_path, f"shape {labels.data.shape} differs from the tomogram's {lac.data.shape}"
+        )
+    objects = measure.measure_objects(
+        labels,
+        lac,
+        dict(classes),
+        min_volume_um3=min_volume_um3,
+        smooth_iterations=smooth_iterations,
+    )
+    io.write_table(out_organelles, objects)
+    io.write_table(
+        out_cell, measure.cell_summary(objects, classes=[k for k in classes if k != "ice"])
+    )
+
+
+# --------------------------------------------------------------------------- compare
+
+
+def run_compare(
+    cell_paths: Sequence[PathLike],
+    organelle_paths: Sequence[PathLike],
+    samples: Sequence[Mapping[str, str]],
+    *,
+    out_cells: PathLike,
+    out_objects: PathLike,
+    out_summary: PathLike,
+    out_tests: PathLike,
+    out_measures: PathLike,
+    out_fractions: PathLike,
+    classes: Mapping[str, int],
+    reference: str,
+    alpha: float = 0.05,
+    n_boot: int = 2000,
+    seed: int = 0,
+) -> pd.DataFrame:
+    """Stack every cell's tables, summarise per condition, test conditions, plot."""
+    from . import compare
+
+    sheet = pd.DataFrame(list(samples))
+    names = list(sheet["sample"])
+    if len(names) != len(cell_paths) or len(names) != len(organelle_paths):
+        raise ValueError("one cell table and one organelle table per sample are needed")
+    cells = compare.stack_tables(
+        {s: io.read_table(p) for s, p in zip(names, cell_paths, strict=True)}, sheet
+    )
+    objects = compare.stack_tables(
+        {s: io.read_table(p) for s, p in zip(names, organelle_paths, strict=True)}, sheet
+    )
+    organelle_classes = [c for c in classes if c not in ("ice", "cytoplasm")]
+    # organelle measures aggregated per cell (the cell is the statistical unit)
+    org = compare.per_cell(objects, classes=organelle_classes, samples=sheet)
+    org = org.drop(columns=[c for c in org.columns if c.endswith("_count")])
+    cells = cells.merge(org, on=["sample", "condition"], how="left")
+    io.write_table(out_cells, cells)
+    io.write_table(out_objects, objects)
+    io.write_table(out_summary, compare.summarise(cells))
+    tests = compare.test_conditions(
+        cells, reference=reference, n_boot=n_boot, seed=seed, alpha=alpha
+    )
+    io.write_table(out_tests, tests)
+    key = [f"{c}_fraction" for c in organelle_classes if f"{c}_fraction" in cells.columns]
+    key += [f"{c}_count" for c in organelle_classes if f"{c}_count" in cells.columns]
+    compare.plot_measures(cells, ["cell_volume_um3", *key], out_measures, reference=reference)
+    compare.plot_fractions(
+        cells, [c for c in organelle_classes if f"{c}_fraction" in cells.columns], out_fractions
+    )
+    n_sig = int(tests["significant"].sum()) if len(tests) else 0
+    log.info("%d cells, %d tests, %d significant at FDR %.2f", len(cells), len(tests), n_sig, alpha)
+    return tests
+
+
+def stack_sample_tables(paths: Sequence[PathLike], out: PathLike) -> pd.DataFrame:
+    """Concatenate per-sample tables (that already carry a ``sample`` column)."""
+    table = pd.concat([io.read_table(p) for p in paths], ignore_index=True)
+    io.write_table(out, table)
+    return table

@@ -1,0 +1,323 @@
+"""Tests for sxtflow.classify: training on scribbles, block-wise prediction, model files."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from sklearn.ensemble import RandomForestClassifier
+
+import sxtflow
+from sxtflow.classify import (
+    load_model,
+    predict,
+    save_model,
+    train,
+    training_samples,
+    uncertainty,
+)
+from sxtflow.features import FeatureSpec, compute_features
+from sxtflow.io import InputError
+
+CLASSES = {"ice": 1, "cytoplasm": 2, "lipid_droplet": 3}
+SPEC = FeatureSpec(sigmas=(0.7, 1.6, 3.5))
+FAST = {"n_estimators": 25, "cv_folds": 2}
+
+
+class SneakyForest(RandomForestClassifier):
+    """A type no model file should contain."""
+
+
+def synthetic(n=40, seed=0):
+    """Ice with two spheres of higher LAC (µm⁻¹) plus noise; truth labels in CLASSES."""
+    rng = np.random.default_rng(seed)
+    z, y, x = np.mgrid[:n, :n, :n]
+    truth = np.full((n, n, n), CLASSES["ice"], np.uint8)
+    r1 = (z - 0.35 * n) ** 2 + (y - 0.35 * n) ** 2 + (x - 0.4 * n) ** 2
+    r2 = (z - 0.65 * n) ** 2 + (y - 0.65 * n) ** 2 + (x - 0.6 * n) ** 2
+    truth[r1 < (0.22 * n) ** 2] = CLASSES["cytoplasm"]
+    truth[r2 < (0.18 * n) ** 2] = CLASSES["lipid_droplet"]
+    lac = np.choose(truth, [0.0, 0.1, 0.3, 0.6]).astype(np.float32)
+    lac += rng.normal(0.0, 0.08, lac.shape).astype(np.float32)
+    return lac, truth
+
+
+def scribbles(truth, slices):
+    """Sparse line annotations on a few z-slices."""
+    ann = np.zeros_like(truth)
+    for z in slices:
+        ann[z, ::5, :] = truth[z, ::5, :]
+    return ann
+
+
+@pytest.fixture(scope="module")
+def data():
+    lac, truth = synthetic()
+    feats = compute_features(lac, SPEC)
+    ann = scribbles(truth, (14, 20, 26))
+    return feats, truth, ann
+
+
+@pytest.fixture(scope="module")
+def trained(data):
+    feats, _, ann = data
+    return train([(feats, ann)], CLASSES, spec=SPEC, **FAST)
+
+
+# --------------------------------------------------------------------------- samples
+
+
+def test_training_samples_reads_only_annotated_blocks(data):
+    feats, _, ann = data
+    reads = []
+
+    class Spy:
+        shape = feats.shape
+        chunks = (feats.shape[0], 10, 10, 10)
+
+        def __getitem__(self, key):
+            reads.append(key)
+            return feats[key]
+
+    X, y, z = training_samples(Spy(), ann)
+    idx = np.nonzero(ann)
+    np.testing.assert_array_equal(X, feats[(slice(None), *idx)].T)
+    np.testing.assert_array_equal(y, ann[idx])
+    np.testing.assert_array_equal(z, idx[0])
+    assert X.dtype == np.float32 and y.dtype == np.uint8
+    # annotated slices 14, 20 and 26 lie in z-blocks 10–20 and 20–30: half of the 64 blocks
+    assert len(reads) == 32
+    assert all(k[1].start in (10, 20) for k in reads)
+
+
+# --------------------------------------------------------------------------- training
+
+
+def test_training_gives_accurate_segmentation(data, trained):
+    feats, truth, _ = data
+    model, card = trained
+    labels, proba = predict(feats, model, card, block=(16, 16, 16))
+    assert labels.dtype == np.uint8 and labels.shape == truth.shape
+    assert proba.dtype == np.float32 and proba.shape == (3, *truth.shape)
+    np.testing.assert_allclose(proba.sum(axis=0), 1.0, atol=1e-5)
+    assert set(np.unique(labels)) <= set(CLASSES.values())
+    accuracy = float((labels == truth).mean())
+    assert accuracy > 0.95, accuracy
+    # probability channels follow the card's class order
+    order = list(card["classes"].values())
+    np.testing.assert_array_equal(labels, np.array(order, np.uint8)[proba.argmax(axis=0)])
+
+
+def test_card_structure(trained, data):
+    _, _, ann = data
+    model, card = trained
+    assert card["sxtflow_version"] == sxtflow.__version__
+    assert card["classes"] == CLASSES
+    assert card["feature_spec"] == SPEC.to_dict()
+    assert card["feature_names"] == SPEC.names()
+    assert card["estimator"] == "random_forest"
+    assert card["n_estimators"] == FAST["n_estimators"]
+    assert card["seed"] == 0
+    assert card["n_training_voxels"] == {
+        n: int(np.count_nonzero(ann == v)) for n, v in CLASSES.items()
+    }
+    cv = card["cv"]
+    assert cv["scheme"] == "z_slice_band" and cv["n_splits"] == 2
+    assert 0.8 < cv["accuracy"] <= 1 and 0.5 < cv["balanced_accuracy"] <= 1
+    assert set(cv["f1"]) == set(CLASSES)
+    assert not any("time" in k or "created" in k for k in card)
+    json.dumps(card)  # JSON-serialisable
+    assert list(model.classes_) == sorted(CLASSES.values())
+
+
+def test_training_is_deterministic(data, trained):
+    feats, _, ann = data
+    model, card = trained
+    model2, card2 = train([(feats, ann)], CLASSES, spec=SPEC, **FAST)
+    assert card2 == card
+    la, pa = predict(feats, model, card)
+    lb, pb = predict(feats, model2, card2, n_jobs=2)
+    np.testing.assert_array_equal(la, lb)
+    np.testing.assert_array_equal(pa, pb)
+
+
+def test_subsampling_and_two_tomograms(data):
+    feats, truth, ann = data
+    ann2 = scribbles(truth, (10, 30))
+    model, card = train(
+        [(feats, ann), (feats, ann2)], CLASSES, spec=SPEC, max_per_class=100, **FAST
+    )
+    assert card["cv"]["scheme"] == "tomogram" and card["cv"]["n_groups"] == 2
+    assert card["n_tomograms"] == 2
+    assert all(v <= 100 for v in card["n_used_voxels"].values())
+    assert card["n_training_voxels"]["ice"] > 100
+
+
+@pytest.mark.parametrize("estimator", ["extra_trees", "hist_gradient_boosting"])
+def test_other_estimators(data, estimator):
+    feats, truth, ann = data
+    model, card = train(
+        [(feats, ann)], CLASSES, spec=SPEC, estimator=estimator, n_estimators=20, cv_folds=0
+    )
+    assert card["estimator"] == estimator and "skipped" in card["cv"]
+    labels, _ = predict(feats, model, card)
+    assert (labels == truth).mean() > 0.9
+
+
+def test_predict_from_zarr_equals_numpy(tmp_path, data, trained):
+    zarr = pytest.importorskip("zarr")
+    feats, _, _ = data
+    model, card = trained
+    z = zarr.open_array(
+        str(tmp_path / "f.zarr"),
+        mode="w",
+        shape=feats.shape,
+        chunks=(feats.shape[0], 16, 20, 40),
+        dtype="f4",
+    )
+    z[...] = feats
+    out_l = zarr.zeros(shape=feats.shape[1:], chunks=(16, 20, 40), dtype="u1")
+    out_p = zarr.zeros(shape=(3, *feats.shape[1:]), chunks=(3, 16, 20, 40), dtype="f4")
+    predict(z, model, card, out_labels=out_l, out_probabilities=out_p)
+    labels, proba = predict(feats, model, card, block=(7, 40, 40))
+    np.testing.assert_array_equal(out_l[...], labels)
+    np.testing.assert_allclose(out_p[...], proba, atol=1e-6)
+
+
+def test_prediction_throughput_is_reasonable(data, trained):
+    import time
+
+    feats, _, _ = data
+    model, card = trained
+    t = time.perf_counter()
+    predict(feats, model, card)
+    rate = feats[0].size / (time.perf_counter() - t)
+    assert rate > 20_000, f"{rate:.0f} voxels/s"
+
+
+# --------------------------------------------------------------------------- bad annotations
+
+
+def test_empty_annotation_refused(data):
+    feats, _, ann = data
+    with pytest.raises(InputError, match="empty_ann.tif.*no labelled voxels"):
+        train([(feats, np.zeros_like(ann), "empty_ann.tif")], CLASSES, spec=SPEC, **FAST)
+
+
+def test_class_without_voxels_named(data):
+    feats, _, ann = data
+    classes = {**CLASSES, "mitochondrion": 7}
+    with pytest.raises(ValueError, match="'mitochondrion' \\(value 7\\) has no labelled voxels"):
+        train([(feats, ann)], classes, spec=SPEC, **FAST)
+
+
+def test_unknown_annotation_values_named(data):
+    feats, _, ann = data
+    bad = ann.copy()
+    bad[0, 0, :3] = [9, 9, 42]
+    with pytest.raises(InputError, match=r"scribbles.tif.*values \[9, 42\] are not classes"):
+        train([(feats, bad, "scribbles.tif")], CLASSES, spec=SPEC, **FAST)
+
+
+def test_shape_mismatch_names_both_shapes(data):
+    feats, _, ann = data
+    with pytest.raises(InputError, match=r"a.tif.*\(40, 40, 39\).*\(40, 40, 40\)"):
+        train([(feats, ann[:, :, :39], "a.tif")], CLASSES, spec=SPEC, **FAST)
+
+
+def test_feature_spec_mismatch_refused(data):
+    feats, _, ann = data
+    with pytest.raises(InputError, match="channels"):
+        train([(feats, ann)], CLASSES, spec=FeatureSpec(), **FAST)
+
+
+def test_bad_classes_and_estimator(data):
+    feats, _, ann = data
+    with pytest.raises(ValueError, match="0 means unlabelled"):
+        train([(feats, ann)], {"ice": 0, "cytoplasm": 2}, spec=SPEC, **FAST)
+    with pytest.raises(ValueError, match="unknown estimator"):
+        train([(feats, ann)], CLASSES, spec=SPEC, estimator="svm", **FAST)
+
+
+# --------------------------------------------------------------------------- model files
+
+
+def test_save_load_round_trip(tmp_path, data, trained):
+    feats, _, _ = data
+    model, card = trained
+    path = save_model(tmp_path / "model.skops", model, card)
+    assert path.exists() and path.with_suffix(".json").exists()
+    model2, card2 = load_model(path, spec=SPEC)
+    assert card2 == card and list(card2["classes"]) == list(card["classes"])
+    la, pa = predict(feats, model, card)
+    lb, pb = predict(feats, model2, card2)
+    np.testing.assert_array_equal(la, lb)
+    np.testing.assert_array_equal(pa, pb)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model.json", "model.skops"]
+
+
+def test_load_refuses_untrusted_type(tmp_path, data, trained):
+    import skops.io as sio
+
+    feats, _, ann = data
+    _, card = trained
+    sneaky = SneakyForest(n_estimators=2, random_state=0).fit(feats[:, ann > 0].T, ann[ann > 0])
+    path = tmp_path / "sneaky.skops"
+    sio.dump(sneaky, path)
+    path.with_suffix(".json").write_text(json.dumps(card))
+    with pytest.raises(InputError, match="sneaky.skops.*SneakyForest"):
+        load_model(path)
+    # types skops trusts by default are refused too unless explicitly allowed
+    from sklearn.svm import SVC
+
+    svc = tmp_path / "svc.skops"
+    sio.dump(SVC().fit(feats[:, ann > 0].T, ann[ann > 0]), svc)
+    svc.with_suffix(".json").write_text(json.dumps(card))
+    with pytest.raises(InputError, match="svc.skops.*sklearn.svm._classes.SVC"):
+        load_model(svc)
+
+
+def test_load_refuses_non_skops_and_missing(tmp_path):
+    path = tmp_path / "notes.skops"
+    path.write_text("this is not a model")
+    with pytest.raises(InputError, match="notes.skops.*not a skops"):
+        load_model(path)
+    with pytest.raises(InputError, match="absent.skops"):
+        load_model(tmp_path / "absent.skops")
+
+
+def test_load_refuses_mismatched_spec_version_and_missing_card(tmp_path, trained):
+    model, card = trained
+    path = save_model(tmp_path / "m.skops", model, card)
+    with pytest.raises(InputError, match="m.skops.*expects features"):
+        load_model(path, spec=FeatureSpec())
+    old = dict(card, sxtflow_version="0.0.1")
+    path.with_suffix(".json").write_text(json.dumps(old))
+    with pytest.raises(InputError, match="m.skops.*sxtflow 0.0.1"):
+        load_model(path)
+    path.with_suffix(".json").unlink()
+    with pytest.raises(InputError, match="m.json"):
+        load_model(path)
+
+
+def test_save_model_requires_skops_suffix(tmp_path, trained):
+    model, card = trained
+    with pytest.raises(ValueError, match=".skops"):
+        save_model(tmp_path / "model.pkl", model, card)
+
+
+# --------------------------------------------------------------------------- uncertainty
+
+
+def test_uncertainty_margin():
+    p = np.zeros((3, 1, 1, 4), np.float32)
+    p[:, 0, 0, 0] = [1.0, 0.0, 0.0]
+    p[:, 0, 0, 1] = [0.5, 0.5, 0.0]
+    p[:, 0, 0, 2] = [0.1, 0.3, 0.6]
+    p[:, 0, 0, 3] = [1 / 3, 1 / 3, 1 / 3]
+    u = uncertainty(p)
+    assert u.dtype == np.float32 and u.shape == (1, 1, 4)
+    np.testing.assert_allclose(u[0, 0], [0.0, 1.0, 0.7, 1.0], atol=1e-6)
+    with pytest.raises(ValueError):
+        uncertainty(np.zeros((3, 4, 4)))

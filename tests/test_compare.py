@@ -1,0 +1,377 @@
+"""Tests of sxtflow.compare: tables, per-cell aggregation, statistics and plots."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats
+
+import sxtflow.compare as cmp
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _sheet():
+    return pd.DataFrame(
+        {"sample": ["c1", "c2", "l1"], "condition": ["control", "control", "lipid_rich"]}
+    )
+
+
+def _objects():
+    """Hand-made per-object tables of three cells."""
+    return {
+        "c1": pd.DataFrame(
+            {
+                "class": ["lipid_droplet", "lipid_droplet", "lipid_droplet", "vacuole"],
+                "object_id": [1, 2, 3, 4],
+                "volume_um3": [0.1, 0.3, 0.2, 2.0],
+                "sphericity": [0.9, 0.8, 0.7, 0.5],
+            }
+        ),
+        "c2": pd.DataFrame(
+            {
+                "class": ["lipid_droplet", "lipid_droplet"],
+                "object_id": [1, 2],
+                "volume_um3": [0.4, 0.6],
+                "sphericity": [1.0, 0.6],
+            }
+        ),
+        "l1": pd.DataFrame(
+            {
+                "class": ["vacuole", "lipid_droplet", "vacuole"],
+                "object_id": [1, 2, 3],
+                "volume_um3": [1.0, 0.5, 3.0],
+                "sphericity": [0.4, 0.95, 0.6],
+            }
+        ),
+    }
+
+
+def _cells(shifts: dict[str, dict[str, float]], n: int, n_measures: int, seed: int):
+    """Simulated per-cell table: normal(shift, 1) for each measure and condition."""
+    rng = np.random.default_rng(seed)
+    frames = []
+    for cond, by_measure in shifts.items():
+        data = {
+            f"m{j}_um3": rng.normal(by_measure.get(f"m{j}_um3", 0.0), 1.0, n)
+            for j in range(n_measures)
+        }
+        frame = pd.DataFrame(data)
+        frame.insert(0, "condition", cond)
+        frame.insert(0, "sample", [f"{cond}_{i}" for i in range(n)])
+        frames.append(frame)
+    return pd.concat(frames, ignore_index=True)
+
+
+# --------------------------------------------------------------------------- tables
+
+
+def test_stack_tables_adds_sample_and_condition_first():
+    stacked = cmp.stack_tables(_objects(), _sheet())
+    assert list(stacked.columns[:2]) == ["sample", "condition"]
+    assert len(stacked) == 9
+    assert stacked["sample"].tolist() == ["c1"] * 4 + ["c2"] * 2 + ["l1"] * 3
+    assert stacked.loc[stacked["sample"] == "l1", "condition"].eq("lipid_rich").all()
+    assert stacked.loc[stacked["sample"] == "c2", "condition"].eq("control").all()
+
+
+def test_stack_tables_unknown_sample_raises():
+    tables = _objects()
+    tables["ghost"] = tables["c1"]
+    with pytest.raises(ValueError, match="ghost"):
+        cmp.stack_tables(tables, _sheet())
+
+
+def test_stack_tables_bad_sheet_raises():
+    with pytest.raises(ValueError, match="condition"):
+        cmp.stack_tables(_objects(), _sheet().drop(columns="condition"))
+    dup = pd.concat([_sheet(), _sheet().iloc[:1]], ignore_index=True)
+    with pytest.raises(ValueError, match="more than once"):
+        cmp.stack_tables(_objects(), dup)
+
+
+def test_per_cell_medians_and_counts_by_hand():
+    stacked = cmp.stack_tables(_objects(), _sheet())
+    cells = cmp.per_cell(stacked, measures=("volume_um3", "sphericity"))
+    assert cells["sample"].tolist() == ["c1", "c2", "l1"]
+    assert cells["condition"].tolist() == ["control", "control", "lipid_rich"]
+    assert list(cells.columns) == [
+        "sample",
+        "condition",
+        "lipid_droplet_count",
+        "lipid_droplet_volume_um3_median",
+        "lipid_droplet_sphericity_median",
+        "vacuole_count",
+        "vacuole_volume_um3_median",
+        "vacuole_sphericity_median",
+    ]
+    c = cells.set_index("sample")
+    assert c["lipid_droplet_count"].tolist() == [3, 2, 1]
+    assert c["vacuole_count"].tolist() == [1, 0, 2]
+    # c1 droplets 0.1, 0.3, 0.2 -> 0.2; c2 0.4, 0.6 -> 0.5; l1 0.5
+    np.testing.assert_allclose(c["lipid_droplet_volume_um3_median"], [0.2, 0.5, 0.5])
+    np.testing.assert_allclose(c["lipid_droplet_sphericity_median"], [0.8, 0.8, 0.95])
+    # c2 has no vacuole -> NaN median, count 0; l1 vacuoles 1.0, 3.0 -> 2.0
+    np.testing.assert_allclose(c["vacuole_volume_um3_median"], [2.0, np.nan, 2.0])
+    np.testing.assert_allclose(c["vacuole_sphericity_median"], [0.5, np.nan, 0.5])
+
+
+def test_per_cell_with_sheet_keeps_cells_without_objects():
+    sheet = pd.concat(
+        [_sheet(), pd.DataFrame({"sample": ["l2"], "condition": ["lipid_rich"]})],
+        ignore_index=True,
+    )
+    stacked = cmp.stack_tables(_objects(), _sheet())
+    cells = cmp.per_cell(
+        stacked, measures=["volume_um3"], classes=["lipid_droplet", "mitochondrion"], samples=sheet
+    )
+    c = cells.set_index("sample")
+    assert list(c.index) == ["c1", "c2", "l1", "l2"]
+    assert c.loc["l2", "condition"] == "lipid_rich"
+    assert c.loc["l2", "lipid_droplet_count"] == 0
+    assert np.isnan(c.loc["l2", "lipid_droplet_volume_um3_median"])
+    assert c["mitochondrion_count"].tolist() == [0, 0, 0, 0]
+    assert "vacuole_count" not in cells.columns
+
+
+def test_per_cell_missing_measure_raises():
+    stacked = cmp.stack_tables(_objects(), _sheet())
+    with pytest.raises(ValueError, match="lac_mean_per_um"):
+        cmp.per_cell(stacked)  # default measures include lac_mean_per_um
+
+
+def test_summarise_by_hand():
+    cells = pd.DataFrame(
+        {
+            "sample": list("abcdefg"),
+            "condition": ["ctl"] * 4 + ["lip"] * 3,
+            "x_um3": [1.0, 2.0, 3.0, 4.0, 10.0, 20.0, np.nan],
+        }
+    )
+    s = cmp.summarise(cells)
+    assert list(s.columns) == [
+        "measure",
+        "condition",
+        "n_cells",
+        "mean",
+        "sd",
+        "median",
+        "q25",
+        "q75",
+    ]
+    ctl = s[s["condition"] == "ctl"].iloc[0]
+    assert ctl["measure"] == "x_um3" and ctl["n_cells"] == 4
+    assert ctl["mean"] == pytest.approx(2.5)
+    assert ctl["sd"] == pytest.approx(np.sqrt(5.0 / 3.0))  # squares 2.25+0.25+0.25+2.25 over 3
+    assert ctl["median"] == pytest.approx(2.5)
+    assert ctl["q25"] == pytest.approx(1.75)
+    assert ctl["q75"] == pytest.approx(3.25)
+    lip = s[s["condition"] == "lip"].iloc[0]
+    assert lip["n_cells"] == 2  # NaN not counted
+    assert lip["mean"] == pytest.approx(15.0)
+    assert lip["sd"] == pytest.approx(np.sqrt(50.0))
+    assert lip["q25"] == pytest.approx(12.5)
+
+
+def test_per_object_table_is_refused():
+    stacked = cmp.stack_tables(_objects(), _sheet())
+    with pytest.raises(ValueError, match="one row per cell"):
+        cmp.test_conditions(stacked, reference="control", measures=["volume_um3"])
+
+
+# --------------------------------------------------------------------------- statistics
+
+
+def test_large_shift_is_significant():
+    cells = _cells({"control": {}, "lipid_rich": {"m0_um3": 3.0}}, n=8, n_measures=5, seed=3)
+    res = cmp.test_conditions(cells, reference="control", n_boot=500)
+    assert list(res.columns[:14]) == [
+        "measure",
+        "condition",
+        "reference",
+        "n",
+        "n_reference",
+        "test",
+        "statistic",
+        "p_value",
+        "q_value",
+        "median_difference",
+        "ci_low",
+        "ci_high",
+        "cliffs_delta",
+        "significant",
+    ]
+    assert len(res) == 5 and set(res["test"]) == {"mann-whitney-u"}
+    hit = res.set_index("measure").loc["m0_um3"]
+    assert hit["significant"] and hit["q_value"] < 0.05
+    assert hit["median_difference"] > 1.5 and hit["cliffs_delta"] > 0.7
+    assert hit["n"] == 8 and hit["n_reference"] == 8
+    # numbers match scipy directly
+    x = cells.loc[cells["condition"] == "lipid_rich", "m0_um3"].to_numpy()
+    y = cells.loc[cells["condition"] == "control", "m0_um3"].to_numpy()
+    ref = stats.mannwhitneyu(x, y, alternative="two-sided")
+    assert hit["statistic"] == pytest.approx(ref.statistic)
+    assert hit["p_value"] == pytest.approx(ref.pvalue)
+    brute = np.mean(np.sign(x[:, None] - y[None, :]))
+    assert hit["cliffs_delta"] == pytest.approx(brute)
+    np.testing.assert_allclose(
+        res["q_value"], stats.false_discovery_control(res["p_value"], method="bh")
+    )
+
+
+def test_null_tables_false_discovery_rate():
+    rates, p_values = [], []
+    for seed in range(20):
+        cells = _cells({"control": {}, "treated": {}}, n=6, n_measures=10, seed=100 + seed)
+        res = cmp.test_conditions(cells, reference="treated", n_boot=0)
+        assert len(res) == 10
+        rates.append(float(np.mean(res["q_value"] < 0.05)))
+        p_values.extend(res["p_value"])
+    assert np.mean(rates) <= 0.1
+    # the raw p-values are calibrated (about 5 % below 0.05), not merely conservative
+    assert 0.01 <= np.mean(np.asarray(p_values) < 0.05) <= 0.1
+
+
+def test_dunn_posthoc_three_groups_finds_shifted_group():
+    cells = _cells(
+        {"control": {}, "similar": {}, "shifted": {"m0_um3": 3.0}}, n=8, n_measures=3, seed=7
+    )
+    res = cmp.test_conditions(cells, reference="control", n_boot=200)
+    assert len(res) == 6
+    assert set(res["test"]) == {"dunn-holm"} and set(res["omnibus_test"]) == {"kruskal-wallis"}
+    r = res.set_index(["measure", "condition"])
+    assert r.loc[("m0_um3", "shifted"), "significant"]
+    assert r.loc[("m0_um3", "shifted"), "statistic"] > 0
+    assert r.loc[("m0_um3", "shifted"), "omnibus_q"] < 0.05
+    assert not r.loc[("m0_um3", "similar"), "significant"]
+    # the Kruskal-Wallis omnibus statistic matches scipy
+    groups = [
+        cells.loc[cells["condition"] == c, "m0_um3"] for c in ("control", "similar", "shifted")
+    ]
+    assert r.loc[("m0_um3", "shifted"), "omnibus_statistic"] == pytest.approx(
+        stats.kruskal(*groups).statistic
+    )
+
+
+def test_dunn_two_groups_equals_kruskal_with_ties():
+    x = np.array([1.0, 2.0, 2.0, 3.0, 5.0, 5.0])
+    y = np.array([2.0, 4.0, 5.0, 6.0, 7.0, 7.0, 8.0])
+    z, p = cmp.dunn_test([x, y])
+    kw = stats.kruskal(x, y)
+    assert z[0, 1] ** 2 == pytest.approx(kw.statistic)
+    assert p[0, 1] == pytest.approx(kw.pvalue)
+    assert z[0, 1] == pytest.approx(-z[1, 0]) and z[0, 1] < 0
+    assert p[0, 0] == 1.0
+
+
+def test_dunn_matches_scikit_posthocs_when_installed():
+    sp = pytest.importorskip("scikit_posthocs")
+    rng = np.random.default_rng(0)
+    groups = [np.round(rng.normal(s, 1, 7), 1) for s in (0, 0.5, 2)]
+    _, p = cmp.dunn_test(groups)
+    np.testing.assert_allclose(p, sp.posthoc_dunn(groups, p_adjust=None).to_numpy(), rtol=1e-10)
+
+
+def test_holm_by_hand():
+    adj = cmp.holm([0.01, 0.04, np.nan, 0.03])
+    # sorted 0.01, 0.03, 0.04 with m = 3: 0.03, 0.06, max(0.06, 0.04) = 0.06
+    np.testing.assert_allclose(adj, [0.03, 0.06, np.nan, 0.06])
+
+
+def test_bootstrap_ci_contains_true_difference():
+    rng = np.random.default_rng(11)
+    covered = []
+    for rep in range(40):
+        cells = pd.DataFrame(
+            {
+                "sample": [f"s{i}" for i in range(60)],
+                "condition": ["a"] * 30 + ["b"] * 30,
+                "x_um": np.r_[rng.normal(0, 1, 30), rng.normal(2.0, 1, 30)],
+            }
+        )
+        row = cmp.test_conditions(cells, reference="a", n_boot=1000, seed=rep).iloc[0]
+        assert row["ci_low"] <= row["median_difference"] <= row["ci_high"]
+        covered.append(row["ci_low"] <= 2.0 <= row["ci_high"])
+    assert np.mean(covered) >= 0.8
+
+
+def test_deterministic_under_seed():
+    cells = _cells({"control": {}, "lipid_rich": {"m1_um3": 1.0}}, n=6, n_measures=3, seed=5)
+    a = cmp.test_conditions(cells, reference="control", seed=1)
+    b = cmp.test_conditions(cells, reference="control", seed=1)
+    pd.testing.assert_frame_equal(a, b)
+    c = cmp.test_conditions(cells, reference="control", seed=2)
+    assert not np.allclose(a["ci_low"], c["ci_low"])
+    # the CI of a measure does not depend on which other measures are tested
+    d = cmp.test_conditions(cells, reference="control", seed=1, measures=["m1_um3"])
+    assert d["ci_low"].iloc[0] == a.set_index("measure").loc["m1_um3", "ci_low"]
+
+
+def test_constant_and_too_small_measures_kept_with_nan_p():
+    cells = _cells({"control": {}, "lipid_rich": {"m0_um3": 3.0}}, n=6, n_measures=1, seed=2)
+    cells["const_count"] = 4
+    cells["sparse_fraction"] = np.nan
+    cells.loc[cells.index[[0, 1, 6]], "sparse_fraction"] = [0.1, 0.2, 0.3]
+    res = cmp.test_conditions(cells, reference="control").set_index("measure")
+    assert list(res.index) == ["m0_um3", "const_count", "sparse_fraction"]
+    assert np.isnan(res.loc["const_count", "p_value"])
+    assert np.isnan(res.loc["const_count", "q_value"])
+    assert not res.loc["const_count", "significant"]
+    assert "constant" in res.loc["const_count", "note"]
+    assert res.loc["const_count", "median_difference"] == 0
+    assert np.isnan(res.loc["sparse_fraction", "p_value"])
+    assert res.loc["sparse_fraction", "n"] == 1 and res.loc["sparse_fraction", "n_reference"] == 2
+    assert "fewer than 2" in res.loc["sparse_fraction", "note"]
+    # the NaN rows do not count in the BH family
+    assert res.loc["m0_um3", "q_value"] == pytest.approx(res.loc["m0_um3", "p_value"])
+
+
+def test_bad_reference_raises():
+    cells = _cells({"control": {}, "lipid_rich": {}}, n=4, n_measures=1, seed=0)
+    with pytest.raises(ValueError, match="reference"):
+        cmp.test_conditions(cells, reference="nope")
+
+
+# --------------------------------------------------------------------------- plots
+
+
+@pytest.mark.parametrize(
+    ("name", "unit"),
+    [
+        ("cell_volume_um3", "µm³"),
+        ("lipid_droplet_volume_um3_median", "µm³"),
+        ("vacuole_surface_um2", "µm²"),
+        ("mitochondrion_lac_mean_per_um", "µm⁻¹"),
+        ("nucleus_fraction", "fraction"),
+        ("lipid_droplet_count", "count"),
+        ("lipid_droplet_sphericity_median", ""),
+    ],
+)
+def test_measure_unit(name, unit):
+    assert cmp.measure_unit(name) == unit
+
+
+def test_plots_written(tmp_path):
+    cells = _cells({"control": {}, "lipid_rich": {"m0_um3": 2.0}}, n=5, n_measures=2, seed=1)
+    cells["lipid_droplet_fraction"] = np.linspace(0.01, 0.1, len(cells))
+    cells["nucleus_fraction"] = 0.2
+    cells["lipid_droplet_count"] = np.arange(len(cells))
+    cells.loc[0, "m1_um3"] = np.nan
+    png, svg = cmp.plot_measures(
+        cells,
+        ["m0_um3", "m1_um3", "nucleus_fraction", "lipid_droplet_count"],
+        tmp_path / "plots" / "measures.png",
+        reference="lipid_rich",
+    )
+    assert png == tmp_path / "plots" / "measures.png" and svg == png.with_suffix(".svg")
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 1000
+    assert b"<svg" in svg.read_bytes()[:2000]
+    assert "µm³" in svg.read_text(encoding="utf-8")  # text kept editable, unit in y label
+    png2, svg2 = cmp.plot_fractions(
+        cells, ["nucleus", "lipid_droplet_fraction"], tmp_path / "fractions.png"
+    )
+    assert png2.stat().st_size > 1000 and svg2.stat().st_size > 1000
+    assert not list(tmp_path.rglob("*.tmp*"))  # no temporary files left behind
+    with pytest.raises(ValueError, match="vacuole_fraction"):
+        cmp.plot_fractions(cells, ["vacuole"], tmp_path / "bad.png")

@@ -1,0 +1,270 @@
+"""Tests for sxtflow.features: block-wise equivalence, analytic answers, storage."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy import ndimage as ndi
+from skimage.feature import hessian_matrix_eigvals
+
+from sxtflow.features import (
+    FeatureSpec,
+    compute_features,
+    eigvalsh3,
+    gaussian_kernel,
+    iter_blocks,
+    open_features,
+    write_features,
+)
+from sxtflow.io import InputError, Volume
+
+
+def smooth_random(shape, seed=0):
+    rng = np.random.default_rng(seed)
+    return ndi.gaussian_filter(rng.normal(size=shape), 1.5).astype(np.float32)
+
+
+# --------------------------------------------------------------------------- spec
+
+
+def test_spec_defaults_names_and_round_trip():
+    spec = FeatureSpec()
+    assert spec.sigmas == (0.7, 1.0, 1.6, 3.5, 5.0)
+    assert spec.n_features == 1 + 5 * (1 + 1 + 1 + 1 + 3 + 3)
+    names = spec.names()
+    assert len(names) == spec.n_features == len(set(names))
+    assert names[0] == "raw"
+    assert "hessian_ev0_s1.6" in names and "structure_tensor_ev2_s5" in names
+    assert "gaussian_s0.7" in names and "dog_s3.5" in names
+    again = FeatureSpec.from_dict(spec.to_dict())
+    assert again == spec and again.names() == names
+    small = FeatureSpec(sigmas=[2], families=["ggm"], include_raw=False)
+    assert FeatureSpec.from_dict(small.to_dict()) == small
+    assert small.names() == ["ggm_s2"] and small.n_features == 1
+    assert small != spec
+
+
+def test_spec_halo_covers_filter_support():
+    assert FeatureSpec(sigmas=(5.0,), families=("gaussian",)).halo == 20
+    assert FeatureSpec(sigmas=(5.0,), families=("structure_tensor",)).halo == 30
+    assert FeatureSpec().halo >= 4 * 5.0
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"families": ("gaussian", "sobel")},
+        {"sigmas": (1.0, -1.0)},
+        {"sigmas": (1.0, 1.0)},
+        {"families": (), "include_raw": False},
+    ],
+)
+def test_spec_rejects_bad_input(kwargs):
+    with pytest.raises(ValueError):
+        FeatureSpec(**kwargs)
+
+
+def test_unknown_family_is_named():
+    with pytest.raises(ValueError, match="sobel"):
+        FeatureSpec(families=("sobel",))
+    with pytest.raises(ValueError, match="bogus"):
+        FeatureSpec.from_dict({"sigmas": [1.0], "bogus": 1})
+
+
+def test_iter_blocks_tiles_exactly():
+    shape = (10, 7, 5)
+    seen = np.zeros(shape, int)
+    for sl in iter_blocks(shape, (4, 3, 5)):
+        seen[sl] += 1
+    assert (seen == 1).all()
+
+
+# --------------------------------------------------------------------------- block-wise
+
+
+def test_blockwise_equals_whole_volume():
+    data = smooth_random((30, 26, 34))
+    spec = FeatureSpec()
+    whole = compute_features(data, spec, block=data.shape)
+    blocks = compute_features(data, spec, block=(12, 16, 10))
+    assert whole.dtype == np.float32 and whole.shape == (spec.n_features, *data.shape)
+    np.testing.assert_allclose(blocks, whole, rtol=0, atol=1e-4)
+
+
+def test_single_scale_features_match_scipy_whole_volume():
+    data = smooth_random((24, 20, 28), seed=3)
+    spec = FeatureSpec(sigmas=(1.0, 3.5), families=("gaussian", "log", "ggm", "dog"))
+    f = compute_features(data, spec, block=(8, 8, 8))
+    names = spec.names()
+    for s in (1.0, 3.5):
+        sig = f"{s:g}"
+        np.testing.assert_allclose(
+            f[names.index(f"gaussian_s{sig}")], ndi.gaussian_filter(data, s), atol=1e-5
+        )
+        # derivative kernels are DC-corrected, so they differ slightly from scipy's
+        log = ndi.gaussian_laplace(data, s)
+        np.testing.assert_allclose(f[names.index(f"log_s{sig}")], log, atol=0.03 * np.ptp(log))
+        ggm = ndi.gaussian_gradient_magnitude(data, s)
+        np.testing.assert_allclose(f[names.index(f"ggm_s{sig}")], ggm, atol=0.03 * np.ptp(ggm))
+        dog = ndi.gaussian_filter(data, s) - ndi.gaussian_filter(data, 0.66 * s)
+        np.testing.assert_allclose(f[names.index(f"dog_s{sig}")], dog, atol=1e-5)
+    np.testing.assert_array_equal(f[names.index("raw")], data)
+
+
+def test_blockwise_into_zarr_out():
+    zarr = pytest.importorskip("zarr")
+    data = smooth_random((20, 18, 22), seed=1)
+    spec = FeatureSpec(sigmas=(1.0, 2.0))
+    out = zarr.zeros(
+        shape=(spec.n_features, *data.shape), chunks=(spec.n_features, 8, 8, 8), dtype="f4"
+    )
+    compute_features(data, spec, block=(8, 8, 8), out=out)
+    np.testing.assert_allclose(out[...], compute_features(data, spec), atol=1e-5)
+
+
+def test_non_finite_and_bad_shapes_refused():
+    data = np.zeros((8, 8, 8), np.float32)
+    data[3, 4, 5] = np.nan
+    with pytest.raises(ValueError, match="NaN"):
+        compute_features(data, FeatureSpec(sigmas=(1.0,)))
+    with pytest.raises(ValueError, match="3D"):
+        compute_features(np.zeros((4, 4)), FeatureSpec(sigmas=(1.0,)))
+    with pytest.raises(ValueError, match="out has shape"):
+        compute_features(
+            np.zeros((4, 4, 4)), FeatureSpec(sigmas=(1.0,)), out=np.zeros((2, 4, 4, 4))
+        )
+
+
+# --------------------------------------------------------------------------- analytic
+
+
+def _feature(f, spec, name):
+    return f[spec.names().index(name)]
+
+
+def test_constant_volume():
+    spec = FeatureSpec()
+    f = compute_features(np.full((20, 16, 18), 0.3, np.float32), spec, block=(10, 10, 10))
+    for s in spec.sigmas:
+        sig = f"{s:g}"
+        np.testing.assert_allclose(_feature(f, spec, f"gaussian_s{sig}"), 0.3, atol=1e-6)
+        for name in (f"log_s{sig}", f"ggm_s{sig}", f"dog_s{sig}"):
+            np.testing.assert_allclose(_feature(f, spec, name), 0.0, atol=1e-6)
+        for i in range(3):
+            np.testing.assert_allclose(_feature(f, spec, f"hessian_ev{i}_s{sig}"), 0, atol=1e-6)
+            np.testing.assert_allclose(
+                _feature(f, spec, f"structure_tensor_ev{i}_s{sig}"), 0, atol=1e-6
+            )
+
+
+def test_linear_ramp():
+    z, y, x = np.mgrid[:32, :32, :32].astype(np.float32)
+    g = np.array([0.02, -0.01, 0.03], np.float32)
+    ramp = g[0] * z + g[1] * y + g[2] * x
+    spec = FeatureSpec(sigmas=(1.0, 2.0), families=("log", "ggm", "structure_tensor"))
+    f = compute_features(ramp, spec, block=(16, 16, 16))
+    inner = (slice(spec.halo, -spec.halo),) * 3  # the mirrored borders are not a ramp
+    norm = float(np.linalg.norm(g))
+    for s in ("1", "2"):
+        np.testing.assert_allclose(_feature(f, spec, f"log_s{s}")[inner], 0.0, atol=1e-6)
+        np.testing.assert_allclose(_feature(f, spec, f"ggm_s{s}")[inner], norm, rtol=1e-4)
+        st = [_feature(f, spec, f"structure_tensor_ev{i}_s{s}")[inner] for i in range(3)]
+        np.testing.assert_allclose(st[0], norm**2, rtol=1e-3)
+        np.testing.assert_allclose(st[1], 0.0, atol=1e-7)
+        np.testing.assert_allclose(st[2], 0.0, atol=1e-7)
+
+
+def test_hessian_of_paraboloid():
+    n = 33
+    z, y, x = (np.mgrid[:n, :n, :n] - n // 2).astype(np.float64)
+    a, b, c = 0.05, -0.025, 0.01  # f = a z² + b y² + c x²  →  H = diag(2a, 2b, 2c)
+    vol = (a * z**2 + b * y**2 + c * x**2).astype(np.float32)
+    spec = FeatureSpec(sigmas=(1.0, 1.6), families=("hessian", "log"), include_raw=False)
+    f = compute_features(vol, spec, block=(16, 16, 16))
+    inner = (slice(8, -8),) * 3
+    expected = sorted([2 * a, 2 * b, 2 * c], reverse=True)
+    for s in ("1", "1.6"):
+        for i in range(3):
+            ev = _feature(f, spec, f"hessian_ev{i}_s{s}")[inner]
+            np.testing.assert_allclose(ev, expected[i], atol=1e-4)
+        np.testing.assert_allclose(
+            _feature(f, spec, f"log_s{s}")[inner], 2 * (a + b + c), atol=1e-4
+        )
+
+
+@pytest.mark.parametrize("sigma", [0.7, 1.0, 3.5])
+def test_gaussian_kernels_exact_on_polynomials(sigma):
+    r = int(4 * sigma + 0.5)
+    x = np.arange(-3 * r, 3 * r + 1, dtype=float)
+    for f, orders in (
+        (np.full_like(x, 0.3), {0: 0.3, 1: 0.0, 2: 0.0}),
+        (0.5 * x + 1.0, {1: 0.5, 2: 0.0}),
+        (0.5 * x**2, {2: 1.0}),
+    ):
+        for order, want in orders.items():
+            got = ndi.convolve1d(f, gaussian_kernel(sigma, order))[r:-r]
+            np.testing.assert_allclose(got[r:-r], want, atol=1e-12)
+    np.testing.assert_allclose(
+        ndi.convolve1d(x, gaussian_kernel(sigma, 0)), ndi.gaussian_filter1d(x, sigma), atol=1e-12
+    )
+
+
+def test_eigvalsh3_matches_skimage():
+    rng = np.random.default_rng(0)
+    elems = [rng.normal(size=(6, 7, 8)).astype(np.float32) for _ in range(6)]
+    # degenerate cases: a multiple of the identity, and two equal eigenvalues
+    for e, v in zip(elems, (2.0, 0.0, 0.0, 2.0, 0.0, 2.0), strict=True):
+        e[0, 0, 0] = v
+    for e, v in zip(elems, (1.0, 0.0, 0.0, 1.0, 0.0, -3.0), strict=True):
+        e[0, 0, 1] = v
+    ours = eigvalsh3(elems)
+    ref = hessian_matrix_eigvals(elems)
+    np.testing.assert_allclose(ours, ref, atol=1e-5)
+    np.testing.assert_allclose(ours[:, 0, 0, 0], 2.0, atol=1e-6)
+    np.testing.assert_allclose(ours[:, 0, 0, 1], [1.0, 1.0, -3.0], atol=1e-6)
+
+
+# --------------------------------------------------------------------------- storage
+
+
+def test_write_and_open_features(tmp_path):
+    data = smooth_random((20, 18, 22), seed=2)
+    spec = FeatureSpec(sigmas=(1.0, 2.0), families=("gaussian", "hessian"))
+    vol = Volume(data, (25.0, 20.0, 20.0))
+    path = write_features(tmp_path / "f.zarr", vol, spec, block=(8, 16, 16))
+    arr, spec2, voxel_nm = open_features(path)
+    assert spec2 == spec
+    assert voxel_nm == (25.0, 20.0, 20.0)
+    assert arr.shape == (spec.n_features, *data.shape)
+    assert arr.dtype == np.float32
+    assert tuple(arr.chunks) == (spec.n_features, 8, 16, 16)
+    assert list(arr.attrs["feature_names"]) == spec.names()
+    np.testing.assert_allclose(arr[...], compute_features(data, spec), atol=1e-6)
+    # no temporary directories left behind
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["f.zarr"]
+    # rewriting replaces the store
+    write_features(path, vol, spec, block=(20, 18, 22))
+    assert open_features(path)[0].chunks[1:] == (20, 18, 22)
+
+
+def test_failed_write_leaves_nothing(tmp_path):
+    data = np.zeros((8, 8, 8), np.float32)
+    data[1, 1, 1] = np.inf
+    with pytest.raises(ValueError):
+        write_features(tmp_path / "bad.zarr", Volume(data, 20.0), FeatureSpec(sigmas=(1.0,)))
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_open_features_errors_name_the_path(tmp_path):
+    missing = tmp_path / "missing.zarr"
+    with pytest.raises(InputError, match="missing.zarr"):
+        open_features(missing)
+    junk = tmp_path / "junk.zarr"
+    junk.mkdir()
+    (junk / "hello.txt").write_text("not zarr")
+    with pytest.raises(InputError, match="junk.zarr"):
+        open_features(junk)
+    plain = tmp_path / "plain.zarr"
+    plain.write_text("not a directory")
+    with pytest.raises(InputError, match="plain.zarr"):
+        open_features(plain)

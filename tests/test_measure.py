@@ -1,0 +1,195 @@
+"""Tests for sxtflow.measure on synthetic cells whose answers are known analytically."""
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import ndimage
+
+from sxtflow.io import Volume
+from sxtflow.measure import OBJECT_COLUMNS, cell_summary, instances, measure_objects
+
+CLASSES = {"ice": 1, "cytoplasm": 2, "nucleus": 4, "vacuole": 7}
+
+
+def ellipsoid_mask(shape, centre, semi_vox):
+    grids = np.ogrid[tuple(slice(0, n) for n in shape)]
+    return sum(((g - c) / a) ** 2 for g, c, a in zip(grids, centre, semi_vox, strict=True)) <= 1
+
+
+def ellipsoid_area(a, b, c):
+    p = 1.6075
+    return 4 * np.pi * (((a * b) ** p + (a * c) ** p + (b * c) ** p) / 3) ** (1 / p)
+
+
+def one_object(semi_um, spacing_um, lac_value=0.3):
+    shape = [2 * int(np.ceil(a / s)) + 7 for a, s in zip(semi_um, spacing_um, strict=True)]
+    # off-lattice centre: a ball centred on a voxel has a lattice-count bias of up to ~1 %
+    centre = [(n - 1) / 2 + o for n, o in zip(shape, (0.31, 0.17, 0.23), strict=True)]
+    semi_vox = [a / s for a, s in zip(semi_um, spacing_um, strict=True)]
+    mask = ellipsoid_mask(shape, centre, semi_vox)
+    lab = np.where(mask, 4, 1).astype(np.uint8)
+    lac = np.where(mask, lac_value, 0.1).astype(np.float32)
+    voxel_nm = [s * 1000 for s in spacing_um]
+    df = measure_objects(Volume(lab, voxel_nm), Volume(lac, voxel_nm), CLASSES)
+    return df.set_index("class").loc["nucleus"], centre
+
+
+@pytest.mark.parametrize("spacing", [(0.02, 0.02, 0.02), (0.04, 0.02, 0.02)])
+def test_ball(spacing):
+    r = 0.24 if spacing[0] == spacing[1] else 0.4  # 12 voxels; or 10 along z, 20 in plane
+    row, centre = one_object((r, r, r), spacing)
+    volume = 4 / 3 * np.pi * r**3
+    assert row["volume_um3"] == pytest.approx(volume, rel=0.01)
+    assert row["surface_um2"] == pytest.approx(4 * np.pi * r**2, rel=0.03)
+    assert row["sphericity"] >= 0.97
+    assert row["elongation"] == pytest.approx(1.0, abs=0.02)
+    assert row["flatness"] == pytest.approx(1.0, abs=0.02)
+    assert not row["small_object"]
+    np.testing.assert_allclose(
+        row[["centroid_z_um", "centroid_y_um", "centroid_x_um"]].astype(float),
+        np.multiply(centre, spacing),
+        atol=0.01 * spacing[0],  # discretisation, not the estimator
+    )
+    assert row["lac_mean_per_um"] == pytest.approx(0.3, rel=1e-6)
+    assert row["lac_sd_per_um"] == pytest.approx(0.0, abs=1e-6)
+
+
+@pytest.mark.parametrize("semi", [(0.2, 0.32, 0.48), (0.48, 0.32, 0.2), (0.6, 0.3, 0.3)])
+def test_ellipsoid_shape(semi):
+    row, _ = one_object(semi, (0.02, 0.02, 0.02))
+    a, b, c = sorted(semi, reverse=True)
+    assert row["volume_um3"] == pytest.approx(4 / 3 * np.pi * a * b * c, rel=0.01)
+    assert row["surface_um2"] == pytest.approx(ellipsoid_area(a, b, c), rel=0.03)
+    assert row["elongation"] == pytest.approx(b / a, rel=0.05)
+    assert row["flatness"] == pytest.approx(c / b, rel=0.05)
+    assert row["sphericity"] < 0.97
+
+
+def test_small_object_flag():
+    row, _ = one_object((0.06, 0.06, 0.06), (0.02, 0.02, 0.02))  # radius 3 voxels
+    assert row["small_object"]
+
+
+def synthetic_cell():
+    """Ice box; ellipsoidal cytoplasm; one nucleus; three vacuoles (one of 2 voxels)."""
+    shape = (48, 64, 64)
+    lab = np.full(shape, 1, np.uint8)
+    lab[ellipsoid_mask(shape, (24, 32, 32), (20, 28, 28))] = 2
+    nucleus = ellipsoid_mask(shape, (24, 30, 32), (8, 10, 10))
+    lab[nucleus] = 4
+    v1 = ellipsoid_mask(shape, (24, 32, 48), (4, 4, 4))
+    v2 = ellipsoid_mask(shape, (14, 44, 30), (3, 3, 3))
+    lab[v1 | v2] = 7
+    lab[30, 18, 20:22] = 7  # 2-voxel debris
+    lac = np.select([lab == 1, lab == 2, lab == 4, lab == 7], [0.1, 0.2, 0.3, 0.15]).astype(
+        np.float32
+    )
+    return lab, lac, nucleus, v1, v2
+
+
+def test_instances():
+    lab, _, nucleus, v1, v2 = synthetic_cell()
+    inst, table = instances(lab, {k: v for k, v in CLASSES.items() if k != "ice"})
+    assert inst.dtype == np.int32
+    assert table["class"].tolist() == ["cytoplasm", "nucleus", "vacuole", "vacuole", "vacuole"]
+    assert table["object_id"].tolist() == [1, 2, 3, 4, 5]
+    assert (inst[nucleus] == 2).all()
+    assert len(np.unique(inst[v1])) == 1 and len(np.unique(inst[v2])) == 1
+    assert (inst[lab == 1] == 0).all()
+    # 26-connectivity: diagonal neighbours are one object
+    diag = np.zeros((3, 3, 3), np.uint8)
+    diag[0, 0, 0] = diag[1, 1, 1] = diag[2, 2, 2] = 7
+    inst2, table2 = instances(diag, {"vacuole": 7})
+    assert len(table2) == 1 and inst2.max() == 1
+
+
+def test_measure_objects_synthetic_cell():
+    lab, lac, nucleus, v1, v2 = synthetic_cell()
+    voxel_nm = (30.0, 30.0, 30.0)
+    vox_um3 = 0.03**3
+    df = measure_objects(Volume(lab, voxel_nm), Volume(lac, voxel_nm), CLASSES)
+    assert list(df.columns) == OBJECT_COLUMNS
+    counts = df["class"].value_counts().to_dict()
+    assert counts == {"cell": 1, "cytoplasm": 1, "nucleus": 1, "vacuole": 3}
+    cell = df.set_index("class").loc["cell"]
+    n_cell = int((lab != 1).sum())
+    assert cell["n_voxels"] == n_cell
+    assert cell["volume_um3"] == pytest.approx(n_cell * vox_um3)
+    true_mean = float(lac[lab != 1].mean())
+    assert cell["lac_mean_per_um"] == pytest.approx(true_mean, rel=1e-6)
+    assert cell["object_id"] == 0
+    nuc = df.set_index("class").loc["nucleus"]
+    assert nuc["n_voxels"] == nucleus.sum()
+    assert nuc["lac_mean_per_um"] == pytest.approx(0.3, rel=1e-6)
+    assert nuc["lac_p10_per_um"] == pytest.approx(0.3, rel=1e-6)
+    # equals the Euclidean distance transform of the cell at the nucleus centroid (24, 30, 32)
+    edt = ndimage.distance_transform_edt(np.pad(lab != 1, 1), sampling=0.03)[1:-1, 1:-1, 1:-1]
+    assert nuc["cell_surface_distance_um"] == pytest.approx(edt[24, 30, 32])
+    assert edt[24, 30, 32] == pytest.approx(20 * 0.03)
+    assert np.isnan(cell["cell_surface_distance_um"])
+    vac = df[df["class"] == "vacuole"].sort_values("n_voxels")
+    assert vac["n_voxels"].tolist() == sorted([2, int(v1.sum()), int(v2.sum())])
+    assert vac["small_object"].tolist() == [True, True, True]  # radius ≤ 4 voxels
+    # debris filter drops only the 2-voxel vacuole, never the cell
+    kept = measure_objects(
+        Volume(lab, voxel_nm), Volume(lac, voxel_nm), CLASSES, min_volume_um3=10 * vox_um3
+    )
+    assert (kept["class"] == "vacuole").sum() == 2
+    assert (kept["class"] == "cell").sum() == 1
+
+
+def test_cell_takes_largest_component_and_fills_holes():
+    lab, lac, *_ = synthetic_cell()
+    lab[2, 2, 2] = 2  # a stray cytoplasm voxel outside the cell
+    lab[24, 32, 32] = 1  # an ice voxel inside the nucleus (segmentation error)
+    df = measure_objects(Volume(lab, 30.0), Volume(lac, 30.0), CLASSES)
+    cell = df.set_index("class").loc["cell"]
+    lab0, *_ = synthetic_cell()
+    assert cell["n_voxels"] == int((lab0 != 1).sum())
+
+
+def test_measure_objects_input_checks():
+    lab, lac, *_ = synthetic_cell()
+    with pytest.raises(ValueError, match="differ"):
+        measure_objects(Volume(lab, 30.0), Volume(lac[:-1], 30.0), CLASSES)
+    with pytest.raises(ValueError, match="voxel"):
+        measure_objects(Volume(lab, 30.0), Volume(lac, 20.0), CLASSES)
+    empty = measure_objects(
+        Volume(np.ones((5, 5, 5), np.uint8), 30.0), Volume(np.zeros((5, 5, 5)), 30.0), CLASSES
+    )
+    assert len(empty) == 0 and list(empty.columns) == OBJECT_COLUMNS
+
+
+def test_cell_summary():
+    lab, lac, nucleus, v1, v2 = synthetic_cell()
+    df = measure_objects(Volume(lab, 30.0), Volume(lac, 30.0), CLASSES)
+    s = cell_summary(df, classes=["cytoplasm", "nucleus", "vacuole", "lipid_droplet"])
+    assert len(s) == 1
+    s = s.iloc[0]
+    n_cell = (lab != 1).sum()
+    assert s["cell_volume_um3"] == pytest.approx(n_cell * 0.03**3)
+    assert s["nucleus_fraction"] == pytest.approx(nucleus.sum() / n_cell)
+    assert s["vacuole_count"] == 3
+    assert s["vacuole_fraction"] == pytest.approx((lab == 7).sum() / n_cell)
+    fractions = s[["cytoplasm_fraction", "nucleus_fraction", "vacuole_fraction"]].sum()
+    assert fractions == pytest.approx(1.0)
+    assert s["vacuole_lac_mean_per_um"] == pytest.approx(0.15, rel=1e-6)
+    assert s["lipid_droplet_count"] == 0 and s["lipid_droplet_volume_um3"] == 0
+    assert np.isnan(s["lipid_droplet_lac_mean_per_um"])
+    assert s["cell_sphericity"] > 0.9
+
+
+def test_cell_summary_weights_by_volume():
+    df = pd.DataFrame(
+        {
+            "class": ["cell", "vacuole", "vacuole"],
+            "n_voxels": [1000, 100, 300],
+            "volume_um3": [10.0, 1.0, 3.0],
+            "surface_um2": [30.0, 5.0, 9.0],
+            "sphericity": [0.9, 1.0, 1.0],
+            "lac_mean_per_um": [0.2, 0.1, 0.3],
+        }
+    )
+    s = cell_summary(df).iloc[0]
+    assert s["vacuole_lac_mean_per_um"] == pytest.approx((0.1 * 100 + 0.3 * 300) / 400)
+    assert s["vacuole_fraction"] == pytest.approx(0.4)

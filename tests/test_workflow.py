@@ -1,0 +1,105 @@
+"""End-to-end runs of the Snakemake workflow on tiny simulated data (marked ``workflow``)."""
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = Path(__file__).parent / "data"
+
+pytestmark = pytest.mark.workflow
+
+
+def snakemake(workdir, *args, check=True):
+    cmd = [
+        sys.executable, "-m", "snakemake", "--snakefile", str(ROOT / "Snakefile"),
+        "--directory", str(workdir), "--configfile", str(workdir / "config.yaml"),
+        "--cores", "2", *args,
+    ]  # fmt: skip
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"snakemake failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-6000:]}")
+    return proc
+
+
+def make_workdir(path, sheet_text=None):
+    path.mkdir(parents=True, exist_ok=True)
+    shutil.copy(DATA / "tiny_config.yaml", path / "config.yaml")
+    (path / "samples.tsv").write_text(sheet_text or (DATA / "tiny_samples.tsv").read_text())
+    return path
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory):
+    work = make_workdir(tmp_path_factory.mktemp("tiny"))
+    snakemake(work)
+    return work
+
+
+def test_segmentation_matches_truth(finished_run):
+    ev = pd.read_csv(finished_run / "results/evaluation.tsv", sep="\t")
+    unseen = ev[~ev["annotated"]].set_index("class")
+    assert set(ev["sample"]) == {"c1", "l1"}
+    for cls in ("cell", "nucleus", "vacuole"):
+        assert unseen.loc[cls, "dice"] >= 0.8, ev.to_string()
+
+
+def test_tables_have_units_and_plausible_values(finished_run):
+    cell = pd.read_csv(finished_run / "results/c1/cell.tsv", sep="\t")
+    objects = pd.read_csv(finished_run / "results/c1/organelles.tsv", sep="\t")
+    assert {"volume_um3", "surface_um2", "sphericity", "lac_mean_per_um"} <= set(objects.columns)
+    # a yeast cell of ~4-5 um diameter: 30-80 um^3
+    assert 20 < cell["cell_volume_um3"].iloc[0] < 90
+    nuc = objects[objects["class"] == "nucleus"]
+    assert len(nuc) >= 1 and (nuc["sphericity"] > 0.6).all()
+
+
+def test_model_card_and_report_outputs(finished_run):
+    import json
+
+    card = json.loads((finished_run / "results/model/classifier.json").read_text())
+    assert set(card["classes"]) == {
+        "ice", "cytoplasm", "nucleus", "vacuole", "lipid_droplet", "mitochondrion"
+    }  # fmt: skip
+    assert 0.5 < card["cv"]["balanced_accuracy"] <= 1.0
+    import trimesh
+
+    scene = trimesh.load(finished_run / "results/c1/meshes/scene.glb")
+    assert "nucleus" in scene.geometry
+    tests = pd.read_csv(finished_run / "results/compare/tests.tsv", sep="\t")
+    assert {"measure", "p_value", "q_value"} <= set(tests.columns)
+    snakemake(finished_run, "--report", "results/report.html")
+    html = (finished_run / "results/report.html").read_text(errors="replace")
+    assert "classifier.json" in html and len(html) > 100_000
+
+
+def test_adding_a_sample_reruns_only_it(finished_run):
+    sheet = (finished_run / "samples.tsv").read_text()
+    (finished_run / "samples.tsv").write_text(sheet + "c2\tcontrol\tsimulate\t\tyeast\t\t\t\n")
+    try:
+        out = snakemake(finished_run, "-n", "--quiet", "rules").stdout
+    finally:
+        (finished_run / "samples.tsv").write_text(sheet)
+    counts = {}
+    for line in out.splitlines():
+        parts = line.split()
+        if len(parts) == 2 and parts[1].isdigit():
+            counts[parts[0]] = int(parts[1])
+    assert counts.get("train", 0) == 0, out
+    for rule in ("simulate", "reconstruct", "features", "predict", "measure", "mesh"):
+        assert counts.get(rule) == 1, out
+    assert counts.get("compare") == 1, out
+
+
+def test_bad_sheet_fails_before_any_job(tmp_path):
+    sheet = (DATA / "tiny_samples.tsv").read_text() + "c1\tcontrol\tsimulate\t\tyeast\t\t\t\n"
+    work = make_workdir(tmp_path / "bad", sheet)
+    proc = snakemake(work, check=False)
+    assert proc.returncode != 0
+    text = proc.stdout + proc.stderr
+    assert "row 3 (sample 'c1'): sample: duplicate id (first used in row 1)" in text
+    assert not (work / "results").exists()

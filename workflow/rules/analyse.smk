@@ -1,0 +1,61 @@
+rule mesh:
+    input:
+        labels="results/{sample}/labels.mrc",
+        tomogram="results/{sample}/tomogram.mrc",
+    output:
+        scene="results/{sample}/meshes/scene.glb",
+        ply=directory("results/{sample}/meshes/ply"),
+        render=report(
+            "results/{sample}/render.png",
+            caption="../report/render.rst",
+            category="3. Cells",
+            subcategory="{sample}",
+            labels={"sample": "{sample}", "figure": "3D render"},
+        ),
+        slices=report(
+            "results/{sample}/slices.png",
+            caption="../report/slices.rst",
+            category="3. Cells",
+            subcategory="{sample}",
+            labels={"sample": "{sample}", "figure": "virtual slices"},
+        ),
+    log:
+        "logs/mesh/{sample}.log",
+    benchmark:
+        "results/benchmarks/mesh/{sample}.tsv"
+    conda:
+        "../../envs/analyse.yaml"
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=30,
+    params:
+        classes=CLASSES,
+        options=config["mesh"],
+    script:
+        "../scripts/mesh.py"
+
+
+rule measure:
+    input:
+        labels="results/{sample}/labels.mrc",
+        tomogram="results/{sample}/tomogram.mrc",
+    output:
+        organelles="results/{sample}/organelles.tsv",
+        cell="results/{sample}/cell.tsv",
+    log:
+        "logs/measure/{sample}.log",
+    benchmark:
+        "results/benchmarks/measure/{sample}.tsv"
+    conda:
+        "../../envs/analyse.yaml"
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=30,
+    params:
+        classes=CLASSES,
+        options=config["measure"],
+        smooth_iterations=config["mesh"]["smooth_iterations"],
+    script:
+        "../scripts/measure.py"

@@ -1,0 +1,91 @@
+import re
+import sys
+from pathlib import Path
+
+from snakemake.utils import validate
+
+# The library in src/ is importable here; rule scripts import it through scripts/_paths.py.
+SRC = str(Path(workflow.basedir) / "src")
+if SRC not in sys.path:
+    sys.path.insert(0, SRC)
+
+from sxtflow.labels import default_labels  # noqa: E402
+from sxtflow.samples import load_sample_sheet  # noqa: E402
+
+validate(config, schema="../schemas/config.schema.yaml")
+
+samples = load_sample_sheet(config["samples"], base_dir=".")
+validate(samples.drop(columns="voxel_nm"), schema="../schemas/samples.schema.yaml")
+
+LABELS = default_labels()
+CLASSES = {name: LABELS.value(name) for name in config["classes"]}
+if config["compare"]["reference"] not in set(samples["condition"]):
+    raise ValueError(
+        f"{config['samples']}: compare.reference {config['compare']['reference']!r} "
+        f"is not a condition of the sample sheet ({', '.join(sorted(set(samples['condition'])))})"
+    )
+if not (samples["annotation"] != "").any():
+    raise ValueError(
+        f"{config['samples']}: no sample has an annotation; training needs at least one "
+        "(a sparse label volume, or 'auto' for simulated samples)"
+    )
+
+
+wildcard_constraints:
+    sample="|".join(map(re.escape, samples.index)),
+
+
+def sample_row(wildcards):
+    return samples.loc[wildcards.sample]
+
+
+def get_raw(wildcards):
+    """Input of the reconstruct rule: simulated projections, raw projections or a tomogram."""
+    row = sample_row(wildcards)
+    if row["kind"] == "simulate":
+        return f"results/{wildcards.sample}/raw/projections.h5"
+    return row["input"]
+
+
+def annotation_path(sample):
+    value = samples.loc[sample, "annotation"]
+    return f"results/{sample}/annotation.mrc" if value == "auto" else value
+
+
+def truth_path(sample):
+    row = samples.loc[sample]
+    if row["kind"] == "simulate":
+        return f"results/{sample}/truth/labels.mrc"
+    return row["truth"]
+
+
+ANNOTATED = [s for s in samples.index if samples.loc[s, "annotation"]]
+WITH_TRUTH = [s for s in samples.index if truth_path(s)]
+
+
+def get_training_inputs(wildcards):
+    return {
+        "features": [f"results/{s}/features.zarr" for s in ANNOTATED],
+        "annotations": [annotation_path(s) for s in ANNOTATED],
+    }
+
+
+def get_final_output():
+    out = [
+        "results/model/classifier.skops",
+        "results/compare/tests.tsv",
+        "results/compare/summary.tsv",
+        "results/compare/measures.png",
+        "results/compare/fractions.png",
+    ]
+    for s in samples.index:
+        out += [
+            f"results/{s}/organelles.tsv",
+            f"results/{s}/cell.tsv",
+            f"results/{s}/meshes/scene.glb",
+            f"results/{s}/render.png",
+            f"results/{s}/slices.png",
+        ]
+    if WITH_TRUTH:
+        out.append("results/evaluation.tsv")
+    return out

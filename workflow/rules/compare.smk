@@ -1,0 +1,50 @@
+rule compare:
+    input:
+        cells=expand("results/{sample}/cell.tsv", sample=samples.index),
+        organelles=expand("results/{sample}/organelles.tsv", sample=samples.index),
+    output:
+        cells="results/compare/cells.tsv",
+        objects="results/compare/organelles.tsv",
+        summary=report(
+            "results/compare/summary.tsv",
+            caption="../report/summary.rst",
+            category="4. Statistics",
+            labels={"figure": "per-condition summary"},
+        ),
+        tests=report(
+            "results/compare/tests.tsv",
+            caption="../report/tests.rst",
+            category="4. Statistics",
+            labels={"figure": "tests between conditions"},
+        ),
+        measures=report(
+            "results/compare/measures.png",
+            caption="../report/measures.rst",
+            category="4. Statistics",
+            labels={"figure": "measures per condition"},
+        ),
+        fractions=report(
+            "results/compare/fractions.png",
+            caption="../report/fractions.rst",
+            category="4. Statistics",
+            labels={"figure": "volume fractions"},
+        ),
+        measures_svg="results/compare/measures.svg",
+        fractions_svg="results/compare/fractions.svg",
+    log:
+        "logs/compare/compare.log",
+    benchmark:
+        "results/benchmarks/compare/compare.tsv"
+    conda:
+        "../../envs/compare.yaml"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    params:
+        samples=samples[["sample", "condition"]].to_dict("records"),
+        classes=CLASSES,
+        options=config["compare"],
+        seed=config["seed"],
+    script:
+        "../scripts/compare.py"

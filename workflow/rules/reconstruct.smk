@@ -1,0 +1,29 @@
+rule reconstruct:
+    input:
+        raw=get_raw,
+    output:
+        tomogram="results/{sample}/tomogram.mrc",
+        qc="results/{sample}/qc/reconstruction.json",
+        preview=report(
+            "results/{sample}/qc/preview.png",
+            caption="../report/preview.rst",
+            category="1. Data and QC",
+            subcategory="{sample}",
+            labels={"sample": "{sample}", "figure": "reconstruction"},
+        ),
+    log:
+        "logs/reconstruct/{sample}.log",
+    benchmark:
+        "results/benchmarks/reconstruct/{sample}.tsv"
+    conda:
+        "../../envs/reconstruct.yaml"
+    threads: 2
+    resources:
+        mem_mb=4000,
+        runtime=60,
+    params:
+        kind=lambda wc: sample_row(wc)["kind"],
+        voxel_nm=lambda wc: float(sample_row(wc)["voxel_nm"]),
+        options=config["reconstruct"],
+    script:
+        "../scripts/reconstruct.py"

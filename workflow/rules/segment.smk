@@ -1,0 +1,119 @@
+rule features:
+    input:
+        tomogram="results/{sample}/tomogram.mrc",
+    output:
+        features=temp(directory("results/{sample}/features.zarr")),
+    log:
+        "logs/features/{sample}.log",
+    benchmark:
+        "results/benchmarks/features/{sample}.tsv"
+    conda:
+        "../../envs/segment.yaml"
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=60,
+    params:
+        options=config["features"],
+    script:
+        "../scripts/features.py"
+
+
+rule train:
+    input:
+        unpack(get_training_inputs),
+    output:
+        model="results/model/classifier.skops",
+        card=report(
+            "results/model/classifier.json",
+            caption="../report/model.rst",
+            category="2. Segmentation",
+            labels={"figure": "model card"},
+        ),
+    log:
+        "logs/train/train.log",
+    benchmark:
+        "results/benchmarks/train/train.tsv"
+    conda:
+        "../../envs/segment.yaml"
+    threads: 2
+    resources:
+        mem_mb=8000,
+        runtime=120,
+    params:
+        samples=ANNOTATED,
+        classes=CLASSES,
+        options=config["train"],
+        seed=config["seed"],
+    script:
+        "../scripts/train.py"
+
+
+rule predict:
+    input:
+        features="results/{sample}/features.zarr",
+        model="results/model/classifier.skops",
+        tomogram="results/{sample}/tomogram.mrc",
+    output:
+        labels="results/{sample}/labels.mrc",
+        uncertainty="results/{sample}/uncertainty.mrc",
+        probabilities=directory("results/{sample}/probabilities.zarr"),
+    log:
+        "logs/predict/{sample}.log",
+    benchmark:
+        "results/benchmarks/predict/{sample}.tsv"
+    conda:
+        "../../envs/segment.yaml"
+    threads: 2
+    resources:
+        mem_mb=4000,
+        runtime=60,
+    params:
+        options=config["predict"],
+    script:
+        "../scripts/predict.py"
+
+
+rule evaluate:
+    input:
+        labels="results/{sample}/labels.mrc",
+        truth=lambda wc: truth_path(wc.sample),
+    output:
+        evaluation="results/{sample}/evaluation.tsv",
+    log:
+        "logs/evaluate/{sample}.log",
+    conda:
+        "../../envs/segment.yaml"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    params:
+        classes=CLASSES,
+        annotated=lambda wc: wc.sample in ANNOTATED,
+    script:
+        "../scripts/evaluate.py"
+
+
+rule evaluation_table:
+    input:
+        expand("results/{sample}/evaluation.tsv", sample=WITH_TRUTH),
+    output:
+        report(
+            "results/evaluation.tsv",
+            caption="../report/evaluation.rst",
+            category="2. Segmentation",
+            labels={"figure": "evaluation against truth"},
+        ),
+    log:
+        "logs/evaluation_table/evaluation_table.log",
+    conda:
+        "../../envs/compare.yaml"
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=5,
+    params:
+        samples=WITH_TRUTH,
+    script:
+        "../scripts/stack_tables.py"

@@ -1,0 +1,23 @@
+"""Rule compare: per-condition summaries, tests and plots with the cell as the unit."""
+
+import _paths  # noqa: F401  (puts src/ on sys.path)
+
+from sxtflow.progress import log_to
+from sxtflow.stages import run_compare
+
+log_to(snakemake.log[0])
+out = snakemake.output
+run_compare(
+    snakemake.input.cells,
+    snakemake.input.organelles,
+    snakemake.params.samples,
+    out_cells=out.cells,
+    out_objects=out.objects,
+    out_summary=out.summary,
+    out_tests=out.tests,
+    out_measures=out.measures,
+    out_fractions=out.fractions,
+    classes=snakemake.params.classes,
+    seed=snakemake.params.seed,
+    **snakemake.params.options,
+)

@@ -1,0 +1,17 @@
+"""Rule measure: per-object morphometry and LAC, per-cell summary."""
+
+import _paths  # noqa: F401  (puts src/ on sys.path)
+
+from sxtflow.progress import log_to
+from sxtflow.stages import run_measure
+
+log_to(snakemake.log[0])
+run_measure(
+    snakemake.input.labels,
+    snakemake.input.tomogram,
+    snakemake.output.organelles,
+    snakemake.output.cell,
+    classes=snakemake.params.classes,
+    smooth_iterations=snakemake.params.smooth_iterations,
+    **snakemake.params.options,
+)
