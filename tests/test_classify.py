@@ -185,17 +185,6 @@ def test_predict_from_zarr_equals_numpy(tmp_path, data, trained):
     np.testing.assert_allclose(out_p[...], proba, atol=1e-6)
 
 
-def test_prediction_throughput_is_reasonable(data, trained):
-    import time
-
-    feats, _, _ = data
-    model, card = trained
-    t = time.perf_counter()
-    predict(feats, model, card)
-    rate = feats[0].size / (time.perf_counter() - t)
-    assert rate > 20_000, f"{rate:.0f} voxels/s"
-
-
 # --------------------------------------------------------------------------- bad annotations
 
 

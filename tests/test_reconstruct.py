@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import os
-import time
 from pathlib import Path
 
 import numpy as np
@@ -135,23 +134,6 @@ def test_center_offset_shifts_sampling(full180):
     assert rel_rmse(wrong, vol) > 2 * rel_rmse(rec, vol)
 
 
-def test_fbp_speed_vs_iradon():
-    n, rows = 256, 64
-    deg = np.arange(0.0, 180.0, 1.0)
-    sino = radon(make_slice(n, DISKS[0]), theta=deg, circle=True)
-    lines = np.repeat(sino.T[:, None, :], rows, axis=1)
-    t0 = time.perf_counter()
-    for _ in range(2):
-        iradon(sino, theta=deg, circle=True, filter_name="ramp")
-    t_skimage = (time.perf_counter() - t0) / 2 * rows
-    rc._CACHE.clear()  # include building the projector
-    t0 = time.perf_counter()
-    rc.fbp(lines, np.deg2rad(deg))
-    t_ours = time.perf_counter() - t0
-    # ≥10× on a quiet machine (measured 12–20× on 2 cores); lenient against CI noise
-    assert t_skimage / t_ours > 4, (t_skimage, t_ours)
-
-
 # --------------------------------------------------------------------------- accuracy
 
 
@@ -239,15 +221,17 @@ def test_sirt_full_range_converges_and_x0(full180):
 
 
 @pytest.mark.parametrize("noise", [False, True])
-def test_find_center_recovers_shift(full180, noise):
+@pytest.mark.parametrize(("mass_tolerance", "tol_px"), [(0.01, 0.1), (0.0, 0.5)])
+def test_find_center_recovers_shift(full180, noise, mass_tolerance, tol_px):
+    # mass_tolerance=0 forces the mirror-correlation + metric path
     vol, theta, lines = full180
     shifted = ndimage.shift(lines, (0, 0, 3.3), order=3, mode="constant")
     if noise:
         rng = np.random.default_rng(3)
         data, flats, darks = counts_from_lines(shifted, 2000, rng)
         shifted = rc.minus_log(rc.normalize(data, flats, darks))
-    c = rc.find_center(shifted, theta)
-    assert abs(c - (64 + 3.3)) < 0.5
+    c = rc.find_center(shifted, theta, mass_tolerance=mass_tolerance)
+    assert abs(c - (64 + 3.3)) < tol_px
 
 
 def test_find_center_limited_angle(limited60):
@@ -255,7 +239,9 @@ def test_find_center_limited_angle(limited60):
     # (documented as approximate; about 0.6 px off here without noise)
     vol, theta, lines = limited60
     shifted = ndimage.shift(lines, (0, 0, -2.6), order=3, mode="constant")
-    assert abs(rc.find_center(shifted, theta) - (64 - 2.6)) < 1.0
+    assert abs(rc.find_center(shifted, theta, mass_tolerance=0) - (64 - 2.6)) < 1.0
+    # the sample stays in the field of view: the centre-of-mass fit works at ±60° too
+    assert abs(rc.find_center(shifted, theta) - (64 - 2.6)) < 0.1
 
 
 # --------------------------------------------------------------------------- preprocessing

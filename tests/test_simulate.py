@@ -357,7 +357,9 @@ def test_scribbles_are_sparse_and_right(which, request):
             assert (ann.data == v).any(), c
             zs = ann.meta["slices"][c]
             assert 1 <= len(zs) <= 3
-            assert set(np.flatnonzero((ann.data == v).any(axis=(1, 2)))) <= set(zs)
+            outlines = set(ann.meta["outline_slices"].get(c, []))
+            assert outlines <= chosen  # outlines only in slices chosen for an organelle
+            assert set(np.flatnonzero((ann.data == v).any(axis=(1, 2)))) <= set(zs) | outlines
     again = annotate(lab, CLASSES, slices_per_class=3, seed=1)
     np.testing.assert_array_equal(ann.data, again.data)
     other = annotate(lab, CLASSES, slices_per_class=3, seed=2)

@@ -55,7 +55,7 @@ COMPOSITIONS: dict[str, tuple[tuple[tuple[str, float], float], ...]] = {
     "ice": ((ICE, 1.0),),
     "cytoplasm": ((PROTEIN, 0.09), (ICE, 0.91)),
     "cell_wall": ((GLUCAN, 0.30), (PROTEIN, 0.05), (ICE, 0.65)),
-    "nucleus": ((PROTEIN, 0.115), (ICE, 0.885)),
+    "nucleus": ((PROTEIN, 0.13), (ICE, 0.87)),  # nucleoplasm + euchromatin
     "nucleolus": ((PROTEIN, 0.20), (ICE, 0.80)),
     "heterochromatin": ((PROTEIN, 0.20), (ICE, 0.80)),
     "vacuole": ((PROTEIN, 0.025), (ICE, 0.975)),
@@ -1099,6 +1099,25 @@ def _stroke(region: np.ndarray, rng, max_len: int) -> list[tuple[int, int]]:
     return path
 
 
+def _outline_arc(region: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Half of the band 2–3 voxels outside each connected piece of a 2D ``region``."""
+    out = np.zeros(region.shape, dtype=bool)
+    pieces, n = ndi.label(region)
+    for i in range(1, n + 1):
+        piece = pieces == i
+        band = ndi.binary_dilation(piece, _disk(3)) & ~ndi.binary_dilation(piece, _disk(1))
+        band &= ~region
+        yy, xx = np.nonzero(band)
+        if yy.size == 0:
+            continue
+        cy, cx = np.argwhere(piece).mean(axis=0)
+        angle = np.arctan2(yy - cy, xx - cx)
+        start = rng.uniform(-np.pi, np.pi)
+        keep = np.mod(angle - start, 2 * np.pi) < np.pi
+        out[yy[keep], xx[keep]] = True
+    return out
+
+
 def annotate(
     fine_labels: Volume,
     classes: list[str],
@@ -1107,6 +1126,7 @@ def annotate(
     seed: int = 0,
     mode: str = "scribbles",
     labels: LabelTable | None = None,
+    outline: bool = True,
 ) -> Volume:
     """Sparse training annotations painted like a person in napari (a virtual annotator).
 
@@ -1131,13 +1151,19 @@ def annotate(
         slices are added for classes missing from them).
     labels : LabelTable, optional
         Label table (default :func:`sxtflow.labels.default_labels`).
+    outline : bool
+        ``"scribbles"`` only: in each slice chosen for an organelle class, also paint an
+        arc (half the circumference) of the band 2–3 voxels outside the organelle with the
+        class found there (usually cytoplasm), as annotators do around objects so the
+        classifier learns that the blurred rim of a dense object is not another class.
 
     Returns
     -------
     Volume
         uint8 ``(z, y, x)``: class values (``labels.value(class)``) where annotated,
         0 elsewhere. ``meta``: ``kind``, ``mode``, ``classes``, ``class_values``,
-        ``slices`` (class → annotated z indices; in ``"slices"`` mode ``"all"`` too),
+        ``slices`` (class → z indices of its own strokes; in ``"slices"`` mode ``"all"``
+        too), ``outline_slices`` (class → z indices where it was painted as an outline),
         ``seed``, ``slices_per_class``.
     """
     table = labels or default_labels()
@@ -1168,6 +1194,7 @@ def annotate(
             chosen[c] = [z for z in zs if (cls[z] == v).any()]
         chosen["all"] = zs
     else:
+        outlined: set[tuple[int, int]] = set()
         for c, v in values.items():
             mask = cls == v
             if not mask.any():
@@ -1196,12 +1223,22 @@ def annotate(
                     paint = ndi.binary_dilation(paint, _disk(r))
                 target = out[z]
                 target[paint & mask[z] & (target == 0)] = v
+                if outline and c not in ("ice", "cytoplasm"):
+                    arc = _outline_arc(mask[z], rng) & (target == 0)
+                    target[arc] = cls[z][arc]
+                    outlined.update((int(u), z) for u in np.unique(cls[z][arc]) if u)
+    outline_slices: dict[str, list[int]] = {}
+    if mode == "scribbles":
+        names = {v: c for c, v in values.items()}
+        for u, z in sorted(outlined):
+            outline_slices.setdefault(names[u], []).append(z)
     meta = {
         "kind": "annotations",
         "mode": mode,
         "classes": list(classes),
         "class_values": values,
         "slices": chosen,
+        "outline_slices": outline_slices,
         "seed": int(seed),
         "slices_per_class": int(slices_per_class),
     }

@@ -1,4 +1,5 @@
 import re
+import zlib
 import sys
 from pathlib import Path
 
@@ -33,6 +34,11 @@ if not (samples["annotation"] != "").any():
 
 wildcard_constraints:
     sample="|".join(map(re.escape, samples.index)),
+
+
+def sample_seed(sample, stream=0):
+    """Seed of one sample's random step: stable when rows are added or reordered."""
+    return zlib.crc32(f"{config['seed']}:{stream}:{sample}".encode())
 
 
 def sample_row(wildcards):

@@ -18,7 +18,7 @@ rule simulate:
         condition=lambda wc: config["simulate"]["conditions"].get(
             sample_row(wc)["condition"], {}
         ),
-        seed=lambda wc: config["seed"] * 1000 + list(samples.index).index(wc.sample),
+        seed=lambda wc: sample_seed(wc.sample, "simulate"),
         sim=config["simulate"],
     script:
         "../scripts/simulate.py"
