@@ -1100,12 +1100,12 @@ def _stroke(region: np.ndarray, rng, max_len: int) -> list[tuple[int, int]]:
 
 
 def _outline_arc(region: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """Half of the band 2–3 voxels outside each connected piece of a 2D ``region``."""
+    """Half of the band 1–2 voxels outside each connected piece of a 2D ``region``."""
     out = np.zeros(region.shape, dtype=bool)
     pieces, n = ndi.label(region)
     for i in range(1, n + 1):
         piece = pieces == i
-        band = ndi.binary_dilation(piece, _disk(3)) & ~ndi.binary_dilation(piece, _disk(1))
+        band = ndi.binary_dilation(piece, _disk(2)) & ~piece
         band &= ~region
         yy, xx = np.nonzero(band)
         if yy.size == 0:
@@ -1153,7 +1153,7 @@ def annotate(
         Label table (default :func:`sxtflow.labels.default_labels`).
     outline : bool
         ``"scribbles"`` only: in each slice chosen for an organelle class, also paint an
-        arc (half the circumference) of the band 2–3 voxels outside the organelle with the
+        arc (half the circumference) of the band 1–2 voxels outside the organelle with the
         class found there (usually cytoplasm), as annotators do around objects so the
         classifier learns that the blurred rim of a dense object is not another class.
 

@@ -286,6 +286,23 @@ def run_predict(
         io.write_volume(out_uncertainty, Volume(unc, voxel_nm, {"unit": "1 - probability margin"}))
 
 
+def run_refine(
+    prediction_path: PathLike,
+    out_labels: PathLike,
+    *,
+    classes: Mapping[str, int],
+    rules: Mapping[str, Mapping] | None = None,
+) -> None:
+    """Per-class clean-up (debris, object count, holes) of a predicted label volume."""
+    from .refine import refine_labels
+
+    pred = io.read_volume(prediction_path)
+    out = refine_labels(pred.data, classes, pred.spacing_um, rules)
+    changed = int(np.count_nonzero(out != pred.data))
+    log.info("refine: %d voxels relabelled (%.3f %%)", changed, 100.0 * changed / out.size)
+    io.write_volume(out_labels, Volume(out, pred.voxel_nm, pred.meta))
+
+
 def cylinder_mask(shape) -> np.ndarray:
     """(y, x) bool mask of the cylinder inscribed in the x-y square of a ``(z, y, x)`` shape."""
     ny, nx = shape[1:]

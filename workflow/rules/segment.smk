@@ -55,7 +55,7 @@ rule predict:
         model="results/model/classifier.skops",
         tomogram="results/{sample}/tomogram.mrc",
     output:
-        labels="results/{sample}/labels.mrc",
+        labels="results/{sample}/prediction.mrc",
         uncertainty="results/{sample}/uncertainty.mrc",
         probabilities=directory("results/{sample}/probabilities.zarr"),
     log:
@@ -72,6 +72,28 @@ rule predict:
         options=config["predict"],
     script:
         "../scripts/predict.py"
+
+
+rule refine:
+    input:
+        prediction="results/{sample}/prediction.mrc",
+    output:
+        labels="results/{sample}/labels.mrc",
+    log:
+        "logs/refine/{sample}.log",
+    benchmark:
+        "results/benchmarks/refine/{sample}.tsv"
+    conda:
+        "../../envs/segment.yaml"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=20,
+    params:
+        classes=CLASSES,
+        rules=config["refine"],
+    script:
+        "../scripts/refine.py"
 
 
 rule evaluate:
