@@ -1,0 +1,59 @@
+"""The ``sxtflow`` command line: every stage by hand on one small simulated cell."""
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from sxtflow.cli import main
+from sxtflow.io import read_volume
+
+
+@pytest.fixture(scope="module")
+def chain(tmp_path_factory):
+    d = tmp_path_factory.mktemp("cli")
+    f = {k: d / v for k, v in {
+        "proj": "p.h5", "truth": "truth.mrc", "lac": "lac.mrc", "ann": "ann.mrc",
+        "tomo": "tomo.mrc", "feat": "f.zarr", "model": "m.skops", "pred": "pred.mrc",
+        "eval": "eval.tsv", "org": "org.tsv", "cell": "cell.tsv",
+    }.items()}  # fmt: skip
+    common = ["--shape", "48,56,56", "--voxel-nm", "100", "--n-angles", "60", "--seed", "2"]
+    assert main(["simulate", str(f["proj"]), str(f["truth"]), str(f["lac"]), *common]) == 0
+    assert main(["annotate", str(f["truth"]), str(f["ann"]), "--seed", "1"]) == 0
+    assert main(["reconstruct", str(f["proj"]), str(f["tomo"]), "--qc", str(d / "qc.json")]) == 0
+    assert main(["features", str(f["tomo"]), str(f["feat"]), "--sigmas", "1,2.5"]) == 0
+    assert (
+        main(["train", "--features", str(f["feat"]), "--annotations", str(f["ann"]),
+              "--model", str(f["model"]), "--n-estimators", "20"]) == 0
+    )  # fmt: skip
+    assert main(["predict", str(f["feat"]), str(f["model"]), str(f["pred"])]) == 0
+    assert main(["evaluate", str(f["pred"]), str(f["truth"]), str(f["eval"])]) == 0
+    assert main(["measure", str(f["pred"]), str(f["tomo"]), str(f["org"]), str(f["cell"])]) == 0
+    assert main(["mesh", str(f["pred"]), str(f["tomo"]), str(d / "meshes")]) == 0
+    return d, f
+
+
+def test_chain_produces_calibrated_tomogram_and_segmentation(chain):
+    d, f = chain
+    tomo = read_volume(f["tomo"])
+    assert tomo.voxel_nm == (100.0, 100.0, 100.0)
+    qc = json.loads((d / "qc.json").read_text())
+    assert qc["unit"] == "1/um" and qc["ice_lac_per_um"] == pytest.approx(0.11, rel=0.15)
+    ev = pd.read_csv(f["eval"], sep="\t").set_index("class")
+    assert ev.loc["cell", "dice"] > 0.9
+    cell = pd.read_csv(f["cell"], sep="\t")
+    assert cell["cell_volume_um3"].iloc[0] > 10
+    assert (d / "meshes/scene.glb").stat().st_size > 1000
+    assert np.isin(np.unique(read_volume(f["pred"]).data), [0, 1, 2, 4, 7, 8, 9]).all()
+
+
+def test_bad_input_is_one_line_and_exit_2(tmp_path, capsys):
+    bad = tmp_path / "broken.h5"
+    bad.write_bytes(b"\x89HDF\r\n\x1a\n" + b"\0" * 50)
+    with pytest.raises(SystemExit) as exc:
+        main(["reconstruct", str(bad), str(tmp_path / "out.mrc")])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("sxtflow: error: ") and "broken.h5" in err and "\n" not in err
+    assert not (tmp_path / "out.mrc").exists()
