@@ -333,6 +333,146 @@ def test_bad_reference_raises():
         cmp.test_conditions(cells, reference="nope")
 
 
+def _demo_like(n: int, seed: int, n_null: int = 20) -> pd.DataFrame:
+    """Per-cell table like the demo's: the lipid condition changes only the lipid measures.
+
+    Primary: cell volume, nucleus/vacuole/mitochondrion/lipid fractions, lipid droplet
+    count. The simulated lipid_rich cells have 8 droplets instead of 3 (segmentation
+    finds each with probability 0.85) and ~4x the lipid volume fraction; everything else
+    is drawn from the same distribution in both conditions, including ``n_null``
+    exploratory measures (half integer counts, which tie, half continuous).
+    """
+    rng = np.random.default_rng(seed)
+    frames = []
+    for cond, n_lip, lip_fraction in (("control", 3, 0.0075), ("lipid_rich", 8, 0.033)):
+        data = {
+            "cell_volume_um3": rng.normal(34.0, 2.5, n),
+            "nucleus_fraction": rng.normal(0.06, 0.02, n),
+            "vacuole_fraction": rng.normal(0.03, 0.01, n),
+            "mitochondrion_fraction": rng.normal(0.009, 0.001, n),
+            "lipid_droplet_fraction": rng.normal(lip_fraction, 0.25 * lip_fraction, n),
+            "lipid_droplet_count": rng.binomial(n_lip, 0.85, n),
+        }
+        for j in range(n_null):
+            data[f"null{j}_count" if j % 2 else f"null{j}_um3"] = (
+                rng.poisson(4, n) if j % 2 else rng.normal(1.0, 0.3, n)
+            )
+        frame = pd.DataFrame(data)
+        frame.insert(0, "condition", cond)
+        frame.insert(0, "sample", [f"{cond}_{i}" for i in range(n)])
+        frames.append(frame)
+    return pd.concat(frames, ignore_index=True)
+
+
+_TRUE = {"lipid_droplet_fraction", "lipid_droplet_count"}
+
+
+def test_primary_measures_default_and_requested():
+    cells = _demo_like(3, 0, n_null=2)
+    assert cmp.primary_measures(cells) == list(cmp.DEFAULT_PRIMARY_MEASURES)
+    assert cmp.primary_measures(cells.drop(columns="vacuole_fraction")) == [
+        m for m in cmp.DEFAULT_PRIMARY_MEASURES if m != "vacuole_fraction"
+    ]
+    assert cmp.primary_measures(cells, ["null0_um3", "null0_um3"]) == ["null0_um3"]
+    with pytest.raises(ValueError, match="golgi_fraction"):
+        cmp.primary_measures(cells, ["golgi_fraction"])
+    with pytest.raises(ValueError, match="empty"):
+        cmp.primary_measures(cells, [])
+
+
+def test_primary_and_exploratory_are_separate_bh_families():
+    cells = _demo_like(6, 1)
+    res = cmp.test_conditions(
+        cells, reference="control", primary=cmp.primary_measures(cells), n_boot=0
+    )
+    k = len(cmp.DEFAULT_PRIMARY_MEASURES)
+    assert res["measure"].tolist()[:k] == list(cmp.DEFAULT_PRIMARY_MEASURES)
+    assert set(res["family"].iloc[:k]) == {"primary"}
+    assert set(res["family"].iloc[k:]) == {"exploratory"} and len(res) == k + 20
+    for _, sub in res.groupby("family"):
+        np.testing.assert_allclose(
+            sub["q_value"], stats.false_discovery_control(sub["p_value"], method="bh")
+        )
+    # one family over everything (no primary given) gives larger q for the primary hits
+    flat = cmp.test_conditions(cells, reference="control", n_boot=0).set_index("measure")
+    assert set(flat["family"]) == {"all"}
+    by = res.set_index("measure")
+    for m in _TRUE:
+        assert by.loc[m, "q_value"] < flat.loc[m, "q_value"]
+    # the counts tie, so their p-value is the exact permutation one
+    assert by.loc["lipid_droplet_count", "p_method"] == "permutation"
+    assert by.loc["cell_volume_um3", "p_method"] == "exact"
+
+
+def test_mann_whitney_exact_with_ties_by_enumeration():
+    from itertools import combinations
+
+    x = np.array([7.0, 6.0, 7.0, 3.0])
+    y = np.array([2.0, 3.0, 3.0, 6.0])
+    u, p, how = cmp.mann_whitney(x, y)
+    assert how == "permutation"
+    pooled = np.r_[x, y]
+    ranks = stats.rankdata(pooled)
+    n, mean_u = x.size, x.size * y.size / 2
+
+    def u_of(idx):
+        return ranks[list(idx)].sum() - n * (n + 1) / 2
+
+    observed = abs(u_of(range(n)) - mean_u)
+    all_u = [abs(u_of(idx) - mean_u) for idx in combinations(range(pooled.size), n)]
+    assert u == pytest.approx(u_of(range(n)))
+    assert p == pytest.approx(np.mean(np.array(all_u) >= observed - 1e-9))
+    # 3 + 3 cells perfectly separated: the smallest possible p is 2 / C(6, 3) = 0.1,
+    # which the normal approximation (p = 0.072 with these ties) would undercut
+    assert cmp.mann_whitney([7, 6, 7], [2, 3, 3])[1] == pytest.approx(0.1)
+    assert stats.mannwhitneyu([7, 6, 7], [2, 3, 3]).pvalue < 0.1
+
+
+def test_unchanged_measures_flagged_at_most_nominal_rate_over_20_seeds():
+    """Measures the simulation did not change: flagged (q < 0.05) at most 5 % of the time."""
+    flagged, raw, found = [], [], []
+    for seed in range(20):
+        cells = _demo_like(6, 1000 + seed)
+        res = cmp.test_conditions(
+            cells, reference="control", primary=cmp.primary_measures(cells), n_boot=0
+        )
+        null = res[~res["measure"].isin(_TRUE)]
+        flagged.extend(null["significant"])
+        raw.extend(null["p_value"] < 0.05)
+        found.append(res.loc[res["measure"].isin(_TRUE), "significant"].all())
+    flagged, raw = np.asarray(flagged), np.asarray(raw)
+    assert flagged.size == 20 * 24
+    assert flagged.mean() <= 0.05
+    # unadjusted, the null measures are calibrated too: the exact tests are valid
+    assert raw.mean() <= 0.05 + 2 * np.sqrt(0.05 * 0.95 / raw.size)
+    # and the two true differences are found in (nearly) every simulated study
+    assert np.mean(found) >= 0.95
+
+
+def test_lipid_difference_needs_five_cells_per_condition():
+    """Demo sizing: perfect separation of the two lipid measures in a family of six."""
+
+    def study(n):
+        cells = _demo_like(n, 0, n_null=0)
+        # make the lipid measures perfectly separated, as in the demo's three cells
+        lip = cells["condition"] == "lipid_rich"
+        cells.loc[lip, "lipid_droplet_count"] = 7 + np.arange(lip.sum()) % 2
+        cells.loc[~lip, "lipid_droplet_count"] = 2 + np.arange((~lip).sum()) % 2
+        cells.loc[lip, "lipid_droplet_fraction"] = 0.03 + 0.001 * np.arange(lip.sum())
+        cells.loc[~lip, "lipid_droplet_fraction"] = 0.005 + 0.001 * np.arange((~lip).sum())
+        res = cmp.test_conditions(
+            cells, reference="control", primary=cmp.primary_measures(cells), n_boot=0
+        )
+        return res.set_index("measure")
+
+    for n in (3, 4):
+        r = study(n)
+        assert not r.loc[list(_TRUE), "significant"].any()
+    r = study(5)
+    assert r.loc[list(_TRUE), "significant"].all()
+    assert r.loc["lipid_droplet_fraction", "p_value"] == pytest.approx(2 / 252)
+
+
 # --------------------------------------------------------------------------- plots
 
 
@@ -375,3 +515,72 @@ def test_plots_written(tmp_path):
     assert not list(tmp_path.rglob("*.tmp*"))  # no temporary files left behind
     with pytest.raises(ValueError, match="vacuole_fraction"):
         cmp.plot_fractions(cells, ["vacuole"], tmp_path / "bad.png")
+
+
+def _svg_text(path) -> str:
+    return path.read_text(encoding="utf-8")
+
+
+def test_plot_lac_histograms_per_object_and_per_cell(tmp_path):
+    rng = np.random.default_rng(4)
+    rows = []
+    for cond, shift in (("control", 0.0), ("lipid_rich", 0.01)):
+        for i in range(3):
+            for cls, lac, k in (("nucleus", 0.25, 1), ("lipid_droplet", 0.6, 5)):
+                for j in range(k):
+                    rows.append(
+                        {
+                            "sample": f"{cond}{i}",
+                            "condition": cond,
+                            "class": cls,
+                            "object_id": j,
+                            "lac_mean_per_um": lac + shift + rng.normal(0, 0.005),
+                        }
+                    )
+    objects = pd.DataFrame(rows)
+    png, svg = cmp.plot_lac_histograms(objects, tmp_path / "lac.png", reference="control")
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 5000
+    text = _svg_text(svg)
+    for label in ("nucleus", "lipid_droplet", "µm⁻¹", "control (3 cells, 15 objects)"):
+        assert label in text
+    # per-cell LAC columns give the same classes, one value per cell
+    cells = cmp.per_cell(objects, measures=["lac_mean_per_um"])
+    cells.columns = [c.removesuffix("_median") for c in cells.columns]
+    _, svg2 = cmp.plot_lac_histograms(cells, tmp_path / "lac_cells.png", classes=["nucleus"])
+    text2 = _svg_text(svg2)
+    assert "lipid_rich (3 cells, 3 objects)" in text2 and "lipid_droplet" not in text2
+    with pytest.raises(ValueError, match="vacuole"):
+        cmp.plot_lac_histograms(objects, tmp_path / "bad.png", classes=["vacuole"])
+    with pytest.raises(ValueError, match="lac_p90_per_um"):
+        cmp.plot_lac_histograms(objects, tmp_path / "bad.png", value="lac_p90_per_um")
+
+
+def test_plot_radial_profiles(tmp_path):
+    bins = np.arange(8)
+    rows = [
+        {
+            "sample": f"{cond}{i}",
+            "condition": cond,
+            "bin": b,
+            "heterochromatin_fraction": slope * b + 0.01 * i,
+        }
+        for cond, slope in (("control", 0.03), ("treated", 0.01))
+        for i in range(4)
+        for b in bins
+    ]
+    profiles = pd.DataFrame(rows)
+    png, svg = cmp.plot_radial_profiles(
+        profiles, tmp_path / "chromatin.png", reference="treated", x_label="bin (0 = centre)"
+    )
+    assert png.stat().st_size > 5000
+    text = _svg_text(svg)
+    assert "treated (n=4 cells)" in text and "bin (0 = centre)" in text
+    assert text.index("treated (n=4 cells)") < text.index("control (n=4 cells)")
+    # 8 per-cell lines + 2 medians + 2 overlay medians at least
+    assert text.count("<path") >= 12
+    with pytest.raises(ValueError, match="more than once"):
+        cmp.plot_radial_profiles(pd.concat([profiles, profiles.iloc[:1]]), tmp_path / "dup.png")
+    with pytest.raises(ValueError, match="heterochromatin_fraction"):
+        cmp.plot_radial_profiles(
+            profiles.drop(columns="heterochromatin_fraction"), tmp_path / "bad.png"
+        )

@@ -85,7 +85,8 @@ def test_projections_roundtrip_and_degrees(tmp_path):
     path = write_projections(tmp_path / "p.h5", proj)
     back = read_projections(path)
     np.testing.assert_allclose(back.theta, theta)
-    assert back.pixel_nm == 25.0 and back.meta == {"a": 1}
+    assert back.pixel_nm == 25.0 and back.meta["a"] == 1
+    assert back.meta["format"] == "dxchange"
     with h5py.File(path, "r+") as fh:
         del fh["exchange/theta"]
         fh["exchange/theta"] = np.rad2deg(theta)  # no units attribute, values in degrees

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from . import __version__
-from .features import FeatureSpec, iter_blocks
+from .features import FeatureSpec, block_features, iter_blocks
 from .io import InputError, atomic_path, read_json, write_json
 from .labels import UNLABELLED
 from .progress import log, progress
@@ -34,7 +34,10 @@ __all__ = [
     "save_model",
     "load_model",
     "predict",
+    "predict_volume",
     "uncertainty",
+    "slice_uncertainty",
+    "suggest_slices",
 ]
 
 ESTIMATORS = ("random_forest", "extra_trees", "hist_gradient_boosting")
@@ -671,6 +674,181 @@ def predict(
             proba = model.predict_proba(X)[:, columns].astype(np.float32)
             out_labels[core] = values[np.argmax(proba, axis=1)].reshape(bshape)
             out_probabilities[(slice(None), *core)] = proba.T.reshape(values.size, *bshape)
+    finally:
+        if old_jobs is not None:
+            model.n_jobs = old_jobs
+    return out_labels, out_probabilities
+
+
+def _class_columns(model, card: dict) -> tuple[np.ndarray, np.ndarray]:
+    """Class values (ascending) and the model's probability column of each."""
+    classes = _sorted_classes(card["classes"])
+    values = np.array(list(classes.values()), dtype=np.uint8)
+    model_classes = [int(c) for c in model.classes_]
+    missing = [int(v) for v in values if int(v) not in model_classes]
+    if missing:
+        raise ValueError(f"model cannot predict class values {missing} listed in its card")
+    return values, np.array([model_classes.index(int(v)) for v in values])
+
+
+def _margin(proba: np.ndarray) -> np.ndarray:
+    """``1 − (p_max − p_second)`` along axis 0 of ``(C, …)`` probabilities, float32."""
+    if proba.shape[0] < 2:
+        return np.zeros(proba.shape[1:], dtype=np.float32)
+    top2 = np.partition(proba, proba.shape[0] - 2, axis=0)[-2:]
+    return np.clip(1.0 - (top2[1] - top2[0]), 0.0, 1.0).astype(np.float32)
+
+
+def predict_volume(
+    volume,
+    model,
+    card: dict,
+    *,
+    block: tuple[int, int, int] = (64, 64, 64),
+    n_jobs: int = 1,
+    out_labels=None,
+    out_probabilities=None,
+    out_uncertainty=None,
+    mask=None,
+):
+    """Segment a tomogram directly: features per block (with halo), classified at once.
+
+    No feature store is needed: each block's features (``card["feature_spec"]``) are
+    computed from the block grown by the spec's halo, classified and dropped, so memory is
+    bounded by the block size and the number of threads, not by the volume size. Results
+    equal :func:`predict` on :func:`sxtflow.features.compute_features` of the volume.
+
+    Parameters
+    ----------
+    volume : array-like, shape (z, y, x)
+        Calibrated tomogram in µm⁻¹ (numpy, memory-mapped or zarr), finite.
+    model : classifier from :func:`train` / :func:`load_model`
+    card : dict
+        Its card (``classes``, ``feature_spec``).
+    block : tuple of 3 int
+        Core block in voxels. Working memory per thread is about
+        ``(F + 20) × (block + 2·halo)³ × 4`` bytes plus ``block voxels × 4·F`` for the
+        classifier input; larger blocks waste less on halos.
+    n_jobs : int
+        Threads; each works on its own block (filters and tree traversal release the GIL).
+    out_labels : array-like, shape (z, y, x), optional
+        Destination (numpy or zarr, uint8); allocated if omitted.
+    out_probabilities : array-like, shape (C, z, y, x), optional
+        Destination for class probabilities (float32, channels in ascending class value);
+        probabilities are not kept when omitted (they are ``C`` times the volume in float32).
+    out_uncertainty : array-like, shape (z, y, x), optional
+        Destination for the margin uncertainty (see :func:`uncertainty`), float32.
+    mask : ndarray of bool, shape (z, y, x) or (y, x), optional
+        Voxels to classify (e.g. the reconstruction's field of view); others get label 0,
+        probability 0 and uncertainty 0, and blocks without any masked voxel are skipped.
+
+    Returns
+    -------
+    labels : ndarray or zarr array, shape (z, y, x), uint8
+        Class value of the most probable class.
+    probabilities : array-like or None
+        ``out_probabilities`` if given, else None.
+
+    Raises
+    ------
+    ValueError
+        ``volume`` not 3D, non-finite values, outputs of the wrong shape, a model that
+        cannot predict the card's classes, or a bad ``block``/``n_jobs``.
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> vol = rng.normal(0.1, 0.01, (16, 16, 16)).astype(np.float32)
+    >>> vol[4:12, 4:12, 4:12] += 0.3
+    >>> ann = np.zeros(vol.shape, np.uint8); ann[8, 0:2] = 1; ann[8, 7:9, 7:9] = 2
+    >>> spec = FeatureSpec(sigmas=(1.0,), families=("gaussian",))
+    >>> from sxtflow.features import compute_features
+    >>> model, card = train([(compute_features(vol, spec), ann)], {"ice": 1, "cell": 2},
+    ...                     spec=spec, n_estimators=5, cv_folds=0)
+    >>> labels, _ = predict_volume(vol, model, card, block=(8, 8, 8))
+    >>> int(labels[8, 8, 8]), int(labels[0, 0, 0])
+    (2, 1)
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    spec = FeatureSpec.from_dict(card["feature_spec"])
+    if list(card.get("feature_names", spec.names())) != spec.names():
+        raise ValueError("card feature_names do not match its feature_spec")
+    shape = tuple(int(n) for n in volume.shape)
+    if len(shape) != 3:
+        raise ValueError(f"prediction needs a 3D (z, y, x) volume, got shape {shape}")
+    if int(n_jobs) < 1:
+        raise ValueError(f"n_jobs must be ≥ 1, got {n_jobs}")
+    n_model = getattr(model, "n_features_in_", spec.n_features)
+    if n_model != spec.n_features:
+        raise ValueError(
+            f"model takes {n_model} features but its card's spec gives {spec.n_features}"
+        )
+    values, columns = _class_columns(model, card)
+    n_cls = values.size
+    if mask is not None:
+        mask = np.asarray(mask, dtype=bool)
+        if mask.shape == shape[1:]:
+            mask = np.broadcast_to(mask, shape)
+        if mask.shape != shape:
+            raise ValueError(f"mask has shape {mask.shape}, expected {shape} or {shape[1:]}")
+    if out_labels is None:
+        out_labels = np.zeros(shape, dtype=np.uint8)
+    if tuple(out_labels.shape) != shape:
+        raise ValueError(f"out_labels has shape {tuple(out_labels.shape)}, expected {shape}")
+    if out_probabilities is not None and tuple(out_probabilities.shape) != (n_cls, *shape):
+        raise ValueError(
+            f"out_probabilities has shape {tuple(out_probabilities.shape)}, "
+            f"expected {(n_cls, *shape)}"
+        )
+    if out_uncertainty is not None and tuple(out_uncertainty.shape) != shape:
+        raise ValueError(
+            f"out_uncertainty has shape {tuple(out_uncertainty.shape)}, expected {shape}"
+        )
+    blocks = iter_blocks(shape, block)
+
+    def work(core):
+        m = None if mask is None else np.asarray(mask[core])
+        if m is not None and not m.any():
+            out_labels[core] = 0
+            if out_probabilities is not None:
+                out_probabilities[(slice(None), *core)] = 0.0
+            if out_uncertainty is not None:
+                out_uncertainty[core] = 0.0
+            return
+        fb = block_features(volume, core, spec)
+        bshape = fb.shape[1:]
+        X = np.ascontiguousarray(fb.reshape(spec.n_features, -1).T)
+        del fb
+        if m is not None:
+            X = X[m.ravel()]
+        proba = model.predict_proba(X)[:, columns].astype(np.float32, copy=False).T
+        del X
+        if m is not None:
+            full = np.zeros((n_cls, m.size), dtype=np.float32)
+            full[:, m.ravel()] = proba
+            proba = full
+        lab = values[np.argmax(proba, axis=0)]
+        if m is not None:
+            lab[~m.ravel()] = 0
+        out_labels[core] = lab.reshape(bshape)
+        proba = proba.reshape(n_cls, *bshape)
+        if out_probabilities is not None:
+            out_probabilities[(slice(None), *core)] = proba
+        if out_uncertainty is not None:
+            out_uncertainty[core] = _margin(proba)
+
+    old_jobs = getattr(model, "n_jobs", None)
+    if old_jobs is not None:
+        model.n_jobs = 1  # parallel over blocks instead
+    try:
+        if int(n_jobs) == 1:
+            for core in progress(blocks, len(blocks), "segment"):
+                work(core)
+        else:
+            with ThreadPoolExecutor(int(n_jobs)) as pool:
+                for _ in progress(pool.map(work, blocks), len(blocks), "segment"):
+                    pass
     finally:
         if old_jobs is not None:
             model.n_jobs = old_jobs

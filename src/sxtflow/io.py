@@ -30,10 +30,14 @@ __all__ = [
     "Projections",
     "atomic_path",
     "read_volume",
+    "read_amira",
+    "write_amira",
     "read_meta",
     "create_zarr_array",
     "write_volume",
     "read_projections",
+    "read_angles",
+    "MAX_NONPOSITIVE_FRACTION",
     "write_projections",
     "read_table",
     "write_table",
@@ -205,11 +209,15 @@ def _sniff(path: Path) -> str:
         return "zarr"
     if path.suffix.lower() in _MRC_SUFFIXES and len(head) >= 1024:
         return "mrc"  # old MRC files without the MAP stamp
-    raise InputError(path, "unrecognised file format (expected MRC, TIFF or HDF5)")
+    raise InputError(path, "unrecognised file format (expected MRC, TIFF, HDF5 or AmiraMesh)")
 
 
 def read_volume(path: str | os.PathLike, voxel_nm=None, *, allow_nan: bool = False) -> Volume:
-    """Read a 3D volume (MRC/REC or TIFF stack) with its voxel size.
+    """Read a 3D volume (MRC/REC, TIFF stack, AmiraMesh ``.am``, HDF5) with its voxel size.
+
+    The format is detected from the content (an AmiraMesh ``.rec`` is read as AmiraMesh).
+    HDF5: the dataset ``exchange/data``, ``entry/data/data``, ``volume`` or ``data``, or
+    else the only 3D dataset in the file; voxel size from its ``voxel_size_nm`` attribute.
 
     Parameters
     ----------
@@ -249,6 +257,10 @@ def read_volume(path: str | os.PathLike, voxel_nm=None, *, allow_nan: bool = Fal
             import tifffile
 
             data = tifffile.imread(path)
+        elif fmt == "amira":
+            data, header_voxel, meta = read_amira(path)
+        elif fmt == "hdf5":
+            data, header_voxel = _read_hdf5_volume(path)
         else:
             raise InputError(path, f"{fmt} volumes are not supported here yet")
     except InputError:
@@ -264,6 +276,208 @@ def read_volume(path: str | os.PathLike, voxel_nm=None, *, allow_nan: bool = Fal
             raise InputError(path, "no voxel size in the header; give voxel_nm in the sample sheet")
         voxel_nm = header_voxel
     return Volume(np.ascontiguousarray(data), voxel_nm, meta)
+
+
+# --------------------------------------------------------------------------- AmiraMesh
+
+_AMIRA_TYPES = {
+    "byte": np.uint8,
+    "ushort": np.uint16,
+    "short": np.int16,
+    "int": np.int32,
+    "float": np.float32,
+    "double": np.float64,
+}
+
+
+def _amira_rle(raw: bytes, n: int) -> np.ndarray:
+    """Decode Amira's HxByteRLE: a control byte c; c & 0x80: (c & 0x7f) literal bytes
+    follow; else the next byte is repeated c times."""
+    out = np.empty(n, dtype=np.uint8)
+    i = j = 0
+    mv = memoryview(raw)
+    while j < n:
+        if i >= len(raw):
+            raise ValueError(f"RLE data end after {j} of {n} values")
+        c = raw[i]
+        i += 1
+        k = c & 0x7F
+        if k == 0:
+            continue
+        if c & 0x80:
+            out[j : j + k] = np.frombuffer(mv[i : i + k], dtype=np.uint8)
+            i += k
+        else:
+            out[j : j + k] = raw[i]
+            i += 1
+        j += k
+    return out
+
+
+def read_amira(path: str | os.PathLike) -> tuple[np.ndarray, tuple | None, dict]:
+    """Read an AmiraMesh lattice (``.am``, also ``.rec``/``.labels``): a scalar volume.
+
+    Handles ``# AmiraMesh BINARY-LITTLE-ENDIAN 2.1``, ``# AmiraMesh BINARY 2.1``
+    (big-endian), ``# AmiraMesh 3D ASCII 2.0/2.1`` and ``# Avizo`` headers; a ``define
+    Lattice nx ny nz``; one lattice field of type byte/ushort/short/int/float/double,
+    raw, ``HxZip`` (zlib) or ``HxByteRLE`` encoded.
+
+    Returns
+    -------
+    data : ndarray, shape (z, y, x)
+        Label fields (``byte``) come out as uint8.
+    voxel_nm : tuple of 3 floats or None
+        From ``BoundingBox xmin xmax ymin ymax zmin zmax`` (centres of the first and last
+        voxels, so voxel = extent / (n − 1)) in the ``Units { Coordinates }`` unit,
+        micrometres when absent (Amira's default for microscopy data; recorded in
+        ``meta["amira_unit_assumed"]``). None without a bounding box.
+    meta : dict
+        ``format``, ``amira_field`` and ``kind`` (``"labels"`` for label fields).
+    """
+    import re
+    import zlib
+
+    path = Path(path)
+    raw = path.read_bytes()
+    first = raw.split(b"\n", 1)[0]
+    if not (first.startswith(b"# AmiraMesh") or first.startswith(b"# Avizo")):
+        raise InputError(path, "not an AmiraMesh file")
+    ascii_ = b"ASCII" in first
+    big = b"BINARY" in first and b"LITTLE" not in first
+    marker = re.search(rb"\n\s*@1\s*\n", raw)
+    if marker is None:
+        raise InputError(path, "AmiraMesh file without a data section ('@1')")
+    try:
+        header = raw[: marker.start()].decode("utf-8")
+    except UnicodeDecodeError:
+        header = raw[: marker.start()].decode("latin-1")
+    body = raw[marker.end() :]
+    m = re.search(r"define\s+Lattice\s+(\d+)\s+(\d+)\s+(\d+)", header)
+    if m is None:
+        raise InputError(path, "AmiraMesh file without 'define Lattice nx ny nz'")
+    nx, ny, nz = (int(v) for v in m.groups())
+    fields = re.findall(
+        r"Lattice\s*\{\s*(\w+)(?:\[(\d+)\])?\s+(\w+)\s*\}\s*@(\d+)(\([^)]*\))?", header
+    )
+    if not fields:
+        raise InputError(path, "AmiraMesh file without a 'Lattice { type name } @1' field")
+    ftype, ncomp, fname, _, enc = next((f for f in fields if f[3] == "1"), fields[0])
+    if ncomp and int(ncomp) != 1:
+        raise InputError(path, f"AmiraMesh field {fname!r} has {ncomp} components; need a scalar")
+    if ftype not in _AMIRA_TYPES:
+        raise InputError(path, f"AmiraMesh data type {ftype!r} not supported")
+    dtype = np.dtype(_AMIRA_TYPES[ftype]).newbyteorder(">" if big else "<")
+    n = nx * ny * nz
+    if ascii_:
+        text = body.split(b"@", 1)[0]
+        data = np.array(text.split(), dtype=np.float64)
+        if data.size < n:
+            raise InputError(path, f"AmiraMesh ASCII data hold {data.size} of {n} values")
+        data = data[:n].astype(dtype.newbyteorder("="))
+    else:
+        nbytes = n * dtype.itemsize
+        enc = enc.strip("()")
+        if enc.startswith("HxZip"):
+            size = int(enc.split(",")[1])
+            if len(body) < size:
+                raise InputError(path, f"AmiraMesh file truncated: {len(body)} of {size} bytes")
+            buf = zlib.decompress(body[:size])
+        elif enc.startswith("HxByteRLE"):
+            if dtype.itemsize != 1:
+                raise InputError(path, "HxByteRLE encoding is only defined for byte data")
+            buf = _amira_rle(body, n).tobytes()
+        elif enc:
+            raise InputError(path, f"AmiraMesh encoding {enc!r} not supported")
+        else:
+            buf = body[:nbytes]
+        if len(buf) < nbytes:
+            raise InputError(path, f"AmiraMesh file truncated: {len(buf)} of {nbytes} data bytes")
+        data = np.frombuffer(buf[:nbytes], dtype=dtype).astype(dtype.newbyteorder("="))
+    data = data.reshape(nz, ny, nx)
+    meta: dict = {"format": "amira", "amira_field": fname}
+    if ftype == "byte" or "Materials" in header or fname.lower().startswith("label"):
+        meta["kind"] = "labels" if ftype == "byte" else meta.get("kind", "lac")
+    voxel = None
+    bb = re.search(r"BoundingBox\s+([-+\d.eE\s]+?),?\s*\n", header)
+    if bb:
+        vals = [float(v) for v in bb.group(1).replace(",", " ").split()]
+        if len(vals) == 6:
+            unit_m = re.search(r"Coordinates\s+\"([^\"]+)\"", header)
+            if unit_m:
+                scale = _unit_scale(unit_m.group(1), "um", path, "coordinate")
+            else:
+                scale = 1e3
+                meta["amira_unit_assumed"] = "um"
+            ext = np.array([vals[1] - vals[0], vals[3] - vals[2], vals[5] - vals[4]])
+            counts = np.array([nx, ny, nz], dtype=float)
+            vx, vy, vz = (ext / np.maximum(counts - 1, 1)) * scale
+            if nz == 1:
+                vz = vx
+            voxel = (float(vz), float(vy), float(vx))
+    return data, voxel, meta
+
+
+def write_amira(path: str | os.PathLike, volume: Volume, *, ascii: bool = False) -> Path:
+    """Write a volume as AmiraMesh 2.1 (binary little-endian or ASCII), BoundingBox in µm.
+
+    uint8 data are written as ``byte`` (a label field), everything else as ``float``.
+    """
+    path = Path(path)
+    data = np.asarray(volume.data)
+    label = data.dtype == np.uint8
+    arr = data if label else data.astype("<f4")
+    nz, ny, nx = arr.shape
+    vz, vy, vx = (v / 1000.0 for v in volume.voxel_nm)
+    bbox = (0, (nx - 1) * vx, 0, (ny - 1) * vy, 0, (nz - 1) * vz)
+    kind = "byte Labels" if label else "float Data"
+    head = (
+        ("# AmiraMesh 3D ASCII 2.1" if ascii else "# AmiraMesh BINARY-LITTLE-ENDIAN 2.1")
+        + f"\n\ndefine Lattice {nx} {ny} {nz}\n\nParameters {{\n"
+        + '    Units {\n        Coordinates "µm"\n    }\n'
+        + "    BoundingBox "
+        + " ".join(f"{b:.9g}" for b in bbox)
+        + ",\n"
+        + '    CoordType "uniform"\n}\n\n'
+        + f"Lattice {{ {kind} }} @1\n\n# Data section follows\n@1\n"
+    )
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as fh:
+            fh.write(head.encode("utf-8"))
+            if ascii:
+                fmt = "%d" if label else "%.9g"
+                np.savetxt(fh, arr.reshape(-1, 1), fmt=fmt)
+            else:
+                fh.write(np.ascontiguousarray(arr).tobytes())
+            fh.write(b"\n")
+    return path
+
+
+def _read_hdf5_volume(path: Path):
+    import h5py
+
+    with h5py.File(path, "r") as fh:
+        ds = None
+        for key in ("exchange/data", "entry/data/data", "volume", "data"):
+            if key in fh and getattr(fh[key], "ndim", 0) == 3:
+                ds = fh[key]
+                break
+        if ds is None:
+            found = []
+            fh.visititems(
+                lambda name, obj: found.append(obj) if getattr(obj, "ndim", 0) == 3 else None
+            )
+            if len(found) != 1:
+                raise InputError(
+                    path, f"HDF5 file holds {len(found)} 3D datasets; cannot tell the volume"
+                )
+            ds = found[0]
+        data = np.asarray(ds[...])
+        voxel = None
+        if "voxel_size_nm" in ds.attrs:
+            voxel = tuple(
+                float(v) for v in np.broadcast_to(np.asarray(ds.attrs["voxel_size_nm"]), (3,))
+            )
+    return data, voxel
 
 
 def read_meta(path: str | os.PathLike) -> dict:
@@ -318,61 +532,322 @@ def create_zarr_array(directory: str | os.PathLike, name: str, shape, chunks, dt
 
 # --------------------------------------------------------------------------- projections
 
+#: Largest fraction of non-positive raw intensities that is repaired (clipped, logged)
+#: rather than refused. Above it the file is treated as corrupt (or not intensities).
+MAX_NONPOSITIVE_FRACTION = 0.01
 
-def read_projections(path: str | os.PathLike, pixel_nm: float | None = None) -> Projections:
-    """Read a tilt series from Data Exchange HDF5 (``exchange/data``, ``data_white``,
-    ``data_dark``, ``theta``).
+_ANGLE_SUFFIXES = (".tlt", ".rawtlt", ".angles")
 
-    ``theta`` is read in radians if ``exchange/theta`` has ``units="rad"`` or all |θ| ≤ 2π
-    and degrees otherwise (the ``units`` attribute wins when present).
+
+def read_projections(
+    path: str | os.PathLike, pixel_nm: float | None = None, *, angles=None
+) -> Projections:
+    """Read a tilt series; the format is detected from the file's content.
+
+    Supported formats
+    -----------------
+    * Data Exchange HDF5: ``exchange/data``, ``data_white``, ``data_dark``, ``theta``.
+      ``theta`` is read in radians if it has ``units="rad"`` or all |θ| ≤ 2π and in
+      degrees otherwise (the ``units`` attribute wins when present).
+    * NeXus NXtomo HDF5 (e.g. ALBA Mistral): ``/entry/data/data`` or
+      ``/entry/instrument/detector/data`` with ``image_key`` (0 projection, 1 flat,
+      2 dark, 3 invalid/skipped) and ``/entry/sample/rotation_angle`` (degrees unless
+      its ``units`` say otherwise); pixel size from ``x_pixel_size`` (metres unless
+      ``units`` say otherwise).
+    * MRC/ST stacks (IMOD): ``(angles, rows, cols)`` with the angles, in degrees one per
+      line, in ``<stem>.tlt`` (preferred) or ``<stem>.rawtlt`` beside the stack; pixel
+      size from the header (Å).
+    * TIFF stacks: ``(angles, rows, cols)`` with angles in degrees in ``<stem>.tlt`` or
+      ``<stem>.angles`` beside the stack.
+
+    MRC and TIFF stacks carry no flats: if their largest value is ≤ 2 they are taken as
+    already normalised transmission (``meta["normalized"] = True``); otherwise they are
+    raw counts and :func:`sxtflow.reconstruct.reconstruct` will ask for flats.
+
+    Parameters
+    ----------
+    path : path-like
+    pixel_nm : float, optional
+        Detector pixel size at the sample in nm; overrides the file.
+    angles : array_like, optional
+        Projection angles in **degrees**; overrides the file's angles (or replaces a
+        missing angle file).
+
+    Returns
+    -------
+    Projections
+
+    Raises
+    ------
+    InputError
+        Missing/truncated/corrupt file, unknown layout, angle count ≠ projection count,
+        flats/darks of another shape, NaN/inf values, or more than
+        :data:`MAX_NONPOSITIVE_FRACTION` of non-positive intensities. A smaller share of
+        non-positive values is left to :func:`sxtflow.reconstruct.normalize`, which clips
+        them to a tiny transmission and logs how many (``meta["n_nonpositive"]``).
     """
-    import h5py
-
     path = Path(path)
     if not path.exists():
         raise InputError(path, "file does not exist")
-    if _sniff(path) != "hdf5":
-        raise InputError(path, "not an HDF5 file (expected Data Exchange projections)")
+    fmt = _sniff(path)
     try:
-        with h5py.File(path, "r") as fh:
-            if "exchange/data" not in fh:
-                raise InputError(path, "no 'exchange/data' dataset: not a Data Exchange file")
-            data = np.asarray(fh["exchange/data"][...], dtype=np.float32)
-            flats = fh["exchange/data_white"][...] if "exchange/data_white" in fh else None
-            darks = fh["exchange/data_dark"][...] if "exchange/data_dark" in fh else None
-            if "exchange/theta" not in fh:
-                raise InputError(path, "no 'exchange/theta' dataset: projection angles unknown")
-            tds = fh["exchange/theta"]
-            theta = np.asarray(tds[...], dtype=float).ravel()
-            units = tds.attrs.get("units", b"")
-            units = units.decode() if isinstance(units, bytes) else str(units)
-            if units.lower().startswith("deg") or (
-                not units and np.abs(theta).max(initial=0) > 2 * np.pi + 1e-6
-            ):
-                theta = np.deg2rad(theta)
-            if pixel_nm is None:
-                key = "measurement/instrument/detector/pixel_size"
-                if key in fh:
-                    ds = fh[key]
-                    value = float(np.asarray(ds[...]).ravel()[0])
-                    unit = ds.attrs.get("units", b"nm")
-                    unit = unit.decode() if isinstance(unit, bytes) else str(unit)
-                    scale = {"nm": 1.0, "um": 1e3, "µm": 1e3, "m": 1e9, "mm": 1e6}.get(unit)
-                    if scale is None:
-                        raise InputError(path, f"unknown pixel size unit {unit!r}")
-                    pixel_nm = value * scale
-            meta = {}
-            if "sxtflow" in fh:
-                meta = json.loads(fh["sxtflow"].attrs.get("meta", "{}"))
+        if fmt == "hdf5":
+            import h5py
+
+            with h5py.File(path, "r") as fh:
+                if "exchange/data" in fh:
+                    parts = _read_dxchange(fh, path, pixel_nm)
+                else:
+                    parts = _read_nxtomo(fh, path, pixel_nm)
+        elif fmt in ("mrc", "tiff"):
+            parts = _read_stack(path, fmt, pixel_nm, angles is not None)
+        else:
+            raise InputError(path, f"{fmt} files cannot hold a tilt series here")
     except InputError:
         raise
-    except Exception as exc:
-        raise InputError(path, f"cannot read HDF5 file ({exc})") from exc
-    check_finite(data, path, "exchange/data")
+    except Exception as exc:  # truncated or corrupt
+        raise InputError(path, f"cannot read {fmt.upper()} file ({exc})") from exc
+    data, theta, flats, darks, pix, meta = parts
+    if angles is not None:
+        theta = np.deg2rad(np.asarray(angles, dtype=float).ravel())
+    meta["format"] = meta.get("format", fmt)
+    check_finite(data, path, "projections")
+    for name, arr in (("flats", flats), ("darks", darks)):
+        if arr is not None:
+            check_finite(np.asarray(arr, dtype=np.float32), path, name)
+    if not np.all(np.isfinite(theta)):
+        raise InputError(path, "projection angles contain NaN/inf")
+    _check_intensities(data, path, meta)
     try:
-        return Projections(data, theta, flats, darks, pixel_nm, meta)
+        return Projections(data, theta, flats, darks, pix, meta)
     except ValueError as exc:
         raise InputError(path, str(exc)) from exc
+
+
+def _check_intensities(data: np.ndarray, path, meta: dict) -> None:
+    """Refuse mostly non-positive intensities; record (and log) a few."""
+    n_bad = int(np.count_nonzero(~(data > 0)))
+    if n_bad == 0:
+        return
+    meta["n_nonpositive"] = n_bad
+    frac = n_bad / data.size
+    if frac > MAX_NONPOSITIVE_FRACTION:
+        raise InputError(
+            path,
+            f"{100 * frac:.1f}% of the projection values are zero or negative (more than "
+            f"{100 * MAX_NONPOSITIVE_FRACTION:g}%): not intensities, or a corrupt file",
+        )
+    import logging
+
+    logging.getLogger("sxtflow").warning(
+        "%s: %d zero/negative intensities (%.3f%%); they will be clipped to a tiny "
+        "transmission during normalisation",
+        path,
+        n_bad,
+        100 * frac,
+    )
+
+
+def _unit_scale(unit, default: str, path, what: str) -> float:
+    """Factor to nanometres for a length unit string."""
+    if isinstance(unit, bytes):
+        unit = unit.decode()
+    unit = str(unit or default).strip().lower().replace("micron", "um")
+    table = {
+        "nm": 1.0,
+        "nanometer": 1.0,
+        "nanometre": 1.0,
+        "um": 1e3,
+        "µm": 1e3,
+        "μm": 1e3,
+        "micrometer": 1e3,
+        "micrometre": 1e3,
+        "mm": 1e6,
+        "m": 1e9,
+        "meter": 1e9,
+        "metre": 1e9,
+        "a": 0.1,
+        "å": 0.1,
+        "angstrom": 0.1,
+    }
+    if unit not in table:
+        raise InputError(path, f"unknown {what} unit {unit!r}")
+    return table[unit]
+
+
+def _attr_str(obj, name: str, default: str = "") -> str:
+    value = obj.attrs.get(name, default)
+    if isinstance(value, bytes):
+        value = value.decode()
+    if isinstance(value, np.ndarray):
+        value = value.ravel()[0]
+        value = value.decode() if isinstance(value, bytes) else str(value)
+    return str(value)
+
+
+def _read_dxchange(fh, path, pixel_nm):
+    data = np.asarray(fh["exchange/data"][...], dtype=np.float32)
+    flats = fh["exchange/data_white"][...] if "exchange/data_white" in fh else None
+    darks = fh["exchange/data_dark"][...] if "exchange/data_dark" in fh else None
+    if "exchange/theta" not in fh:
+        raise InputError(path, "no 'exchange/theta' dataset: projection angles unknown")
+    tds = fh["exchange/theta"]
+    theta = np.asarray(tds[...], dtype=float).ravel()
+    units = _attr_str(tds, "units")
+    if units.lower().startswith("deg") or (
+        not units and np.abs(theta).max(initial=0) > 2 * np.pi + 1e-6
+    ):
+        theta = np.deg2rad(theta)
+    if pixel_nm is None:
+        key = "measurement/instrument/detector/pixel_size"
+        if key in fh:
+            ds = fh[key]
+            value = float(np.asarray(ds[...]).ravel()[0])
+            pixel_nm = value * _unit_scale(_attr_str(ds, "units"), "nm", path, "pixel size")
+    meta = {}
+    if "sxtflow" in fh:
+        meta = json.loads(fh["sxtflow"].attrs.get("meta", "{}"))
+    meta["format"] = "dxchange"
+    return data, theta, flats, darks, pixel_nm, meta
+
+
+def _nxtomo_entry(fh, path):
+    """The NXtomo entry group: one whose ``definition`` is NXtomo, else ``/entry``."""
+    for grp in fh.values():
+        if not hasattr(grp, "keys"):
+            continue
+        if "definition" in grp:
+            d = np.asarray(grp["definition"][()]).ravel()[0]
+            d = d.decode() if isinstance(d, bytes) else str(d)
+            if d.strip() == "NXtomo":
+                return grp
+    if "entry" in fh:
+        return fh["entry"]
+    raise InputError(
+        path, "HDF5 file is neither Data Exchange ('exchange/data') nor NeXus NXtomo ('/entry')"
+    )
+
+
+def _first(grp, keys):
+    for k in keys:
+        if k in grp:
+            return grp[k]
+    return None
+
+
+def _read_nxtomo(fh, path, pixel_nm):
+    entry = _nxtomo_entry(fh, path)
+    det = _first(entry, ["instrument/detector/data", "data/data"])
+    if det is None:
+        raise InputError(
+            path, "NXtomo entry has no 'data/data' or 'instrument/detector/data' dataset"
+        )
+    if det.ndim != 3:
+        raise InputError(path, f"NXtomo data must be 3D (frames, rows, cols), got {det.shape}")
+    n = det.shape[0]
+    key_ds = _first(entry, ["instrument/detector/image_key", "data/image_key"])
+    key = np.zeros(n, dtype=int) if key_ds is None else np.asarray(key_ds[...]).astype(int).ravel()
+    if key.size != n:
+        raise InputError(path, f"image_key has {key.size} entries for {n} frames")
+    if not np.all(np.isin(key, (0, 1, 2, 3))):
+        raise InputError(path, f"image_key values {sorted(set(key.tolist()))} not in 0/1/2/3")
+    ang_ds = _first(entry, ["sample/rotation_angle", "data/rotation_angle"])
+    if ang_ds is None:
+        raise InputError(path, "NXtomo entry has no 'sample/rotation_angle': angles unknown")
+    angles = np.asarray(ang_ds[...], dtype=float).ravel()
+    units = _attr_str(ang_ds, "units", "degree").lower()
+    if angles.size != n:
+        raise InputError(path, f"{angles.size} rotation angles for {n} frames (image_key)")
+    proj_idx = np.flatnonzero(key == 0)
+    if proj_idx.size == 0:
+        raise InputError(path, "NXtomo file holds no projections (image_key 0)")
+    data = np.asarray(det[proj_idx[0] : proj_idx[-1] + 1], dtype=np.float32)
+    data = data[proj_idx - proj_idx[0]]
+    flats = (
+        np.asarray(det[np.flatnonzero(key == 1).tolist()], dtype=np.float32)
+        if (key == 1).any()
+        else None
+    )
+    darks = (
+        np.asarray(det[np.flatnonzero(key == 2).tolist()], dtype=np.float32)
+        if (key == 2).any()
+        else None
+    )
+    theta = angles[proj_idx]
+    theta = theta if units.startswith("rad") else np.deg2rad(theta)
+    if pixel_nm is None:
+        ds = _first(entry, ["instrument/detector/x_pixel_size", "instrument/detector/pixel_size"])
+        if ds is not None:
+            value = float(np.asarray(ds[...]).ravel()[0])
+            pixel_nm = value * _unit_scale(_attr_str(ds, "units"), "m", path, "pixel size")
+    return data, theta, flats, darks, pixel_nm, {"format": "nxtomo"}
+
+
+def read_angles(path: str | os.PathLike) -> np.ndarray:
+    """Read an angle file (IMOD ``.tlt``/``.rawtlt`` or ``.angles``): degrees, one per line.
+
+    Blank lines and ``#`` comments are ignored. Returns radians, shape (angles,).
+    """
+    path = Path(path)
+    values = []
+    for i, line in enumerate(Path(path).read_text().splitlines(), 1):
+        text = line.split("#", 1)[0].strip()
+        if not text:
+            continue
+        try:
+            values.append(float(text.split()[0]))
+        except ValueError as exc:
+            raise InputError(path, f"line {i}: {text!r} is not an angle in degrees") from exc
+    theta = np.asarray(values, dtype=float)
+    if theta.size == 0:
+        raise InputError(path, "angle file holds no angles")
+    if not np.all(np.isfinite(theta)):
+        raise InputError(path, "angle file holds NaN/inf")
+    return np.deg2rad(theta)
+
+
+def _angle_file(path: Path) -> Path | None:
+    for suffix in _ANGLE_SUFFIXES:
+        cand = path.with_suffix(suffix)
+        if cand.exists():
+            return cand
+    return None
+
+
+def _read_stack(path: Path, fmt: str, pixel_nm, have_angles: bool):
+    if fmt == "mrc":
+        import mrcfile
+
+        with mrcfile.open(path, permissive=False) as mrc:
+            data = np.asarray(mrc.data, dtype=np.float32)
+            vs = float(mrc.voxel_size.x) / 10.0
+        if pixel_nm is None and vs > 0:
+            pixel_nm = vs
+    else:
+        import tifffile
+
+        data = np.asarray(tifffile.imread(path), dtype=np.float32)
+    if data.ndim == 2:
+        data = data[None]
+    if data.ndim != 3:
+        raise InputError(path, f"expected a stack (angles, rows, cols), got shape {data.shape}")
+    meta: dict = {"format": f"{fmt}-stack"}
+    theta = np.zeros(data.shape[0])
+    if not have_angles:
+        afile = _angle_file(path)
+        if afile is None:
+            names = ", ".join(path.with_suffix(s).name for s in _ANGLE_SUFFIXES)
+            raise InputError(path, f"no angle file beside the stack (looked for {names})")
+        theta = read_angles(afile)
+        meta["angle_file"] = str(afile)
+        if theta.size != data.shape[0]:
+            raise InputError(
+                path, f"{theta.size} angles in {afile.name} for {data.shape[0]} projections"
+            )
+    finite = data[np.isfinite(data)]
+    if finite.size and float(finite.max()) <= 2.0:
+        meta["normalized"] = True
+    return data, theta, None, None, pixel_nm, meta
 
 
 def write_projections(path: str | os.PathLike, proj: Projections) -> Path:

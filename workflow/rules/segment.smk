@@ -104,6 +104,8 @@ rule evaluate:
         evaluation="results/{sample}/evaluation.tsv",
     log:
         "logs/evaluate/{sample}.log",
+    benchmark:
+        "results/benchmarks/evaluate/{sample}.tsv"
     conda:
         "../../envs/segment.yaml"
     threads: 1
@@ -129,6 +131,8 @@ rule evaluation_table:
         ),
     log:
         "logs/evaluation_table/evaluation_table.log",
+    benchmark:
+        "results/benchmarks/evaluation_table/evaluation_table.tsv"
     conda:
         "../../envs/compare.yaml"
     threads: 1
