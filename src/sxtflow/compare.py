@@ -660,10 +660,13 @@ def test_conditions(
         raise ValueError(f"need at least two conditions to compare, got {conditions}")
     others = [c for c in conditions if c != reference]
     multi = len(conditions) > 2
+    labels = cells["condition"].astype(str).to_numpy()
+    in_cond = {c: labels == c for c in conditions}
 
     rows: list[dict] = []
     for m in measures:
-        data = {c: _values(cells, m, c) for c in conditions}
+        column = cells[m].to_numpy(dtype=float)
+        data = {c: column[in_cond[c] & np.isfinite(column)] for c in conditions}
         y = data[reference]
         usable = [c for c in conditions if data[c].size >= 2]
         pooled = np.concatenate([data[c] for c in usable]) if usable else np.array([])
@@ -822,12 +825,24 @@ def _colours(n: int) -> list:
     return [cmap(i % 10) for i in range(n)]
 
 
+def _q_label(tests: pd.DataFrame | None, measure: str, condition: str) -> str:
+    """``"\nq=0.012*"`` for a tested (measure, condition), ``""`` otherwise."""
+    if tests is None or not len(tests):
+        return ""
+    hit = tests[(tests["measure"] == measure) & (tests["condition"].astype(str) == condition)]
+    if not len(hit) or not np.isfinite(hit["q_value"].iloc[0]):
+        return ""
+    star = "*" if bool(hit["significant"].iloc[0]) else ""
+    return f"\nq={hit['q_value'].iloc[0]:.2g}{star}"
+
+
 def plot_measures(
     cells: pd.DataFrame,
     measures: Iterable[str],
     path_png: str | os.PathLike,
     *,
     reference: str | None = None,
+    tests: pd.DataFrame | None = None,
     seed: int = 0,
 ) -> tuple[Path, Path]:
     """Grid of box (and violin) plots, one panel per measure, cells as jittered points.
@@ -843,6 +858,9 @@ def plot_measures(
         Output PNG; an SVG with the same stem is written beside it. Both atomically.
     reference : str, optional
         Condition drawn first (leftmost); default order of appearance.
+    tests : DataFrame, optional
+        The table of :func:`test_conditions`; when given, each compared condition's
+        x label carries its ``q_value`` (``q=…``, ``*`` when ``significant``).
     seed : int
         Seed of the horizontal jitter (plots are reproducible).
 
@@ -892,7 +910,12 @@ def plot_measures(
             jitter = rng.uniform(-0.12, 0.12, size=d.size)
             ax.scatter(p + jitter, d, s=14, color=colour, alpha=0.85, zorder=3, linewidths=0)
         ax.set_xticks(positions)
-        ax.set_xticklabels([f"{c}\n(n={d.size})" for c, d in zip(conditions, data, strict=True)])
+        ax.set_xticklabels(
+            [
+                f"{c}\n(n={d.size}){_q_label(tests, m, c)}"
+                for c, d in zip(conditions, data, strict=True)
+            ]
+        )
         ax.set_xlim(0.4, len(conditions) + 0.6)
         ax.set_title(m, fontsize=9)
         ax.set_ylabel(measure_unit(m) or "value")
@@ -963,6 +986,12 @@ def plot_fractions(
     ax.set_ylim(0, max(1.0, float(np.nanmax(bottom)) if bottom.size else 1.0))
     ax.legend(fontsize=8, loc="center left", bbox_to_anchor=(1.0, 0.5), frameon=False)
     return _save_png_svg(fig, path_png)
+
+
+_LAC_LABELS = {
+    "lac_mean_per_um": "mean LAC per object (µm⁻¹)",
+    "lac_median_per_um": "median LAC per object (µm⁻¹)",
+}
 
 
 def _lac_long(table: pd.DataFrame, value: str) -> pd.DataFrame:
@@ -1048,6 +1077,8 @@ def plot_lac_histograms(
             raise ValueError(f"no finite {value!r} for class(es) {missing} (present: {present})")
     if not classes:
         raise ValueError(f"no class with a finite {value!r} to plot")
+    from matplotlib.ticker import MaxNLocator
+
     conditions = _ordered_conditions(table, reference)
     colours = dict(zip(conditions, _colours(len(conditions)), strict=True))
     ncols = min(3, len(classes))
@@ -1072,16 +1103,29 @@ def plot_lac_histograms(
                 continue
             h, _ = np.histogram(sel[value].to_numpy(dtype=float), bins=edges, density=True)
             n_cells = sel["sample"].nunique() if "sample" in sel.columns else len(sel)
+            n_obj = len(sel)
             ax.stairs(
                 h,
                 edges,
                 color=colours[cond],
                 linewidth=1.5,
-                label=f"{cond} ({n_cells} cells, {len(sel)} objects)",
+                label=f"{cond} ({n_cells} cell{'s' * (n_cells != 1)}, "
+                f"{n_obj} object{'s' * (n_obj != 1)})",
             )
             ax.stairs(h, edges, color=colours[cond], alpha=0.12, fill=True)
+            # every object as a tick under the axis: few objects stay readable
+            ax.plot(
+                sel[value].to_numpy(dtype=float),
+                np.zeros(n_obj),
+                linestyle="none",
+                marker="|",
+                markersize=9,
+                color=colours[cond],
+                clip_on=False,
+            )
         ax.set_title(cls, fontsize=9)
-        ax.set_xlabel(f"{value.removesuffix('_per_um')} LAC (µm⁻¹)")
+        ax.set_xlabel(_LAC_LABELS.get(value, f"{value} (µm⁻¹)"))
+        ax.xaxis.set_major_locator(MaxNLocator(5))
         ax.set_ylabel("density (per µm⁻¹)")
         ax.legend(fontsize=7, frameon=False)
     for ax in axes.flat[len(classes) :]:
@@ -1107,8 +1151,9 @@ def plot_radial_profiles(
     ----------
     profiles : DataFrame
         Long table, one row per cell and radial bin, columns ``sample``, ``condition``,
-        ``x`` (default ``bin``: the radial bin index as the chromatin table defines it;
-        or a distance column such as ``r_um``) and
+        ``x`` (default ``bin``: the radial bin index of
+        :func:`sxtflow.chromatin.radial_profile`, 0 = nuclear envelope, last = core; or a
+        distance column such as ``depth_um``) and
         ``value`` (default ``heterochromatin_fraction``: the fraction of the shell's
         nuclear volume that is heterochromatin, 0–1).
     path_png : path-like
@@ -1130,7 +1175,9 @@ def plot_radial_profiles(
     Raises
     ------
     ValueError
-        On missing or non-numeric columns, or a (sample, x) pair given twice.
+        On missing or non-numeric columns, or a (sample, x) pair given twice (with a
+        ``nucleus_id`` column, the profiles of several nuclei of one cell are averaged
+        instead).
 
     Notes
     -----
@@ -1148,6 +1195,9 @@ def plot_radial_profiles(
     prof = profiles[need].copy()
     prof["sample"] = prof["sample"].astype(str)
     prof["condition"] = prof["condition"].astype(str)
+    if "nucleus_id" in profiles.columns:
+        # several nuclei in one cell: one profile per cell (the mean), the cell is the unit
+        prof = prof.groupby(["sample", "condition", x], sort=False, as_index=False)[value].mean()
     dup = prof.duplicated(["sample", x])
     if dup.any():
         first = prof.loc[dup, ["sample", x]].iloc[0].tolist()
@@ -1159,7 +1209,13 @@ def plot_radial_profiles(
     colours = dict(zip(conditions, _colours(len(conditions)), strict=True))
     x_unit = measure_unit(x)
     if x_label is None:
-        x_label = "radial bin" if x == "bin" else f"{x} ({x_unit})" if x_unit else x
+        x_label = (
+            "radial bin (0 = nuclear envelope, last = core)"
+            if x == "bin"
+            else f"{x} ({x_unit})"
+            if x_unit
+            else x
+        )
     y_unit = measure_unit(value)
     y_label = value.replace("_", " ") if y_unit in ("", "fraction") else f"{value} ({y_unit})"
     fig = _new_figure(3.2 * (len(conditions) + 1), 3.2)

@@ -439,13 +439,22 @@ def run_compare(
     out_tests: PathLike,
     out_measures: PathLike,
     out_fractions: PathLike,
+    out_lac: PathLike | None = None,
+    chromatin_paths: Sequence[PathLike] = (),
+    out_chromatin: PathLike | None = None,
     classes: Mapping[str, int],
     reference: str,
+    measures: Sequence[str] | None = None,
     alpha: float = 0.05,
     n_boot: int = 2000,
     seed: int = 0,
 ) -> pd.DataFrame:
-    """Stack every cell's tables, summarise per condition, test conditions, plot."""
+    """Stack every cell's tables, summarise per condition, test conditions, plot.
+
+    ``measures`` (config ``compare.measures``) names the primary measures: their own
+    Benjamini–Hochberg family and the panels of the measures plot; every other column
+    is tested as exploratory. Default :data:`sxtflow.compare.DEFAULT_PRIMARY_MEASURES`.
+    """
     from . import compare
 
     sheet = pd.DataFrame(list(samples))
@@ -466,18 +475,35 @@ def run_compare(
     io.write_table(out_cells, cells)
     io.write_table(out_objects, objects)
     io.write_table(out_summary, compare.summarise(cells))
+    primary = compare.primary_measures(cells, measures)
     tests = compare.test_conditions(
-        cells, reference=reference, n_boot=n_boot, seed=seed, alpha=alpha
+        cells, reference=reference, primary=primary, n_boot=n_boot, seed=seed, alpha=alpha
     )
     io.write_table(out_tests, tests)
-    key = [f"{c}_fraction" for c in organelle_classes if f"{c}_fraction" in cells.columns]
-    key += [f"{c}_count" for c in organelle_classes if f"{c}_count" in cells.columns]
-    compare.plot_measures(cells, ["cell_volume_um3", *key], out_measures, reference=reference)
+    compare.plot_measures(cells, primary, out_measures, reference=reference, tests=tests)
     compare.plot_fractions(
         cells, [c for c in organelle_classes if f"{c}_fraction" in cells.columns], out_fractions
     )
-    n_sig = int(tests["significant"].sum()) if len(tests) else 0
-    log.info("%d cells, %d tests, %d significant at FDR %.2f", len(cells), len(tests), n_sig, alpha)
+    if out_lac:
+        lac_classes = [c for c in classes if c != "ice" and c in set(objects["class"])]
+        compare.plot_lac_histograms(objects, out_lac, classes=lac_classes, reference=reference)
+    if out_chromatin:
+        if len(chromatin_paths) != len(names):
+            raise ValueError("one chromatin profile table per sample is needed")
+        profiles = compare.stack_tables(
+            {s: io.read_table(p) for s, p in zip(names, chromatin_paths, strict=True)}, sheet
+        )
+        compare.plot_radial_profiles(profiles, out_chromatin, reference=reference)
+    primary_rows = tests[tests["family"] == "primary"]
+    log.info(
+        "%d cells, %d tests (%d primary), %d primary and %d exploratory significant at FDR %.2f",
+        len(cells),
+        len(tests),
+        len(primary_rows),
+        int(primary_rows["significant"].sum()),
+        int(tests["significant"].sum() - primary_rows["significant"].sum()),
+        alpha,
+    )
     return tests
 
 

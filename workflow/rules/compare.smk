@@ -29,8 +29,15 @@ rule compare:
             category="4. Statistics",
             labels={"figure": "volume fractions"},
         ),
+        lac=report(
+            "results/compare/lac_histograms.png",
+            caption="../report/lac_histograms.rst",
+            category="4. Statistics",
+            labels={"figure": "LAC histograms"},
+        ),
         measures_svg="results/compare/measures.svg",
         fractions_svg="results/compare/fractions.svg",
+        lac_svg="results/compare/lac_histograms.svg",
     log:
         "logs/compare/compare.log",
     benchmark:

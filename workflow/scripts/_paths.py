@@ -9,5 +9,6 @@ import sys
 from pathlib import Path
 
 SRC = str(Path(__file__).resolve().parents[2] / "src")
-if SRC not in sys.path:
-    sys.path.insert(0, SRC)
+if SRC in sys.path:
+    sys.path.remove(SRC)
+sys.path.insert(0, SRC)  # this checkout's library wins over any installed sxtflow

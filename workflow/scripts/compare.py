@@ -17,6 +17,7 @@ run_compare(
     out_tests=out.tests,
     out_measures=out.measures,
     out_fractions=out.fractions,
+    out_lac=out.lac,
     classes=snakemake.params.classes,
     seed=snakemake.params.seed,
     **snakemake.params.options,
