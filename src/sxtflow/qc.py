@@ -14,8 +14,10 @@ __all__ = ["reconstruction_preview"]
 def reconstruction_preview(
     volume: Volume, path: str | os.PathLike, *, sinogram: np.ndarray | None = None
 ) -> None:
-    """Write a PNG: the central virtual slice (LAC, µm⁻¹, with a µm scale) and, when given,
-    the sinogram (angles × columns) of the central detector row with the rotation centre.
+    """Write a PNG: the central virtual slice (LAC, µm⁻¹, with a µm scale), when given the
+    sinogram (angles × columns) of the central detector row with the rotation centre, and,
+    when the tilt series was aligned (``meta["align_residual"]``), the re-projection
+    residual per projection with the worst one marked.
 
     Parameters
     ----------
@@ -34,7 +36,8 @@ def reconstruction_preview(
     _, dy, dx = volume.spacing_um
     ny, nx = data.shape
     lo, hi = np.percentile(data, [1, 99.5])
-    ncols = 2 if sinogram is not None else 1
+    resid = volume.meta.get("align_residual")
+    ncols = 1 + (sinogram is not None) + (resid is not None)
     fig, axes = plt.subplots(1, ncols, figsize=(5 * ncols, 4.4), squeeze=False)
     ax = axes[0, 0]
     im = ax.imshow(data, cmap="gray", vmin=lo, vmax=hi, extent=(0, nx * dx, ny * dy, 0))
@@ -56,6 +59,19 @@ def reconstruction_preview(
         ax.set_xlabel("detector column (px)")
         ax.set_ylabel("projection index")
         ax.set_title("sinogram, central row (counts)")
+    if resid is not None:
+        ax = axes[0, ncols - 1]
+        resid = np.asarray(resid, dtype=float)
+        ax.plot(np.arange(resid.size), resid, ".-", lw=0.6, ms=3)
+        worst = int(np.argmax(resid))
+        ax.plot([worst], [resid[worst]], "o", color="tab:red", label=f"worst: #{worst}")
+        ax.legend(loc="upper right", fontsize=8)
+        ax.set_xlabel("projection index")
+        ax.set_ylabel("RMS re-projection misfit (line integral)")
+        rms = volume.meta.get("align_shift_rms_px")
+        ax.set_title(
+            "alignment residual" + (f", RMS shift {rms:.2f} px" if rms is not None else "")
+        )
     fig.tight_layout()
     with atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=110, format="png")

@@ -102,6 +102,9 @@ def run_reconstruct(
     center: str | float = "auto",
     iterations: int = 100,
     backend: str = "builtin",
+    stripe: bool = False,
+    align: bool = False,
+    binning: int = 1,
 ) -> Volume:
     """Projections → calibrated LAC tomogram (µm⁻¹); a tomogram input is checked and copied.
 
@@ -129,6 +132,9 @@ def run_reconstruct(
             backend=backend,
             filter_name=filter,
             iterations=iterations,
+            stripe=stripe,
+            align=align,
+            binning=binning,
         )
         vol.meta["field_of_view"] = "cylinder"  # parallel beam: the inscribed cylinder
         sinogram = proj.data[:, proj.data.shape[1] // 2, :]
