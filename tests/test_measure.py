@@ -193,3 +193,20 @@ def test_cell_summary_weights_by_volume():
     s = cell_summary(df).iloc[0]
     assert s["vacuole_lac_mean_per_um"] == pytest.approx((0.1 * 100 + 0.3 * 300) / 400)
     assert s["vacuole_fraction"] == pytest.approx(0.4)
+
+
+def test_measure_objects_with_relations():
+    lab, lac, nucleus, v1, v2 = synthetic_cell()
+    df = measure_objects(Volume(lab, 30.0), Volume(lac, 30.0), CLASSES, relations=True)
+    assert list(df.columns[: len(OBJECT_COLUMNS)]) == OBJECT_COLUMNS
+    for col in ("membrane_distance_um", "radial_position", "dist_nucleus_um", "contacts_vacuole"):
+        assert col in df.columns
+    assert "dist_cytoplasm_um" not in df.columns
+    cell = df.set_index("class").loc["cell"]
+    assert np.isnan(cell["membrane_distance_um"])
+    # the big vacuole v1 (centre x 48, r 4) vs the nucleus (centre x 32, semi-axis 10): 2 voxels
+    big = df[(df["class"] == "vacuole")].sort_values("n_voxels").iloc[-1]
+    assert big["dist_nucleus_um"] == pytest.approx(2 * 0.03, abs=0.03)
+    # the vacuole's edge at x 52 vs the cell (semi-axis 28 about x 32, edge x 60): 7 voxels
+    assert big["membrane_distance_um"] == pytest.approx(7 * 0.03, abs=0.03)
+    assert 0.5 < big["radial_position"] < 0.65  # 16 of 28 voxels out

@@ -44,7 +44,14 @@ from .io import Volume
 from .mesh import CONNECTIVITY_26, _mesh_crop
 from .progress import progress
 
-__all__ = ["instances", "measure_objects", "cell_summary", "OBJECT_COLUMNS", "CELL_CLASS"]
+__all__ = [
+    "instances",
+    "measure_objects",
+    "cell_summary",
+    "cell_mask",
+    "OBJECT_COLUMNS",
+    "CELL_CLASS",
+]
 
 #: Name of the row / class that stands for the whole cell (union of non-ice classes).
 CELL_CLASS = "cell"
@@ -205,6 +212,23 @@ def _cell_mask(labels: np.ndarray, values: list[int]) -> np.ndarray:
     return ndimage.binary_fill_holes(cell)
 
 
+def cell_mask(labels: np.ndarray, values: Iterable[int]) -> np.ndarray:
+    """The cell: largest 26-connected component of the union of ``values``, holes filled.
+
+    Parameters
+    ----------
+    labels : ndarray of int, shape (z, y, x)
+        Class labels.
+    values : iterable of int
+        Label values of the cell's classes (every class but ice).
+
+    Returns
+    -------
+    ndarray of bool, shape (z, y, x)
+    """
+    return _cell_mask(np.asarray(labels), [int(v) for v in values])
+
+
 def measure_objects(
     labels: Volume,
     lac: Volume,
@@ -214,6 +238,9 @@ def measure_objects(
     smooth_iterations: int = 20,
     small_radius_vox: float = 5.0,
     ice: str = "ice",
+    relations: bool = False,
+    relation_targets: Iterable[str] | None = None,
+    contact_distance_um: float | None = None,
 ) -> pd.DataFrame:
     """Measure every object of every non-ice class, and the whole cell.
 
@@ -235,6 +262,16 @@ def measure_objects(
         ``small_object``.
     ice : str, optional
         Name of the embedding-medium class.
+    relations : bool, optional
+        Append the columns of :func:`sxtflow.relations.object_relations` (distances to the
+        membrane and to the nearest object of each target class, contacts, radial position;
+        NaN on the cell row), computed on the same instances and cell mask, with the mesh
+        areas of this table.
+    relation_targets : iterable of str, optional
+        Target classes of the relations; default every measured class but ``cytoplasm``
+        (which touches everything).
+    contact_distance_um : float, optional
+        Contact threshold (µm) of the relations; default one voxel.
 
     Returns
     -------
@@ -297,7 +334,25 @@ def measure_objects(
             )
         )
     out = pd.DataFrame(rows, columns=OBJECT_COLUMNS)
-    return out.astype({"object_id": int, "n_voxels": int, "small_object": bool})
+    out = out.astype({"object_id": int, "n_voxels": int, "small_object": bool})
+    if relations:
+        from .relations import object_relations
+
+        if relation_targets is None:
+            relation_targets = [k for k in organelles if k != "cytoplasm"]
+        kept = table[table["object_id"].isin(out["object_id"])]
+        areas = dict(zip(out["object_id"], out["surface_um2"], strict=True))
+        rel = object_relations(
+            inst,
+            kept,
+            spacing,
+            cell,
+            targets=list(relation_targets),
+            contact_distance_um=contact_distance_um,
+            surface_um2=areas,
+        )
+        out = out.merge(rel.drop(columns="class"), on="object_id", how="left")
+    return out
 
 
 def cell_summary(objects: pd.DataFrame, classes: Iterable[str] | None = None) -> pd.DataFrame:

@@ -404,13 +404,22 @@ def run_measure(
     tomogram_path: PathLike,
     out_organelles: PathLike,
     out_cell: PathLike,
+    out_chromatin: PathLike | None = None,
+    out_profile: PathLike | None = None,
+    out_surface: PathLike | None = None,
     *,
     classes: Mapping[str, int],
     min_volume_um3: float = 0.0,
     smooth_iterations: int = 20,
+    contact_distance_um: float | None = None,
+    chromatin: Mapping | None = None,
+    surface: Mapping | None = None,
 ) -> None:
-    """Per-object morphometry and LAC, and the per-cell summary."""
+    """Per-object morphometry, LAC and relations; per-cell summary with surface protrusions;
+    hetero/euchromatin split of the nucleus (table + radial profile)."""
+    from . import chromatin as chrom
     from . import measure
+    from . import surface as surf
 
     labels = io.read_volume(labels_path)
     lac = io.read_volume(tomogram_path)
@@ -424,11 +433,33 @@ def run_measure(
         dict(classes),
         min_volume_um3=min_volume_um3,
         smooth_iterations=smooth_iterations,
+        relations=True,
+        contact_distance_um=contact_distance_um,
     )
     io.write_table(out_organelles, objects)
-    io.write_table(
-        out_cell, measure.cell_summary(objects, classes=[k for k in classes if k != "ice"])
-    )
+    names = [k for k in classes if k != "ice"]
+    cell_row = measure.cell_summary(objects, classes=names)
+    spacing = labels.spacing_um
+    if out_surface is not None:
+        opts = dict(surface or {})
+        radius = float(opts.pop("body_radius_um", 0.5))
+        cell = measure.cell_mask(labels.data, [classes[k] for k in names])
+        body = surf.cell_body(cell, spacing, radius)
+        prot, _ = surf.protrusions(cell, spacing, body=body, **opts)
+        io.write_table(out_surface, prot)
+        summary = surf.surface_summary(cell, spacing, prot, body=body, body_radius_um=radius)
+        cell_row = pd.concat([cell_row, summary.drop(columns=["cell_volume_um3"])], axis=1)
+    if out_chromatin is not None:
+        nucleus = labels.data == classes["nucleus"] if "nucleus" in classes else None
+        if nucleus is None or not nucleus.any():
+            table = pd.DataFrame()
+        else:
+            _, table = chrom.split_chromatin(lac.data, nucleus, spacing, **(chromatin or {}))
+        io.write_table(out_chromatin, table)
+        if out_profile is not None:
+            profile = chrom.radial_profile(table) if len(table) else pd.DataFrame()
+            io.write_table(out_profile, profile)
+    io.write_table(out_cell, cell_row)
 
 
 # --------------------------------------------------------------------------- compare

@@ -31,7 +31,7 @@ rule mesh:
         runtime=30,
     params:
         classes=CLASSES,
-        options=config["mesh"],
+        options=canonical(config["mesh"]),
     script:
         "../scripts/mesh.py"
 
@@ -43,6 +43,9 @@ rule measure:
     output:
         organelles="results/{sample}/organelles.tsv",
         cell="results/{sample}/cell.tsv",
+        chromatin="results/{sample}/chromatin.tsv",
+        chromatin_profile="results/{sample}/chromatin_profile.tsv",
+        surface="results/{sample}/surface.tsv",
     log:
         "logs/measure/{sample}.log",
     benchmark:
@@ -55,7 +58,9 @@ rule measure:
         runtime=30,
     params:
         classes=CLASSES,
-        options=config["measure"],
+        options=canonical(config["measure"]),
         smooth_iterations=config["mesh"]["smooth_iterations"],
+        chromatin=canonical(config["chromatin"]),
+        surface=canonical(config["surface"]),
     script:
         "../scripts/measure.py"

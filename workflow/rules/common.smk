@@ -1,4 +1,4 @@
-import re
+import json
 import zlib
 import sys
 from pathlib import Path
@@ -33,7 +33,20 @@ if not (samples["annotation"] != "").any():
 
 
 wildcard_constraints:
-    sample="|".join(map(re.escape, samples.index)),
+    sample="[A-Za-z0-9][A-Za-z0-9_.-]*",
+
+
+def canonical(value):
+    """A config value with its mappings' keys sorted: params compare equal whatever the
+    key order in the config file, so reordering keys reruns nothing."""
+    return json.loads(json.dumps(value, sort_keys=True))
+
+
+def simulation_options():
+    """The simulate section without the per-condition and annotation settings (those are
+    passed separately, so changing one condition reruns only its cells)."""
+    skip = ("conditions", "annotation")
+    return canonical({k: v for k, v in config["simulate"].items() if k not in skip})
 
 
 def sample_seed(sample, stream=0):

@@ -2,6 +2,7 @@ rule compare:
     input:
         cells=expand("results/{sample}/cell.tsv", sample=samples.index),
         organelles=expand("results/{sample}/organelles.tsv", sample=samples.index),
+        chromatin=expand("results/{sample}/chromatin_profile.tsv", sample=samples.index),
     output:
         cells="results/compare/cells.tsv",
         objects="results/compare/organelles.tsv",
@@ -35,6 +36,13 @@ rule compare:
             category="4. Statistics",
             labels={"figure": "LAC histograms"},
         ),
+        chromatin=report(
+            "results/compare/chromatin_profiles.png",
+            caption="../report/chromatin_profiles.rst",
+            category="4. Statistics",
+            labels={"figure": "chromatin radial profiles"},
+        ),
+        chromatin_svg="results/compare/chromatin_profiles.svg",
         measures_svg="results/compare/measures.svg",
         fractions_svg="results/compare/fractions.svg",
         lac_svg="results/compare/lac_histograms.svg",
@@ -51,7 +59,7 @@ rule compare:
     params:
         samples=samples[["sample", "condition"]].to_dict("records"),
         classes=CLASSES,
-        options=config["compare"],
+        options=canonical(config["compare"]),
         seed=config["seed"],
     script:
         "../scripts/compare.py"

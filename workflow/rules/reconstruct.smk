@@ -24,6 +24,6 @@ rule reconstruct:
     params:
         kind=lambda wc: sample_row(wc)["kind"],
         voxel_nm=lambda wc: float(sample_row(wc)["voxel_nm"]),
-        options=config["reconstruct"],
+        options=canonical(config["reconstruct"]),
     script:
         "../scripts/reconstruct.py"

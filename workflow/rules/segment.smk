@@ -14,7 +14,7 @@ rule features:
         mem_mb=4000,
         runtime=60,
     params:
-        options=config["features"],
+        options=canonical(config["features"]),
     script:
         "../scripts/features.py"
 
@@ -43,7 +43,7 @@ rule train:
     params:
         samples=ANNOTATED,
         classes=CLASSES,
-        options=config["train"],
+        options=canonical(config["train"]),
         seed=config["seed"],
     script:
         "../scripts/train.py"
@@ -69,7 +69,7 @@ rule predict:
         mem_mb=4000,
         runtime=60,
     params:
-        options=config["predict"],
+        options=canonical(config["predict"]),
     script:
         "../scripts/predict.py"
 
@@ -91,7 +91,7 @@ rule refine:
         runtime=20,
     params:
         classes=CLASSES,
-        rules=config["refine"],
+        rules=canonical(config["refine"]),
     script:
         "../scripts/refine.py"
 

@@ -15,11 +15,11 @@ rule simulate:
         runtime=20,
     params:
         cell_type=lambda wc: sample_row(wc)["cell_type"],
-        condition=lambda wc: config["simulate"]["conditions"].get(
-            sample_row(wc)["condition"], {}
+        condition=lambda wc: canonical(
+            config["simulate"]["conditions"].get(sample_row(wc)["condition"], {})
         ),
         seed=lambda wc: sample_seed(wc.sample, "simulate"),
-        sim=config["simulate"],
+        sim=simulation_options(),
     script:
         "../scripts/simulate.py"
 
@@ -41,9 +41,7 @@ rule annotate_virtual:
         runtime=10,
     params:
         classes=config["classes"],
-        seed=lambda wc: config["seed"] * 1000
-        + 500
-        + list(samples.index).index(wc.sample),
-        annotation=config["simulate"]["annotation"],
+        seed=lambda wc: sample_seed(wc.sample, "annotate"),
+        annotation=canonical(config["simulate"]["annotation"]),
     script:
         "../scripts/annotate_virtual.py"

@@ -18,6 +18,8 @@ run_compare(
     out_measures=out.measures,
     out_fractions=out.fractions,
     out_lac=out.lac,
+    chromatin_paths=snakemake.input.chromatin,
+    out_chromatin=out.chromatin,
     classes=snakemake.params.classes,
     seed=snakemake.params.seed,
     **snakemake.params.options,

@@ -11,7 +11,12 @@ run_measure(
     snakemake.input.tomogram,
     snakemake.output.organelles,
     snakemake.output.cell,
+    snakemake.output.chromatin,
+    snakemake.output.chromatin_profile,
+    snakemake.output.surface,
     classes=snakemake.params.classes,
     smooth_iterations=snakemake.params.smooth_iterations,
+    chromatin=snakemake.params.chromatin,
+    surface=snakemake.params.surface,
     **snakemake.params.options,
 )

@@ -6,9 +6,6 @@ from sxtflow.progress import log_to
 from sxtflow.stages import run_simulate
 
 log_to(snakemake.log[0])
-sim = dict(snakemake.params.sim)
-for key in ("conditions", "annotation"):
-    sim.pop(key, None)
 run_simulate(
     snakemake.output.projections,
     snakemake.output.labels,
@@ -16,5 +13,5 @@ run_simulate(
     cell_type=snakemake.params.cell_type,
     condition=snakemake.params.condition,
     seed=snakemake.params.seed,
-    **sim,
+    **snakemake.params.sim,
 )
