@@ -12,7 +12,10 @@ import sxtflow
 from sxtflow.classify import (
     load_model,
     predict,
+    predict_volume,
     save_model,
+    slice_uncertainty,
+    suggest_slices,
     train,
     training_samples,
     uncertainty,
@@ -310,3 +313,93 @@ def test_uncertainty_margin():
     np.testing.assert_allclose(u[0, 0], [0.0, 1.0, 0.7, 1.0], atol=1e-6)
     with pytest.raises(ValueError):
         uncertainty(np.zeros((3, 4, 4)))
+
+
+# --------------------------------------------------------------------------- fused prediction
+
+
+@pytest.fixture(scope="module")
+def lac_and_truth():
+    return synthetic()
+
+
+def test_predict_volume_equals_feature_store_path(data, trained, lac_and_truth):
+    feats, _, _ = data
+    lac, _ = lac_and_truth
+    model, card = trained
+    want_lab, want_p = predict(feats, model, card)
+    probs = np.zeros_like(want_p)
+    unc = np.zeros(lac.shape, np.float32)
+    lab, p = predict_volume(
+        lac, model, card, block=(16, 24, 40), out_probabilities=probs, out_uncertainty=unc
+    )
+    assert p is probs
+    np.testing.assert_array_equal(lab, want_lab)
+    np.testing.assert_allclose(p, want_p, atol=1e-6)
+    np.testing.assert_allclose(unc, uncertainty(want_p), atol=1e-6)
+
+
+def test_predict_volume_threads_and_mask(trained, lac_and_truth):
+    lac, _ = lac_and_truth
+    model, card = trained
+    one, _ = predict_volume(lac, model, card, block=(16, 16, 16), n_jobs=1)
+    two, none = predict_volume(lac, model, card, block=(16, 16, 16), n_jobs=2)
+    assert none is None
+    np.testing.assert_array_equal(one, two)
+    assert model.n_jobs == FAST.get("n_jobs", 1)  # restored
+    mask = np.zeros(lac.shape[1:], bool)
+    mask[5:30, 5:30] = True
+    masked, _ = predict_volume(lac, model, card, block=(16, 16, 16), mask=mask)
+    np.testing.assert_array_equal(masked[:, mask], one[:, mask])
+    assert not masked[:, ~mask].any()
+
+
+def test_predict_volume_bad_input(trained, lac_and_truth):
+    lac, _ = lac_and_truth
+    model, card = trained
+    with pytest.raises(ValueError, match="3D"):
+        predict_volume(lac[0], model, card)
+    bad = lac.copy()
+    bad[3, 3, 3] = np.nan
+    with pytest.raises(ValueError, match="NaN"):
+        predict_volume(bad, model, card, block=(8, 8, 8))
+    with pytest.raises(ValueError, match="out_labels"):
+        predict_volume(lac, model, card, out_labels=np.zeros((2, 2, 2), np.uint8))
+    with pytest.raises(ValueError, match="mask"):
+        predict_volume(lac, model, card, mask=np.ones((3, 3), bool))
+    other = dict(card, feature_spec=FeatureSpec(sigmas=(1.0,)).to_dict())
+    other["feature_names"] = FeatureSpec(sigmas=(1.0,)).names()
+    with pytest.raises(ValueError, match="features"):
+        predict_volume(lac, model, other)
+
+
+def test_slice_uncertainty_and_suggestions():
+    unc = np.zeros((12, 4, 4), np.float32)
+    lab = np.full((12, 4, 4), 2, np.uint8)
+    lab[:, :2] = 1  # half of every slice is ice: not averaged
+    unc[:, :2] = 1.0
+    unc[4, 2:] = 0.9
+    unc[5, 2:] = 0.8  # next to 4: skipped for the gap
+    unc[9, 2:] = 0.4
+    unc[1, 2:] = 0.6
+    lab[11] = 1  # no cell
+    score = slice_uncertainty(unc, lab)
+    assert score[4] == pytest.approx(0.9) and score[0] == 0.0 and np.isnan(score[11])
+    assert [z for z, _ in suggest_slices(unc, lab, n=3, min_gap=2)] == [4, 1, 9]
+    ann = np.zeros_like(lab)
+    ann[4, 3, 3] = 2  # slice 4 already annotated
+    assert [z for z, _ in suggest_slices(unc, lab, n=2, min_gap=2, annotated=ann)] == [1, 9]
+    with pytest.raises(ValueError, match="shape"):
+        slice_uncertainty(unc[:3], lab)
+
+
+def test_predict_volume_threads_into_zarr_need_aligned_chunks(trained, lac_and_truth):
+    zarr = pytest.importorskip("zarr")
+    lac, _ = lac_and_truth
+    model, card = trained
+    out = zarr.zeros(shape=lac.shape, chunks=(10, 10, 10), dtype="u1")
+    with pytest.raises(ValueError, match="do not tile the block"):
+        predict_volume(lac, model, card, block=(16, 16, 16), n_jobs=2, out_labels=out)
+    predict_volume(lac, model, card, block=(20, 20, 20), n_jobs=2, out_labels=out)
+    want, _ = predict_volume(lac, model, card, block=(20, 20, 20))
+    np.testing.assert_array_equal(out[...], want)

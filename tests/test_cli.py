@@ -27,7 +27,7 @@ def chain(tmp_path_factory):
         main(["train", "--features", str(f["feat"]), "--annotations", str(f["ann"]),
               "--model", str(f["model"]), "--n-estimators", "20"]) == 0
     )  # fmt: skip
-    assert main(["predict", str(f["feat"]), str(f["model"]), str(f["pred"])]) == 0
+    assert main(["predict", str(f["tomo"]), str(f["model"]), str(f["pred"])]) == 0
     assert main(["evaluate", str(f["pred"]), str(f["truth"]), str(f["eval"])]) == 0
     assert main(["measure", str(f["pred"]), str(f["tomo"]), str(f["org"]), str(f["cell"])]) == 0
     assert main(["mesh", str(f["pred"]), str(f["tomo"]), str(d / "meshes")]) == 0

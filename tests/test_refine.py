@@ -57,3 +57,43 @@ def test_piece_mostly_inside_another_class_joins_it():
     out = refine_labels(lab, classes, SP, {"mitochondrion": {"inside": "nucleus"}})
     assert (out[8:11, 5:8, 8:11] == 4).all()
     assert (out[20:23, 20:23, 20:23] == 9).all()
+
+
+def _balls(centres, r, shape=(24, 24, 48)):
+    z, y, x = np.mgrid[: shape[0], : shape[1], : shape[2]]
+    m = np.zeros(shape, bool)
+    for cz, cy, cx in centres:
+        m |= (z - cz) ** 2 + (y - cy) ** 2 + (x - cx) ** 2 <= r * r
+    return m
+
+
+def test_separate_instances_splits_touching_balls_only():
+    from sxtflow.refine import separate_instances
+
+    sp = (0.05, 0.05, 0.05)
+    two = _balls([(12, 12, 12), (12, 12, 27)], 8)  # overlapping by 1 voxel: one component
+    assert separate_instances(two, sp).max() == 1
+    inst = separate_instances(two, sp, min_radius_um=0.25)
+    assert inst.max() == 2
+    sizes = np.bincount(inst.ravel())[1:]
+    assert abs(int(sizes[0]) - int(sizes[1])) <= 0.05 * sizes.mean()  # split in the middle
+    assert inst[12, 12, 12] != inst[12, 12, 27]
+    one = _balls([(12, 12, 20)], 8)
+    assert separate_instances(one, sp, min_radius_um=0.25).max() == 1
+    # a speck is dropped by volume (1 voxel = 1.25e-4 µm³), objects numbered 1..n
+    speck = one.copy()
+    speck[0, 0, 0] = True
+    assert separate_instances(speck, sp).max() == 2
+    kept = separate_instances(speck, sp, min_volume_um3=0.01)
+    assert kept.max() == 1 and kept[0, 0, 0] == 0
+
+
+def test_separate_instances_bad_input():
+    from sxtflow.refine import separate_instances
+
+    with pytest.raises(ValueError, match="3D"):
+        separate_instances(np.ones((4, 4), bool), (0.1, 0.1, 0.1))
+    with pytest.raises(ValueError, match="spacing_um"):
+        separate_instances(np.ones((4, 4, 4), bool), (0.1, 0.0, 0.1))
+    with pytest.raises(ValueError, match="min_radius_um"):
+        separate_instances(np.ones((4, 4, 4), bool), (0.1, 0.1, 0.1), min_radius_um=-1)

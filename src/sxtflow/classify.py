@@ -731,6 +731,8 @@ def predict_volume(
         classifier input; larger blocks waste less on halos.
     n_jobs : int
         Threads; each works on its own block (filters and tree traversal release the GIL).
+        With zarr outputs and ``n_jobs > 1`` their spatial chunks must tile ``block``
+        exactly (e.g. chunks = block), so no two threads write the same chunk.
     out_labels : array-like, shape (z, y, x), optional
         Destination (numpy or zarr, uint8); allocated if omitted.
     out_probabilities : array-like, shape (C, z, y, x), optional
@@ -805,6 +807,20 @@ def predict_volume(
         raise ValueError(
             f"out_uncertainty has shape {tuple(out_uncertainty.shape)}, expected {shape}"
         )
+    if int(n_jobs) > 1:
+        for name, arr in (
+            ("out_labels", out_labels),
+            ("out_probabilities", out_probabilities),
+            ("out_uncertainty", out_uncertainty),
+        ):
+            chunks = getattr(arr, "chunks", None)
+            if isinstance(chunks, tuple) and any(
+                int(b) % int(c) for b, c in zip(block, chunks[-3:], strict=True)
+            ):
+                raise ValueError(
+                    f"{name} chunks {chunks[-3:]} do not tile the block {tuple(block)}: "
+                    "threads would write the same chunk"
+                )
     blocks = iter_blocks(shape, block)
 
     def work(core):
@@ -883,4 +899,103 @@ def uncertainty(probabilities, *, slab: int = 16) -> np.ndarray:
         p = np.asarray(probabilities[:, z0 : z0 + slab], dtype=np.float32)
         top2 = np.partition(p, shape[0] - 2, axis=0)[-2:]
         out[z0 : z0 + slab] = np.clip(1.0 - (top2[1] - top2[0]), 0.0, 1.0)
+    return out
+
+
+def slice_uncertainty(uncertainty_map, labels, *, outside: tuple[int, ...] = (0, 1)) -> np.ndarray:
+    """Mean uncertainty per z-slice inside the cell.
+
+    Parameters
+    ----------
+    uncertainty_map : array-like, shape (z, y, x), float
+        Per-voxel uncertainty in [0, 1] (from :func:`uncertainty` or :func:`predict_volume`).
+    labels : array-like, shape (z, y, x), integer
+        Predicted class values; voxels whose value is in ``outside`` are not the cell.
+    outside : tuple of int
+        Values that are not the cell: 0 (no data) and the ice class value (1 in the default
+        label table).
+
+    Returns
+    -------
+    ndarray, shape (z,), float64
+        Mean uncertainty over the cell's voxels of each slice; NaN where a slice has none.
+
+    Examples
+    --------
+    >>> unc = np.zeros((3, 2, 2), np.float32); unc[1] = 0.5
+    >>> lab = np.full((3, 2, 2), 2, np.uint8); lab[2] = 1
+    >>> slice_uncertainty(unc, lab).round(2).tolist()
+    [0.0, 0.5, nan]
+    """
+    unc = np.asarray(uncertainty_map)
+    lab = np.asarray(labels)
+    if unc.shape != lab.shape or unc.ndim != 3:
+        raise ValueError(
+            f"uncertainty {unc.shape} and labels {lab.shape} must be the same (z, y, x) shape"
+        )
+    out = np.full(unc.shape[0], np.nan)
+    for z in range(unc.shape[0]):
+        inside = ~np.isin(lab[z], outside)
+        if inside.any():
+            out[z] = float(unc[z][inside].mean(dtype=np.float64))
+    return out
+
+
+def suggest_slices(
+    uncertainty_map,
+    labels,
+    *,
+    n: int = 5,
+    min_gap: int = 3,
+    annotated=None,
+    outside: tuple[int, ...] = (0, 1),
+) -> list[tuple[int, float]]:
+    """The z-slices where one more annotation would help most.
+
+    Ranks slices by their mean uncertainty inside the cell (:func:`slice_uncertainty`)
+    and picks the most uncertain ones at least ``min_gap`` slices apart (neighbouring
+    slices share smoothed features, so annotating two adjacent ones teaches little more),
+    skipping slices that are already annotated.
+
+    Parameters
+    ----------
+    uncertainty_map : array-like, shape (z, y, x), float in [0, 1]
+    labels : array-like, shape (z, y, x), integer class values
+    n : int
+        Number of slices to suggest (fewer if the cell spans fewer slices).
+    min_gap : int
+        Minimum distance in slices between suggestions and to annotated slices.
+    annotated : array-like, shape (z, y, x), optional
+        Existing annotation (0 = not annotated): its slices are not suggested again.
+    outside : tuple of int
+        Label values that are not the cell (0 and ice).
+
+    Returns
+    -------
+    list of (int, float)
+        ``(z index, mean uncertainty inside the cell)``, most uncertain first.
+
+    Examples
+    --------
+    >>> unc = np.zeros((10, 4, 4), np.float32); unc[2] = 0.9; unc[3] = 0.8; unc[7] = 0.5
+    >>> lab = np.full((10, 4, 4), 2, np.uint8)
+    >>> [z for z, _ in suggest_slices(unc, lab, n=2, min_gap=2)]
+    [2, 7]
+    """
+    if n < 1 or min_gap < 1:
+        raise ValueError(f"n and min_gap must be ≥ 1, got n={n}, min_gap={min_gap}")
+    score = slice_uncertainty(uncertainty_map, labels, outside=outside)
+    taken: list[int] = []
+    if annotated is not None:
+        ann = np.asarray(annotated)
+        if ann.shape != score.shape + tuple(np.shape(labels)[1:]):
+            raise ValueError(f"annotation shape {ann.shape} differs from {np.shape(labels)}")
+        taken = [int(z) for z in np.flatnonzero(ann.reshape(ann.shape[0], -1).any(axis=1))]
+    out: list[tuple[int, float]] = []
+    for z in np.argsort(np.where(np.isnan(score), -np.inf, score), kind="stable")[::-1]:
+        if len(out) >= n or np.isnan(score[z]):
+            break
+        if all(abs(int(z) - t) >= min_gap for t in taken):
+            out.append((int(z), round(float(score[z]), 6)))
+            taken.append(int(z))
     return out

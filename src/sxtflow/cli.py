@@ -88,8 +88,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--threads", type=int, default=1)
 
-    s = sub.add_parser("predict", help="apply the classifier block-wise")
-    s.add_argument("features")
+    s = sub.add_parser("predict", help="segment a tomogram block-wise with a trained model")
+    s.add_argument("tomogram")
     s.add_argument("model")
     s.add_argument("labels")
     s.add_argument("--uncertainty", default=None)
@@ -161,7 +161,7 @@ def _run(args) -> None:
         )  # fmt: skip
     elif cmd == "predict":
         stages.run_predict(
-            args.features, args.model, args.labels, args.uncertainty, threads=args.threads
+            args.tomogram, args.model, args.labels, args.uncertainty, threads=args.threads
         )
     elif cmd == "evaluate":
         stages.run_evaluate(

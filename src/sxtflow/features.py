@@ -60,6 +60,7 @@ from .progress import progress
 __all__ = [
     "FAMILIES",
     "FeatureSpec",
+    "FAST_SPEC",
     "compute_features",
     "block_features",
     "write_features",
@@ -197,6 +198,12 @@ class FeatureSpec:
         )
 
 
+#: A cheaper spec for segmenting many tomograms: 19 channels instead of 51, chosen by forest
+#: feature importance on simulated yeast (the structure tensor and σ = 5 voxels added
+#: little), about 5× faster to compute with a smaller halo (14 voxels instead of 30).
+FAST_SPEC = FeatureSpec(sigmas=(0.7, 1.6, 3.5), families=("gaussian", "log", "ggm", "hessian"))
+
+
 # --------------------------------------------------------------------------- blocks
 
 
@@ -312,7 +319,11 @@ def _gaussian_derivatives(img: np.ndarray, sigma: float, orders) -> dict:
             )
         return cache[prefix]
 
-    return {o: get(tuple(o)) for o in orders}
+    out = {o: get(tuple(o)) for o in orders}
+    # ``get`` refers to itself, a reference cycle holding ``cache``: only the cyclic garbage
+    # collector would free the intermediate arrays (hundreds of MB per block), so drop them
+    cache.clear()
+    return out
 
 
 def eigvalsh3(elems) -> np.ndarray:
@@ -333,6 +344,23 @@ def eigvalsh3(elems) -> np.ndarray:
     ndarray, shape (3, *elems[0].shape), float32
         Eigenvalues in decreasing order (``[0]`` largest).
     """
+    elems = [np.asarray(e) for e in elems]
+    shape = elems[0].shape
+    out = np.empty((3, *shape), dtype=np.float32)
+    if len(shape) == 0:
+        out[...] = _eigvalsh3_f64([e[None] for e in elems])[:, 0]
+        return out
+    # float64 temporaries in slabs of ~256k elements along axis 0 bound the memory
+    step = max(1, _EIG_CHUNK // max(1, int(np.prod(shape[1:]))))
+    for i in range(0, shape[0], step):
+        out[:, i : i + step] = _eigvalsh3_f64([e[i : i + step] for e in elems])
+    return out
+
+
+_EIG_CHUNK = 1 << 18
+
+
+def _eigvalsh3_f64(elems) -> np.ndarray:
     a00, a01, a02, a11, a12, a22 = (np.asarray(e, dtype=np.float64) for e in elems)
     q = (a00 + a11 + a22) / 3.0
     d0, d1, d2 = a00 - q, a11 - q, a22 - q

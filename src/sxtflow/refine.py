@@ -13,6 +13,10 @@ that a yeast cell has one nucleus. This module applies per-class rules:
 
 Removed voxels take the label that surrounds them most (majority of the piece's outer
 boundary), so nothing is left unlabelled.
+
+:func:`separate_instances` splits one class into objects (connected components, with a
+distance-transform watershed separating touching round objects such as droplets or
+vacuoles).
 """
 
 from __future__ import annotations
@@ -22,13 +26,14 @@ from collections.abc import Mapping
 import numpy as np
 from scipy import ndimage as ndi
 
-__all__ = ["refine_labels", "DEFAULT_RULES"]
+__all__ = ["refine_labels", "separate_instances", "DEFAULT_RULES"]
 
 #: Per-class rules used by the demo (classes not listed are left as they are).
 DEFAULT_RULES: dict[str, dict] = {
     "nucleus": {"min_volume_um3": 0.05, "max_objects": 1, "fill_holes": True},
     "vacuole": {"min_volume_um3": 0.02, "fill_holes": True},
-    "lipid_droplet": {"min_volume_um3": 0.005, "fill_holes": True},
+    # droplets of 0.005 µm³ lose ~1 voxel at their rim: 0.002 µm³ keeps them (lymphocytes)
+    "lipid_droplet": {"min_volume_um3": 0.002, "fill_holes": True},
     "mitochondrion": {"min_volume_um3": 0.005, "inside": "nucleus"},
 }
 
@@ -134,3 +139,97 @@ def refine_labels(
             filled = ndi.binary_fill_holes(mask)
             out[filled & ~mask & (out != 0)] = value
     return out
+
+
+def separate_instances(
+    mask: np.ndarray,
+    spacing_um,
+    *,
+    min_radius_um: float | None = None,
+    min_volume_um3: float = 0.0,
+) -> np.ndarray:
+    """Split a class mask into objects; touching round objects are separated by watershed.
+
+    Without ``min_radius_um`` the objects are the 26-connected components. With it, each
+    component is split by a watershed of its negated Euclidean distance transform (in µm,
+    anisotropic voxels allowed) from markers at the local maxima of the distance that are
+    at least ``min_radius_um`` deep and ``min_radius_um`` apart: two touching droplets of
+    radius ≥ ``min_radius_um`` become two objects, a single one stays whole.
+
+    Parameters
+    ----------
+    mask : ndarray of bool, shape (z, y, x)
+        Voxels of one class (e.g. ``labels == value``).
+    spacing_um : tuple of 3 float
+        Voxel size (z, y, x) in µm.
+    min_radius_um : float, optional
+        Smallest radius (µm) of an object worth separating; None = components only.
+    min_volume_um3 : float
+        Objects smaller than this (µm³) are dropped (set to 0).
+
+    Returns
+    -------
+    ndarray of int32, shape (z, y, x)
+        0 = background, 1..n = objects (numbered in C order of their first voxel).
+
+    Examples
+    --------
+    >>> z, y, x = np.mgrid[:20, :20, :36]
+    >>> two = ((z - 10) ** 2 + (y - 10) ** 2 + (x - 10) ** 2 <= 49) | (
+    ...     (z - 10) ** 2 + (y - 10) ** 2 + (x - 22) ** 2 <= 49)   # touching balls r = 7
+    >>> int(separate_instances(two, (0.1, 0.1, 0.1)).max())
+    1
+    >>> int(separate_instances(two, (0.1, 0.1, 0.1), min_radius_um=0.4).max())
+    2
+    """
+    from skimage.feature import peak_local_max
+    from skimage.segmentation import watershed
+
+    mask = np.asarray(mask, dtype=bool)
+    if mask.ndim != 3:
+        raise ValueError(f"mask must be 3D (z, y, x), got shape {mask.shape}")
+    spacing = tuple(float(s) for s in spacing_um)
+    if len(spacing) != 3 or any(not s > 0 for s in spacing):
+        raise ValueError(f"spacing_um must be 3 positive voxel sizes in µm, got {spacing_um}")
+    comps, n = ndi.label(mask, _STRUCT)
+    if min_radius_um is None or n == 0:
+        out = comps
+    else:
+        if not min_radius_um > 0:
+            raise ValueError(f"min_radius_um must be positive µm, got {min_radius_um}")
+        dist = ndi.distance_transform_edt(np.pad(mask, 1), sampling=spacing)[1:-1, 1:-1, 1:-1]
+        vox = min(spacing)
+        peaks = peak_local_max(
+            dist,
+            min_distance=max(1, int(round(min_radius_um / vox))),
+            threshold_abs=float(min_radius_um),
+            labels=comps,
+            exclude_border=False,
+        )
+        markers = np.zeros(mask.shape, dtype=np.int32)
+        markers[tuple(peaks.T)] = np.arange(1, len(peaks) + 1)
+        # components without a deep enough peak keep one marker of their own
+        has = np.zeros(n + 1, dtype=bool)
+        has[comps[tuple(peaks.T)]] = True
+        next_id = len(peaks) + 1
+        for idx, sl in enumerate(ndi.find_objects(comps), start=1):
+            if not has[idx]:
+                local = np.argmax(np.where(comps[sl] == idx, dist[sl], -1.0))
+                pos = tuple(
+                    s.start + c
+                    for s, c in zip(sl, np.unravel_index(local, dist[sl].shape), strict=True)
+                )
+                markers[pos] = next_id
+                next_id += 1
+        out = watershed(-dist, markers, mask=mask)
+    out = out.astype(np.int32, copy=False)
+    if min_volume_um3 > 0 and out.max() > 0:
+        sizes = np.bincount(out.ravel()) * float(np.prod(spacing))
+        small = np.flatnonzero(sizes < min_volume_um3)
+        out[np.isin(out, small[small > 0])] = 0
+    # renumber 1..n in C order of first voxel
+    ids, first = np.unique(out.ravel(), return_index=True)
+    keep = ids[ids > 0][np.argsort(first[ids > 0], kind="stable")]
+    lut = np.zeros(int(out.max()) + 1, dtype=np.int32)
+    lut[keep] = np.arange(1, keep.size + 1, dtype=np.int32)
+    return lut[out]

@@ -246,50 +246,66 @@ def run_train(
 
 
 def run_predict(
-    features_path: PathLike,
+    tomogram_path: PathLike,
     model_path: PathLike,
     out_labels: PathLike,
     out_uncertainty: PathLike | None = None,
     out_probabilities: PathLike | None = None,
     *,
-    tomogram_path: PathLike | None = None,
-    block: Sequence[int] | None = None,
+    out_suggestions: PathLike | None = None,
+    block: Sequence[int] = (64, 128, 128),
     threads: int = 1,
 ) -> None:
-    """Apply the classifier block-wise: labels (class values), probabilities, uncertainty.
+    """Segment a tomogram block-wise: features per block (with halo) classified at once.
 
-    Probabilities go block by block into a zarr store (``probabilities``, float32,
-    ``(classes, z, y, x)``, channels in ascending class value; attrs ``classes``, ``voxel_nm``)
-    when ``out_probabilities`` is given. ``block`` = None uses the feature store's chunks.
-    Voxels outside a reconstruction's field of view (the inscribed cylinder of a parallel-beam
-    tomogram, ``meta["field_of_view"] == "cylinder"`` of ``tomogram_path``) are set to 0
-    (no data), so nothing is segmented or measured where nothing was imaged.
+    No feature store is needed, so memory is bounded by the block, not the tomogram.
+    Writes labels (class values), uncertainty (1 − probability margin), optionally the
+    probabilities as a zarr store (``probabilities``, float32, ``(classes, z, y, x)``, channels
+    in ascending class value; attrs ``classes``, ``voxel_nm``) and the z-slices where one more
+    annotation would help most (JSON). Voxels outside a reconstruction's field of view (the
+    inscribed cylinder, ``meta["field_of_view"] == "cylinder"``) are 0 (no data).
     """
     import contextlib
 
-    from . import classify, features
+    from . import classify
 
-    arr, spec, voxel_nm = features.open_features(features_path)
-    model, card = classify.load_model(model_path, spec=spec)
-    block = None if block is None else tuple(block)
+    vol = io.read_volume(tomogram_path)
+    model, card = classify.load_model(model_path)
+    shape = vol.data.shape
+    mask = None
+    if vol.meta.get("field_of_view") == "cylinder":
+        mask = np.broadcast_to(cylinder_mask(shape)[None], shape)
+    block = tuple(int(b) for b in block)
+    unc = np.zeros(shape, np.float32)
     with contextlib.ExitStack() as stack:
         probs = None
         if out_probabilities:
             tmp = stack.enter_context(io.atomic_path(out_probabilities, directory=True))
-            chunks = (len(card["classes"]), *arr.chunks[1:])
-            probs = io.create_zarr_array(tmp, "probabilities", (chunks[0], *arr.shape[1:]), chunks)
-            probs.attrs.update({"classes": card["classes"], "voxel_nm": list(voxel_nm)})
-        labels, probs = classify.predict(
-            arr, model, card, block=block, n_jobs=threads, out_probabilities=probs
+            n_cls = len(card["classes"])
+            probs = io.create_zarr_array(tmp, "probabilities", (n_cls, *shape), (n_cls, *block))
+            probs.attrs.update({"classes": card["classes"], "voxel_nm": list(vol.voxel_nm)})
+        labels, _ = classify.predict_volume(
+            vol.data,
+            model,
+            card,
+            block=block,
+            n_jobs=threads,
+            out_probabilities=probs,
+            out_uncertainty=unc,
+            mask=mask,
         )
-        unc = classify.uncertainty(probs)
-    if tomogram_path and io.read_meta(tomogram_path).get("field_of_view") == "cylinder":
-        outside = ~cylinder_mask(labels.shape)
-        labels[:, outside] = 0
-        unc[:, outside] = 0
-    io.write_volume(out_labels, Volume(labels, voxel_nm, {"classes": card["classes"]}))
+    io.write_volume(out_labels, Volume(labels, vol.voxel_nm, {"classes": card["classes"]}))
     if out_uncertainty:
-        io.write_volume(out_uncertainty, Volume(unc, voxel_nm, {"unit": "1 - probability margin"}))
+        io.write_volume(
+            out_uncertainty, Volume(unc, vol.voxel_nm, {"unit": "1 - probability margin"})
+        )
+    if out_suggestions:
+        ice = card["classes"].get("ice", 0)
+        slices = classify.suggest_slices(unc, labels, outside=(0, ice))
+        io.write_json(
+            out_suggestions,
+            {"slices": [{"z": int(z), "mean_uncertainty": float(u)} for z, u in slices]},
+        )
 
 
 def run_refine(

@@ -51,13 +51,13 @@ rule train:
 
 rule predict:
     input:
-        features="results/{sample}/features.zarr",
-        model="results/model/classifier.skops",
         tomogram="results/{sample}/tomogram.mrc",
+        model="results/model/classifier.skops",
     output:
         labels="results/{sample}/prediction.mrc",
         uncertainty="results/{sample}/uncertainty.mrc",
         probabilities=directory("results/{sample}/probabilities.zarr"),
+        suggestions="results/{sample}/annotation_suggestions.json",
     log:
         "logs/predict/{sample}.log",
     benchmark:

@@ -1,4 +1,4 @@
-"""Rule predict: labels and uncertainty, block-wise."""
+"""Rule predict: labels, probabilities, uncertainty and annotation suggestions, block-wise."""
 
 import _paths  # noqa: F401  (puts src/ on sys.path)
 
@@ -7,12 +7,12 @@ from sxtflow.stages import run_predict
 
 log_to(snakemake.log[0])
 run_predict(
-    snakemake.input.features,
+    snakemake.input.tomogram,
     snakemake.input.model,
     snakemake.output.labels,
     snakemake.output.uncertainty,
     snakemake.output.probabilities,
-    tomogram_path=snakemake.input.tomogram,
+    out_suggestions=snakemake.output.suggestions,
     threads=snakemake.threads,
     **snakemake.params.options,
 )

@@ -1,0 +1,318 @@
+"""Segmentation from a few annotations: sxtflow vs scikit-image's trainable segmentation.
+
+One run, one table. Simulated yeast and lymphocyte cells (texture, zone-plate blur, Poisson
+noise, FBP reconstruction artefacts; a limited-angle ±65° yeast set too) are simulated,
+projected and reconstructed. The virtual annotator paints ≤ 3 slices per class on 2
+training tomograms per set; both methods are trained on exactly these annotations and
+applied to unseen tomograms of the same set.
+
+* sxtflow: :class:`sxtflow.features.FeatureSpec` features →
+  :func:`sxtflow.classify.train` → :func:`sxtflow.classify.predict_volume` (fused
+  block-wise features + classification, field-of-view cylinder only) →
+  :func:`sxtflow.refine.refine_labels`.
+* scikit-image: ``skimage.feature.multiscale_basic_features`` (intensity, edges, texture,
+  σ 0.5–16 voxels: 30 features) + ``RandomForestClassifier(100 trees)``, predicted with
+  ``skimage.future.predict_segmenter`` (the documented recipe), voxels outside the field of
+  view set to 0 afterwards as for sxtflow.
+
+Printed: Dice per class (mean over the unseen tomograms of each set), prediction throughput
+(voxels/s over all voxels of the tomogram, wall clock and CPU time) of both and the ratio,
+and the peak memory (RSS of a fresh process) of predicting a large tomogram with sxtflow
+compared with its float32 size.
+
+Usage::
+
+    python benchmarks/segmentation.py            # full run: 3 sets + 512³ memory test
+    python benchmarks/segmentation.py --quick    # yeast + lymphocyte, 1 test each, 256³
+    python benchmarks/segmentation.py --sets lymphocyte --large 0
+
+Measured duration: the full run took 39 min on 2 cores shared with other jobs (load 7–14)
+with a since-fixed feature memory leak; its largest parts are simulation (≈ 1 min per
+tomogram under that load) and scikit-image's features.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+
+import numpy as np
+
+CLASSES = ["ice", "cytoplasm", "nucleus", "vacuole", "lipid_droplet", "mitochondrion"]
+TARGETS = {
+    "cell": 0.95,
+    "nucleus": 0.90,
+    "vacuole": 0.85,
+    "lipid_droplet": 0.85,
+    "mitochondrion": 0.75,
+}
+
+
+def tomogram(cell_type, shape, voxel_nm, seed, tilt_range_deg=None):
+    """Simulate → project → reconstruct: (LAC µm⁻¹ float32, truth classes uint8)."""
+    from sxtflow import reconstruct, simulate
+    from sxtflow.labels import default_labels
+
+    lac, fine = simulate.simulate_cell(cell_type, shape, voxel_nm, seed=seed)
+    theta = simulate.tilt_angles(120, tilt_range_deg)
+    proj = simulate.project(lac, theta, photons=3000.0, blur_nm=40.0, seed=seed + 1)
+    algorithm = "fbp" if tilt_range_deg is None else "sirt"
+    vol = reconstruct.reconstruct(proj, backend="builtin", algorithm=algorithm, iterations=100)
+    truth = default_labels().to_classes(fine.data, CLASSES)
+    return np.asarray(vol.data, dtype=np.float32), truth, fine
+
+
+def skimage_features(vol):
+    from skimage.feature import multiscale_basic_features
+
+    return multiscale_basic_features(
+        vol,
+        intensity=True,
+        edges=True,
+        texture=True,
+        sigma_min=0.5,
+        sigma_max=16,
+        channel_axis=None,
+    )
+
+
+def timed(fn, *args, **kw):
+    t, c = time.perf_counter(), time.process_time()
+    out = fn(*args, **kw)
+    return out, time.perf_counter() - t, time.process_time() - c
+
+
+def run_set(name, cell_type, shape, voxel_nm, seeds_train, seeds_test, tilt, args, rows, speed):
+    from skimage.future import predict_segmenter
+    from sklearn.ensemble import RandomForestClassifier
+
+    from sxtflow import classify, features, refine, simulate
+    from sxtflow.evaluate import dice_iou
+    from sxtflow.labels import default_labels
+    from sxtflow.stages import cylinder_mask
+
+    table = default_labels()
+    present = [c for c in CLASSES if not (cell_type == "lymphocyte" and c == "vacuole")]
+    classes = {c: table.value(c) for c in present}
+    spec = features.FeatureSpec(sigmas=args.sigmas, families=args.families)
+    t0 = time.perf_counter()
+    train_data = [tomogram(cell_type, shape, voxel_nm, s, tilt) for s in seeds_train]
+    test_data = [tomogram(cell_type, shape, voxel_nm, s, tilt) for s in seeds_test]
+    anns = [
+        simulate.annotate(fine, present, slices_per_class=3, seed=s).data
+        for (_, _, fine), s in zip(train_data, seeds_train, strict=True)
+    ]
+    print(
+        f"[{name}] simulated {len(train_data) + len(test_data)} tomograms of {shape} "
+        f"in {time.perf_counter() - t0:.0f} s; annotated voxels "
+        f"{[int(np.count_nonzero(a)) for a in anns]}",
+        flush=True,
+    )
+
+    # sxtflow: features of the annotated tomograms only, then the fused predictor
+    samples = [
+        (features.compute_features(v, spec, block=shape), a)
+        for (v, _, _), a in zip(train_data, anns, strict=True)
+    ]
+    model, card = classify.train(
+        samples,
+        classes,
+        spec=spec,
+        n_estimators=args.trees,
+        max_depth=args.depth,
+        n_jobs=args.threads,
+        seed=0,
+        cv_folds=2,
+    )
+    del samples
+    # scikit-image: same annotations
+    X, y = [], []
+    for (v, _, _), a in zip(train_data, anns, strict=True):
+        f = skimage_features(v)
+        X.append(f[a > 0])
+        y.append(a[a > 0])
+    sk = RandomForestClassifier(n_estimators=100, n_jobs=args.threads, random_state=0)
+    sk.fit(np.concatenate(X), np.concatenate(y))
+
+    scores = {"sxtflow": [], "sxtflow+refine": [], "skimage": []}
+    for vol, truth, _ in test_data:
+        cyl = cylinder_mask(vol.shape)
+        (lab, _), t_sx, c_sx = timed(
+            classify.predict_volume,
+            vol,
+            model,
+            card,
+            block=args.block,
+            n_jobs=args.threads,
+            mask=cyl,
+        )
+        ref = refine.refine_labels(lab, classes, (voxel_nm / 1000.0,) * 3)
+        fsk, t_f, c_f = timed(skimage_features, vol)
+        lsk, t_p, c_p = timed(predict_segmenter, fsk, sk)
+        del fsk
+        lsk = lsk.astype(np.uint8)
+        lsk[:, ~cyl] = 0
+        speed.append((vol.size, t_sx, c_sx, t_f + t_p, c_f + c_p))
+        for key, pred in (("sxtflow", lab), ("sxtflow+refine", ref), ("skimage", lsk)):
+            df = dice_iou(pred, truth, classes)
+            scores[key].append(dict(zip(df["class"], df["dice"], strict=True)))
+    for key, lst in scores.items():
+        mean = {c: float(np.nanmean([d[c] for d in lst])) for c in lst[0]}
+        rows.append((name, key, mean))
+    print(
+        f"[{name}] done in {time.perf_counter() - t0:.0f} s; CV: {card['cv'].get('f1')}", flush=True
+    )
+    return model, card, test_data[0][0]
+
+
+_CHILD = r"""
+import sys, time, numpy as np
+from sxtflow import classify
+def hwm():  # peak resident set of this process, bytes (ru_maxrss survives exec)
+    for line in open("/proc/self/status"):
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) * 1024
+vol = np.load(sys.argv[1])
+model, card = classify.load_model(sys.argv[2])
+base = hwm()
+t = time.perf_counter()
+lab, _ = classify.predict_volume(vol, model, card, block=tuple(int(b) for b in sys.argv[3].split(",")),
+                                 n_jobs=int(sys.argv[4]))
+dt = time.perf_counter() - t
+print(base, hwm(), dt, int(lab.sum() > 0))
+"""
+
+
+def large_memory(vol, model, card, size, args):
+    """Peak RSS of a fresh process predicting a ``size``³ tomogram (tiled from ``vol``)."""
+    from sxtflow import classify
+
+    big = np.pad(vol, [(0, max(0, size - n)) for n in vol.shape], mode="reflect")
+    while any(n < size for n in big.shape):
+        big = np.pad(big, [(0, max(0, size - n)) for n in big.shape], mode="reflect")
+    big = np.ascontiguousarray(big[:size, :size, :size], dtype=np.float32)
+    with tempfile.TemporaryDirectory() as tmp:
+        vpath = os.path.join(tmp, "vol.npy")
+        np.save(vpath, big)
+        del big
+        mpath = os.path.join(tmp, "model.skops")
+        classify.save_model(mpath, model, card)
+        res = subprocess.run(
+            [
+                sys.executable,
+                "-c",
+                _CHILD,
+                vpath,
+                mpath,
+                ",".join(map(str, args.block)),
+                str(args.threads),
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+    base, peak, dt, _ = res.stdout.split()
+    return int(base), int(peak), float(dt)
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--quick", action="store_true", help="fewer tomograms, 256³ memory test")
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument(
+        "--large", type=int, default=None, help="edge (voxels) of the memory test; 0 skips it"
+    )
+    p.add_argument("--trees", type=int, default=50)
+    p.add_argument("--depth", type=int, default=14)
+    p.add_argument("--sets", default=None, help="comma list of yeast,yeast65,lymphocyte")
+    args = p.parse_args(argv)
+    from sxtflow.features import FAST_SPEC
+
+    args.sigmas = FAST_SPEC.sigmas
+    args.families = FAST_SPEC.families
+    args.block = (64, 128, 128)
+    large = args.large or (256 if args.quick else 512)
+    n_test = 1 if args.quick else 2
+    sets = {
+        "yeast": ("yeast", (96, 112, 112), 50.0, None),
+        "yeast65": ("yeast", (96, 112, 112), 50.0, 65.0),
+        "lymphocyte": ("lymphocyte", (112, 128, 128), 64.0, None),
+    }
+    chosen = (
+        args.sets.split(",")
+        if args.sets
+        else (["yeast", "lymphocyte"] if args.quick else list(sets))
+    )
+    rows, speed = [], []
+    t_all = time.perf_counter()
+    first = None
+    for i, name in enumerate(chosen):
+        cell_type, shape, voxel_nm, tilt = sets[name]
+        seeds = [100 * (i + 1) + k for k in range(2 + n_test)]
+        out = run_set(
+            name, cell_type, shape, voxel_nm, seeds[:2], seeds[2:], tilt, args, rows, speed
+        )
+        first = first or out
+
+    print()
+    print(
+        f"Dice on unseen tomograms (mean of {n_test} per set; ≤ 3 annotated slices per class "
+        "on 2 training tomograms)"
+    )
+    cols = ["cell", "nucleus", "vacuole", "lipid_droplet", "mitochondrion", "cytoplasm", "ice"]
+    print(f"{'set':<11} {'method':<15} " + " ".join(f"{c[:13]:>13}" for c in cols))
+    for name, key, mean in rows:
+        print(
+            f"{name:<11} {key:<15} "
+            + " ".join(f"{mean[c]:13.3f}" if c in mean else f"{'—':>13}" for c in cols)
+        )
+    print(
+        f"{'target':<27} "
+        + " ".join(f"{TARGETS[c]:13.2f}" if c in TARGETS else f"{'':>13}" for c in cols)
+    )
+    by = {(n, k): m for n, k, m in rows}
+    wins = []
+    for name in chosen:
+        for c in cols[:5]:
+            if c in by[(name, "skimage")]:
+                wins.append(by[(name, "sxtflow+refine")][c] > by[(name, "skimage")][c])
+    print(f"sxtflow+refine beats skimage on {sum(wins)}/{len(wins)} (set, class) pairs")
+
+    vox = sum(s[0] for s in speed)
+    sx_w, sx_c = vox / sum(s[1] for s in speed), vox / sum(s[2] for s in speed)
+    sk_w, sk_c = vox / sum(s[3] for s in speed), vox / sum(s[4] for s in speed)
+    print()
+    print(
+        f"Prediction throughput over {len(speed)} unseen tomograms ({vox / 1e6:.1f} Mvoxel, "
+        f"{args.threads} threads; features + classification; load avg "
+        f"{os.getloadavg()[0]:.1f})"
+    )
+    print(f"  sxtflow  : {sx_w / 1e6:6.3f} Mvoxel/s wall, {sx_c / 1e6:6.3f} Mvoxel/CPU-s")
+    print(f"  skimage  : {sk_w / 1e6:6.3f} Mvoxel/s wall, {sk_c / 1e6:6.3f} Mvoxel/CPU-s")
+    print(f"  ratio    : {sx_w / sk_w:6.2f}× wall, {sx_c / sk_c:6.2f}× CPU (target ≥ 3×)")
+
+    if large <= 0:
+        return
+    model, card, vol = first
+    base, peak, dt = large_memory(vol, model, card, large, args)
+    f32 = large**3 * 4
+    print()
+    print(
+        f"Large tomogram {large}³ ({f32 / 2**20:.0f} MiB float32), block {args.block}, "
+        f"{args.threads} threads: {dt:.0f} s ({large**3 / dt / 1e6:.2f} Mvoxel/s); peak RSS "
+        f"{peak / 2**20:.0f} MiB = {peak / f32:.2f}× the float32 tomogram (target ≤ 4×; "
+        f"before predicting, with the tomogram and model loaded: {base / 2**20:.0f} MiB)"
+    )
+    print(
+        f"total {time.perf_counter() - t_all:.0f} s; this process peak RSS "
+        f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**10:.0f} MiB"
+    )
+
+
+if __name__ == "__main__":
+    main()
