@@ -24,8 +24,9 @@ DATA = Path(__file__).parent / "data"
 
 pytestmark = pytest.mark.workflow
 
-PER_SAMPLE = ("simulate", "reconstruct", "features", "predict", "refine", "evaluate", "mesh")
-PER_SAMPLE += ("measure",)
+# jobs of one new, unannotated sample (features are computed only for annotated samples:
+# prediction computes them per block from the tomogram)
+PER_SAMPLE = ("simulate", "reconstruct", "predict", "refine", "evaluate", "mesh", "measure")
 
 
 def copy_workflow(dest):
