@@ -76,3 +76,64 @@ def reconstruction_preview(
     with atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=110, format="png")
     plt.close(fig)
+
+
+def uncertainty_preview(
+    uncertainty: Volume,
+    labels: np.ndarray,
+    path: str | os.PathLike,
+    *,
+    suggested_z: list[int] | None = None,
+) -> None:
+    """Write a PNG: the classifier's uncertainty (1 − probability margin, 0–1) on the central
+    slice with the class boundaries, and the mean uncertainty per z-slice inside the cell with
+    the slices suggested for one more annotation marked.
+
+    Parameters
+    ----------
+    uncertainty : Volume
+        ``(z, y, x)`` float32, 0 = certain, 1 = two classes tied.
+    labels : ndarray, shape (z, y, x)
+        Predicted class values (0 = no data, 1 = ice are outside the cell).
+    path : path-like
+        Output PNG (written atomically).
+    suggested_z : list of int, optional
+        z indices to mark.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    data = uncertainty.data
+    z0 = data.shape[0] // 2
+    dz, dy, dx = uncertainty.spacing_um
+    ny, nx = data.shape[1:]
+    inside = labels > 1
+    per_slice = np.array(
+        [float(data[z][inside[z]].mean()) if inside[z].any() else np.nan for z in range(len(data))]
+    )
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4.4))
+    ax = axes[0]
+    shown = np.where(labels[z0] > 0, data[z0], np.nan)  # no data outside the field of view
+    im = ax.imshow(shown, cmap="magma", vmin=0, vmax=1, extent=(0, nx * dx, ny * dy, 0))
+    values = np.unique(labels[z0])
+    if values.size > 1:
+        x = (np.arange(nx) + 0.5) * dx
+        y = (np.arange(ny) + 0.5) * dy
+        ax.contour(x, y, labels[z0], levels=values[:-1] + 0.5, colors="white", linewidths=0.4)
+    ax.set_xlabel("x (µm)")
+    ax.set_ylabel("y (µm)")
+    ax.set_title(f"uncertainty, z = {z0 * dz:.2f} µm")
+    fig.colorbar(im, ax=ax, label="1 − probability margin")
+    ax = axes[1]
+    ax.plot(np.arange(len(per_slice)) * dz, per_slice, color="tab:purple")
+    for z in suggested_z or []:
+        ax.axvline(z * dz, color="tab:orange", lw=0.8)
+    ax.set_xlabel("z (µm)")
+    ax.set_ylabel("mean uncertainty inside the cell")
+    ax.set_title("per slice; orange: suggested for annotation")
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=110, format="png")
+    plt.close(fig)

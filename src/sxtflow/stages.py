@@ -253,6 +253,7 @@ def run_predict(
     out_probabilities: PathLike | None = None,
     *,
     out_suggestions: PathLike | None = None,
+    out_preview: PathLike | None = None,
     block: Sequence[int] = (64, 128, 128),
     threads: int = 1,
 ) -> None:
@@ -299,12 +300,18 @@ def run_predict(
         io.write_volume(
             out_uncertainty, Volume(unc, vol.voxel_nm, {"unit": "1 - probability margin"})
         )
+    ice = card["classes"].get("ice", 0)
+    slices = classify.suggest_slices(unc, labels, outside=(0, ice))
     if out_suggestions:
-        ice = card["classes"].get("ice", 0)
-        slices = classify.suggest_slices(unc, labels, outside=(0, ice))
         io.write_json(
             out_suggestions,
             {"slices": [{"z": int(z), "mean_uncertainty": float(u)} for z, u in slices]},
+        )
+    if out_preview:
+        from .qc import uncertainty_preview
+
+        uncertainty_preview(
+            Volume(unc, vol.voxel_nm), labels, out_preview, suggested_z=[z for z, _ in slices]
         )
 
 

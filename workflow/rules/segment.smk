@@ -58,6 +58,13 @@ rule predict:
         uncertainty="results/{sample}/uncertainty.mrc",
         probabilities=directory("results/{sample}/probabilities.zarr"),
         suggestions="results/{sample}/annotation_suggestions.json",
+        preview=report(
+            "results/{sample}/qc/uncertainty.png",
+            caption="../report/uncertainty.rst",
+            category="2. Segmentation",
+            subcategory="{sample}",
+            labels={"sample": "{sample}", "figure": "uncertainty"},
+        ),
     log:
         "logs/predict/{sample}.log",
     benchmark:

@@ -13,6 +13,7 @@ run_predict(
     snakemake.output.uncertainty,
     snakemake.output.probabilities,
     out_suggestions=snakemake.output.suggestions,
+    out_preview=snakemake.output.preview,
     threads=snakemake.threads,
     **snakemake.params.options,
 )
