@@ -44,20 +44,12 @@ import numpy as np
 import pandas as pd
 from scipy import ndimage
 
+from .io import as_spacing_um as _spacing3
 from .labels import default_labels
 
 __all__ = ["split_chromatin", "chromatin_threshold", "radial_profile"]
 
 _C26 = np.ones((3, 3, 3), dtype=bool)
-
-
-def _spacing3(spacing_um) -> np.ndarray:
-    s = np.asarray(spacing_um, dtype=float).reshape(-1)
-    if s.size == 1:
-        s = np.repeat(s, 3)
-    if s.size != 3 or np.any(~np.isfinite(s)) or np.any(s <= 0):
-        raise ValueError(f"spacing_um must be 3 positive floats (z, y, x) µm, got {spacing_um}")
-    return s
 
 
 def chromatin_threshold(values: np.ndarray, method: str = "gmm", seed: int = 0) -> float:

@@ -26,6 +26,7 @@ import pandas as pd
 
 __all__ = [
     "InputError",
+    "as_spacing_um",
     "Volume",
     "Projections",
     "atomic_path",
@@ -61,6 +62,19 @@ def _voxel3(voxel_nm) -> tuple[float, float, float]:
     if not np.all(np.isfinite(v)) or np.any(v <= 0):
         raise ValueError(f"voxel size must be positive and finite, got {voxel_nm!r} nm")
     return tuple(float(x) for x in v)
+
+
+def as_spacing_um(spacing_um) -> np.ndarray:
+    """Voxel size ``(z, y, x)`` in µm as a float array of 3 (a scalar means isotropic).
+
+    Raises ``ValueError`` unless it is 1 or 3 positive finite numbers.
+    """
+    s = np.asarray(spacing_um, dtype=float).reshape(-1)
+    if s.size == 1:
+        s = np.repeat(s, 3)
+    if s.size != 3 or np.any(~np.isfinite(s)) or np.any(s <= 0):
+        raise ValueError(f"spacing_um must be 3 positive floats (z, y, x) µm, got {spacing_um!r}")
+    return s
 
 
 @dataclass

@@ -28,6 +28,7 @@ import trimesh
 from scipy import ndimage
 
 from .io import Volume, atomic_path
+from .io import as_spacing_um as _spacing3
 from .progress import progress
 
 __all__ = [
@@ -48,13 +49,6 @@ TAUBIN_NU = 0.52
 
 #: 26-connectivity structuring element (faces, edges and corners touch).
 CONNECTIVITY_26 = np.ones((3, 3, 3), dtype=bool)
-
-
-def _spacing3(spacing_um) -> np.ndarray:
-    s = np.broadcast_to(np.asarray(spacing_um, dtype=float), (3,)).copy()
-    if not np.all(np.isfinite(s)) or np.any(s <= 0):
-        raise ValueError(f"spacing_um must be three positive numbers (z, y, x), got {spacing_um!r}")
-    return s
 
 
 def _empty_mesh() -> trimesh.Trimesh:

@@ -40,6 +40,8 @@ import numpy as np
 import pandas as pd
 from scipy import ndimage
 
+from .io import as_spacing_um as _spacing3
+
 __all__ = ["cell_body", "protrusions", "surface_summary", "PROTRUSION_COLUMNS"]
 
 _C26 = np.ones((3, 3, 3), dtype=bool)
@@ -60,15 +62,6 @@ PROTRUSION_COLUMNS = [
     "direction_y",
     "direction_x",
 ]
-
-
-def _spacing3(spacing_um) -> np.ndarray:
-    s = np.asarray(spacing_um, dtype=float).reshape(-1)
-    if s.size == 1:
-        s = np.repeat(s, 3)
-    if s.size != 3 or np.any(~np.isfinite(s)) or np.any(s <= 0):
-        raise ValueError(f"spacing_um must be 3 positive floats (z, y, x) µm, got {spacing_um}")
-    return s
 
 
 def cell_body(cell_mask: np.ndarray, spacing_um, body_radius_um: float = 0.5) -> np.ndarray:
