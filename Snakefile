@@ -22,4 +22,4 @@ include: "workflow/rules/compare.smk"
 rule all:
     default_target: True
     input:
-        get_final_output(),
+        get_final_output,

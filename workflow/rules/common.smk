@@ -16,7 +16,10 @@ from sxtflow.samples import load_sample_sheet  # noqa: E402
 validate(config, schema="../schemas/config.schema.yaml")
 
 samples = load_sample_sheet(config["samples"], base_dir=".")
-validate(samples.drop(columns="voxel_nm"), schema="../schemas/samples.schema.yaml")
+# load_sample_sheet already checks every row (with row/column messages); the schema check
+# below costs ~0.4 ms per row, so cluster jobs, which re-read the Snakefile, skip it.
+if workflow.is_main_process:
+    validate(samples.drop(columns="voxel_nm"), schema="../schemas/samples.schema.yaml")
 
 LABELS = default_labels()
 CLASSES = {name: LABELS.value(name) for name in config["classes"]}
@@ -78,8 +81,11 @@ def truth_path(sample):
     return row["truth"]
 
 
-ANNOTATED = [s for s in samples.index if samples.loc[s, "annotation"]]
-WITH_TRUTH = [s for s in samples.index if truth_path(s)]
+ANNOTATED = samples.index[samples["annotation"] != ""].tolist()
+# simulated samples use the simulator's truth; others the sheet's truth column
+WITH_TRUTH = samples.index[
+    (samples["kind"] == "simulate") | (samples["truth"] != "")
+].tolist()
 
 
 def get_training_inputs(wildcards):
@@ -89,7 +95,9 @@ def get_training_inputs(wildcards):
     }
 
 
-def get_final_output():
+def get_final_output(wildcards):
+    """Targets of the `all` target; an input function, evaluated only when planning, not each
+    time a cluster job re-reads the Snakefile."""
     out = [
         "results/model/classifier.skops",
         "results/compare/tests.tsv",
@@ -108,3 +116,10 @@ def get_final_output():
     if WITH_TRUTH:
         out.append("results/evaluation.tsv")
     return out
+
+
+def per_sample(pattern, subset=None):
+    """Input function: ``pattern`` for every sample (or ``subset``), built when planning."""
+    return lambda wildcards: [
+        pattern.format(sample=s) for s in (samples.index if subset is None else subset)
+    ]

@@ -1,8 +1,8 @@
 rule compare:
     input:
-        cells=expand("results/{sample}/cell.tsv", sample=samples.index),
-        organelles=expand("results/{sample}/organelles.tsv", sample=samples.index),
-        chromatin=expand("results/{sample}/chromatin_profile.tsv", sample=samples.index),
+        cells=per_sample("results/{sample}/cell.tsv"),
+        organelles=per_sample("results/{sample}/organelles.tsv"),
+        chromatin=per_sample("results/{sample}/chromatin_profile.tsv"),
     output:
         cells="results/compare/cells.tsv",
         objects="results/compare/organelles.tsv",
@@ -57,7 +57,7 @@ rule compare:
         mem_mb=2000,
         runtime=10,
     params:
-        samples=samples[["sample", "condition"]].to_dict("records"),
+        samples=lambda wildcards: samples[["sample", "condition"]].to_dict("records"),
         classes=CLASSES,
         options=canonical(config["compare"]),
         seed=config["seed"],

@@ -128,7 +128,7 @@ rule evaluate:
 
 rule evaluation_table:
     input:
-        expand("results/{sample}/evaluation.tsv", sample=WITH_TRUTH),
+        per_sample("results/{sample}/evaluation.tsv", WITH_TRUTH),
     output:
         report(
             "results/evaluation.tsv",
