@@ -12,15 +12,10 @@ that a script can be edited without touching the repository.
 
 import filecmp
 import shutil
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 import yaml
-
-ROOT = Path(__file__).resolve().parents[1]
-DATA = Path(__file__).parent / "data"
+from _snakemake import ROOT, make_workdir, planned_jobs, snakemake
 
 pytestmark = pytest.mark.workflow
 
@@ -39,36 +34,6 @@ def copy_workflow(dest):
     return dest
 
 
-def snakemake(snakefile, workdir, *args, config="config.yaml"):
-    cmd = [
-        sys.executable, "-m", "snakemake", "--snakefile", str(snakefile),
-        "--directory", str(workdir), "--configfile", str(workdir / config),
-        "--cores", "2", *args,
-    ]  # fmt: skip
-    proc = subprocess.run(cmd, capture_output=True, text=True)
-    if proc.returncode != 0:
-        raise AssertionError(f"snakemake failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-6000:]}")
-    return proc
-
-
-def make_workdir(path):
-    path.mkdir(parents=True, exist_ok=True)
-    shutil.copy(DATA / "tiny_config.yaml", path / "config.yaml")
-    shutil.copy(DATA / "tiny_samples.tsv", path / "samples.tsv")
-    return path
-
-
-def planned_jobs(snakefile, workdir, config="config.yaml"):
-    """``{rule: count}`` of the jobs a dry-run would run."""
-    out = snakemake(snakefile, workdir, "-n", "--quiet", "rules", config=config).stdout
-    counts = {}
-    for line in out.splitlines():
-        parts = line.split()
-        if len(parts) == 2 and parts[1].isdigit() and parts[0] != "total":
-            counts[parts[0]] = int(parts[1])
-    return counts
-
-
 def tables(workdir):
     """Relative paths of every result table (benchmarks hold timings and are left out)."""
     res = workdir / "results"
@@ -80,13 +45,14 @@ def finished(tmp_path_factory):
     base = tmp_path_factory.mktemp("reruns")
     snakefile = copy_workflow(base / "wf") / "Snakefile"
     work = make_workdir(base / "run")
-    snakemake(snakefile, work)
+    snakemake(work, snakefile=snakefile)
     return snakefile, work
 
 
 def test_finished_run_is_complete(finished):
     # the baseline for the tests below: nothing left to do
-    assert planned_jobs(*finished) == {}
+    snakefile, work = finished
+    assert planned_jobs(work, snakefile=snakefile) == {}
 
 
 def test_appending_a_sample_runs_only_it_plus_aggregation(finished):
@@ -94,7 +60,7 @@ def test_appending_a_sample_runs_only_it_plus_aggregation(finished):
     sheet = (work / "samples.tsv").read_text()
     (work / "samples.tsv").write_text(sheet + "c2\tcontrol\tsimulate\t\tyeast\t\t\t\n")
     try:
-        counts = planned_jobs(snakefile, work)
+        counts = planned_jobs(work, snakefile=snakefile)
     finally:
         (work / "samples.tsv").write_text(sheet)
     expected = dict.fromkeys(PER_SAMPLE, 1) | {"compare": 1, "evaluation_table": 1, "all": 1}
@@ -107,7 +73,7 @@ def test_inserting_a_sample_first_runs_only_it_plus_aggregation(finished):
     header, body = sheet.split("\n", 1)
     (work / "samples.tsv").write_text(f"{header}\na0\tcontrol\tsimulate\t\tyeast\t\t\t\n{body}")
     try:
-        counts = planned_jobs(snakefile, work)
+        counts = planned_jobs(work, snakefile=snakefile)
     finally:
         (work / "samples.tsv").write_text(sheet)
     expected = dict.fromkeys(PER_SAMPLE, 1) | {"compare": 1, "evaluation_table": 1, "all": 1}
@@ -119,7 +85,7 @@ def test_parameter_change_reruns_exactly_its_dependants(finished):
     cfg = yaml.safe_load((work / "config.yaml").read_text())
     cfg["mesh"]["smooth_iterations"] += 5
     (work / "changed.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
-    counts = planned_jobs(snakefile, work, config="changed.yaml")
+    counts = planned_jobs(work, snakefile=snakefile, config="changed.yaml")
     # mesh reads the option, measure reads it too (surface areas); compare aggregates measure
     assert counts == {"mesh": 2, "measure": 2, "compare": 1, "all": 1}
 
@@ -129,7 +95,7 @@ def test_upstream_parameter_change_reruns_the_chain(finished):
     cfg = yaml.safe_load((work / "config.yaml").read_text())
     cfg["refine"]["vacuole"]["min_volume_um3"] *= 2
     (work / "changed.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
-    counts = planned_jobs(snakefile, work, config="changed.yaml")
+    counts = planned_jobs(work, snakefile=snakefile, config="changed.yaml")
     downstream = {"refine": 2, "evaluate": 2, "mesh": 2, "measure": 2}
     assert counts == downstream | {"compare": 1, "evaluation_table": 1, "all": 1}
 
@@ -138,7 +104,7 @@ def test_reordering_config_keys_reruns_nothing(finished):
     snakefile, work = finished
     cfg = yaml.safe_load((work / "config.yaml").read_text())
     (work / "sorted.yaml").write_text(yaml.safe_dump(cfg, sort_keys=True))
-    assert planned_jobs(snakefile, work, config="sorted.yaml") == {}
+    assert planned_jobs(work, snakefile=snakefile, config="sorted.yaml") == {}
 
 
 def test_comment_in_a_script_reruns_nothing(finished):
@@ -146,7 +112,7 @@ def test_comment_in_a_script_reruns_nothing(finished):
     script = snakefile.parent / "workflow" / "scripts" / "reconstruct.py"
     script.write_text(script.read_text() + "\n# a comment added after the run\n")
     try:
-        assert planned_jobs(snakefile, work) == {}
+        assert planned_jobs(work, snakefile=snakefile) == {}
     finally:
         script.write_text(script.read_text().replace("\n# a comment added after the run\n", ""))
 
@@ -154,7 +120,7 @@ def test_comment_in_a_script_reruns_nothing(finished):
 def test_same_inputs_config_seed_give_identical_tables(finished, tmp_path):
     snakefile, first = finished
     second = make_workdir(tmp_path / "again")
-    snakemake(snakefile, second)
+    snakemake(second, snakefile=snakefile)
     names = tables(first)
     assert names == tables(second)
     assert len(names) >= 8  # per-sample, evaluation and comparison tables

@@ -22,14 +22,10 @@ import filecmp
 import re
 import shutil
 import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 import yaml
-
-ROOT = Path(__file__).resolve().parents[1]
-DATA = Path(__file__).parent / "data"
+from _snakemake import ROOT, make_workdir, planned_jobs, snakemake
 
 
 def _sinfo_partition():
@@ -67,35 +63,6 @@ def _have_generic_plugin():
 PARTITION = _sinfo_partition()
 
 CLUSTER_PROFILES = sorted((ROOT / "profiles").glob("cluster-generic/*/config.yaml"))
-
-
-def snakemake(workdir, *args):
-    cmd = [
-        sys.executable, "-m", "snakemake", "--snakefile", str(ROOT / "Snakefile"),
-        "--directory", str(workdir), "--configfile", str(workdir / "config.yaml"), *args,
-    ]  # fmt: skip
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=1800)
-    if proc.returncode != 0:
-        raise AssertionError(f"snakemake failed:\n{proc.stdout[-4000:]}\n{proc.stderr[-8000:]}")
-    return proc
-
-
-def make_workdir(path):
-    path.mkdir(parents=True, exist_ok=True)
-    shutil.copy(DATA / "tiny_config.yaml", path / "config.yaml")
-    shutil.copy(DATA / "tiny_samples.tsv", path / "samples.tsv")
-    return path
-
-
-def planned_jobs(workdir):
-    """``{rule: count}`` of a dry-run."""
-    out = snakemake(workdir, "-n", "--quiet", "rules", "--cores", "1").stdout
-    counts = {}
-    for line in out.splitlines():
-        parts = line.split()
-        if len(parts) == 2 and parts[1].isdigit() and parts[0] != "total":
-            counts[parts[0]] = int(parts[1])
-    return counts
 
 
 def executed_jobs(log_text):
@@ -162,6 +129,7 @@ def test_tiny_demo_through_slurm_matches_local(tmp_path):
         cluster, "--profile", str(tmp_path / "profile"),
         "--default-resources", f"slurm_partition={PARTITION}",
         "--slurm-keep-successful-logs", "--slurm-init-seconds-before-status-checks", "7",
+        cores=None, timeout=1800,
     )  # fmt: skip
     text = proc.stdout + proc.stderr
     assert "Falling back to 'sacct'" not in text  # squeue really used (MinJobAge is enough)
@@ -186,7 +154,7 @@ def test_tiny_demo_through_slurm_matches_local(tmp_path):
 
     # the same tables as a local run
     home = make_workdir(tmp_path / "local")
-    snakemake(home, "--cores", "2")
+    snakemake(home, timeout=1800)
     names = sorted(
         str(p.relative_to(home))
         for p in (home / "results").rglob("*.tsv")
@@ -219,6 +187,7 @@ def test_cluster_generic_sbatch_and_status_script(tmp_path):
     proc = snakemake(
         work, "--profile", str(tmp_path / "profile"),
         "--default-resources", f"partition={PARTITION}", "--", "results/c1/tomogram.mrc",
+        cores=None, timeout=1800,
     )  # fmt: skip
     text = proc.stdout + proc.stderr
     ids = re.findall(r"with external jobid '(\d+)'", text)

@@ -1,37 +1,12 @@
 """End-to-end runs of the Snakemake workflow on tiny simulated data (marked ``workflow``)."""
 
 import json
-import shutil
-import subprocess
-import sys
-from pathlib import Path
 
 import pandas as pd
 import pytest
-
-ROOT = Path(__file__).resolve().parents[1]
-DATA = Path(__file__).parent / "data"
+from _snakemake import DATA, make_workdir, snakemake
 
 pytestmark = pytest.mark.workflow
-
-
-def snakemake(workdir, *args, check=True):
-    cmd = [
-        sys.executable, "-m", "snakemake", "--snakefile", str(ROOT / "Snakefile"),
-        "--directory", str(workdir), "--configfile", str(workdir / "config.yaml"),
-        "--cores", "2", *args,
-    ]  # fmt: skip
-    proc = subprocess.run(cmd, capture_output=True, text=True)
-    if check and proc.returncode != 0:
-        raise AssertionError(f"snakemake failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-6000:]}")
-    return proc
-
-
-def make_workdir(path, sheet_text=None):
-    path.mkdir(parents=True, exist_ok=True)
-    shutil.copy(DATA / "tiny_config.yaml", path / "config.yaml")
-    (path / "samples.tsv").write_text(sheet_text or (DATA / "tiny_samples.tsv").read_text())
-    return path
 
 
 @pytest.fixture(scope="module")
