@@ -210,3 +210,36 @@ def test_measure_objects_with_relations():
     # the vacuole's edge at x 52 vs the cell (semi-axis 28 about x 32, edge x 60): 7 voxels
     assert big["membrane_distance_um"] == pytest.approx(7 * 0.03, abs=0.03)
     assert 0.5 < big["radial_position"] < 0.65  # 16 of 28 voxels out
+
+
+def test_separate_splits_touching_droplets_only_when_asked():
+    # two touching vacuole balls (radius 7 voxels = 0.14 µm at 20 nm) inside cytoplasm
+    shape = (24, 24, 40)
+    two = ellipsoid_mask(shape, (12, 12, 12.2), (7, 7, 7)) | ellipsoid_mask(
+        shape, (12, 12, 25.4), (7, 7, 7)
+    )
+    cyto = ellipsoid_mask(shape, (12, 12, 19.5), (11, 11, 19))
+    lab = np.where(two, 7, np.where(cyto, 2, 1)).astype(np.uint8)
+    lac = np.where(lab == 7, 0.25, np.where(lab == 2, 0.2, 0.1)).astype(np.float32)
+    vol, lacv = Volume(lab, (20.0, 20.0, 20.0)), Volume(lac, (20.0, 20.0, 20.0))
+
+    merged = measure_objects(vol, lacv, CLASSES)
+    split = measure_objects(vol, lacv, CLASSES, separate={"vacuole": 0.1})
+    assert (merged["class"] == "vacuole").sum() == 1
+    vac = split[split["class"] == "vacuole"]
+    assert len(vac) == 2
+    ball = 4 / 3 * np.pi * 0.14**3
+    np.testing.assert_allclose(vac["volume_um3"], ball, rtol=0.12)
+    # a single ball stays whole
+    one = np.where(ellipsoid_mask(shape, (12, 12, 19.3), (7, 7, 7)), 7, lab).astype(np.uint8)
+    one[two & ~ellipsoid_mask(shape, (12, 12, 19.3), (7, 7, 7))] = 2
+    alone = measure_objects(Volume(one, vol.voxel_nm), lacv, CLASSES, separate={"vacuole": 0.1})
+    assert (alone["class"] == "vacuole").sum() == 1
+
+
+def test_separate_refuses_unknown_class_and_missing_spacing():
+    lab = np.ones((4, 4, 4), np.uint8)
+    with pytest.raises(ValueError, match="unknown class"):
+        instances(lab, {"cytoplasm": 2}, spacing_um=(0.1, 0.1, 0.1), separate={"droplet": 0.1})
+    with pytest.raises(ValueError, match="spacing_um"):
+        instances(lab, {"cytoplasm": 2}, separate={"cytoplasm": 0.1})

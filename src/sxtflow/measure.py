@@ -79,8 +79,14 @@ OBJECT_COLUMNS = [
 ]
 
 
-def instances(labels: np.ndarray, classes: dict[str, int]) -> tuple[np.ndarray, pd.DataFrame]:
-    """Split semantic class labels into connected-component instances.
+def instances(
+    labels: np.ndarray,
+    classes: dict[str, int],
+    *,
+    spacing_um=None,
+    separate: dict[str, float] | None = None,
+) -> tuple[np.ndarray, pd.DataFrame]:
+    """Split semantic class labels into instances: connected components, or watershed.
 
     Parameters
     ----------
@@ -88,6 +94,13 @@ def instances(labels: np.ndarray, classes: dict[str, int]) -> tuple[np.ndarray, 
         Semantic class labels.
     classes : dict of str to int
         Class name → label value; only these classes are split (pass the non-ice classes).
+    spacing_um : tuple of 3 float, optional
+        Voxel size (z, y, x) in µm; needed with ``separate``.
+    separate : dict of str to float, optional
+        Class name → smallest radius (µm) of its objects: these classes are split by
+        :func:`sxtflow.refine.separate_instances` (distance-transform watershed), so touching
+        round objects (lipid droplets, vacuoles) count as separate objects. Other classes,
+        and all without ``separate``, are 26-connected components.
 
     Returns
     -------
@@ -107,11 +120,25 @@ def instances(labels: np.ndarray, classes: dict[str, int]) -> tuple[np.ndarray, 
     labels = np.asarray(labels)
     if labels.ndim != 3:
         raise ValueError(f"labels must be 3D (z, y, x), got shape {labels.shape}")
+    separate = dict(separate or {})
+    unknown = sorted(set(separate) - set(classes))
+    if unknown:
+        raise ValueError(f"separate names unknown class(es) {unknown}; known: {sorted(classes)}")
+    if separate and spacing_um is None:
+        raise ValueError("separate needs spacing_um (the watershed works in µm)")
     out = np.zeros(labels.shape, dtype=np.int32)
     rows = []
     offset = 0
     for name, value in classes.items():
-        comps, n = ndimage.label(labels == value, structure=CONNECTIVITY_26, output=np.int32)
+        if name in separate:
+            from .refine import separate_instances
+
+            comps = separate_instances(
+                labels == value, spacing_um, min_radius_um=float(separate[name])
+            )
+            n = int(comps.max())
+        else:
+            comps, n = ndimage.label(labels == value, structure=CONNECTIVITY_26, output=np.int32)
         if n == 0:
             continue
         sel = comps > 0
@@ -241,6 +268,7 @@ def measure_objects(
     relations: bool = False,
     relation_targets: Iterable[str] | None = None,
     contact_distance_um: float | None = None,
+    separate: dict[str, float] | None = None,
 ) -> pd.DataFrame:
     """Measure every object of every non-ice class, and the whole cell.
 
@@ -272,6 +300,9 @@ def measure_objects(
         (which touches everything).
     contact_distance_um : float, optional
         Contact threshold (µm) of the relations; default one voxel.
+    separate : dict of str to float, optional
+        Class name → smallest object radius (µm): objects of these classes are separated by
+        watershed (see :func:`instances`); e.g. ``{"lipid_droplet": 0.1}``.
 
     Returns
     -------
@@ -310,7 +341,7 @@ def measure_objects(
         )
         rows.append(cell_row)
 
-    inst, table = instances(lab, organelles)
+    inst, table = instances(lab, organelles, spacing_um=tuple(spacing), separate=separate)
     slices = ndimage.find_objects(inst)
     pairs = list(zip(table["object_id"], table["class"], strict=True))
     for oid, name in progress(pairs, len(pairs), "measuring objects"):

@@ -435,6 +435,7 @@ def run_measure(
     min_volume_um3: float = 0.0,
     smooth_iterations: int = 20,
     contact_distance_um: float | None = None,
+    separate: Mapping[str, float] | None = None,
     chromatin: Mapping | None = None,
     surface: Mapping | None = None,
 ) -> None:
@@ -458,6 +459,7 @@ def run_measure(
         smooth_iterations=smooth_iterations,
         relations=True,
         contact_distance_um=contact_distance_um,
+        separate=dict(separate or {}),
     )
     io.write_table(out_organelles, objects)
     names = [k for k in classes if k != "ice"]
