@@ -61,6 +61,8 @@ __all__ = [
     "remove_outliers",
     "remove_stripes",
     "bin_projections",
+    "crop_projections",
+    "auto_algorithm",
     "shift_projections",
     "align_coarse",
     "align_projections",
@@ -330,6 +332,51 @@ def bin_projections(data: np.ndarray, factor: int) -> np.ndarray:
     if r2 == 0 or c2 == 0:
         raise ValueError(f"cannot bin {data.shape[1:]} pixels by {f}")
     return data[:, : r2 * f, : c2 * f].reshape(n, r2, f, c2, f).mean(axis=(2, 4))
+
+
+def _check_crop(crop, size: int, what: str) -> tuple[int, int] | None:
+    """Validate a ``(start, stop)`` detector-pixel range (``None`` = everything)."""
+    if crop is None:
+        return None
+    try:
+        start, stop = (int(v) for v in crop)
+        exact = all(float(v) == int(v) for v in crop)
+    except (TypeError, ValueError):
+        raise ValueError(f"{what} must be (start, stop) in detector pixels, got {crop!r}") from None
+    if not exact:
+        raise ValueError(f"{what} must be whole detector pixels, got {crop!r}")
+    if not 0 <= start < stop <= size:
+        raise ValueError(
+            f"{what}={tuple(crop)!r} is empty or out of range: need 0 ≤ start < stop ≤ {size} "
+            f"(the detector has {size} {what.split('_')[-1]}; stop is exclusive)"
+        )
+    return start, stop
+
+
+def crop_projections(data: np.ndarray, rows=None, cols=None) -> np.ndarray:
+    """Keep detector rows ``rows = (start, stop)`` and columns ``cols = (start, stop)``.
+
+    Parameters
+    ----------
+    data : ndarray, shape (n, rows, cols)
+        Projections, flats or darks (any units).
+    rows, cols : (int, int), optional
+        Detector-pixel ranges, ``stop`` exclusive (Python slicing), ``0 ≤ start < stop ≤
+        size``; ``None`` keeps everything. Negative or out-of-range values and empty
+        ranges raise ``ValueError``.
+
+    Returns
+    -------
+    ndarray, shape (n, rows_stop − rows_start, cols_stop − cols_start)
+        A view of ``data``. A detector column ``u`` becomes ``u − cols[0]``: shift a
+        rotation centre the same way.
+    """
+    data = np.asarray(data)
+    if data.ndim != 3:
+        raise ValueError(f"data must be (n, rows, cols), got shape {data.shape}")
+    r = _check_crop(rows, data.shape[1], "crop_rows") or (0, data.shape[1])
+    c = _check_crop(cols, data.shape[2], "crop_cols") or (0, data.shape[2])
+    return data[:, r[0] : r[1], c[0] : c[1]]
 
 
 # --------------------------------------------------------------------------- alignment
@@ -957,11 +1004,24 @@ def sirt(
     nonneg: bool = True,
     slab_rows: int = 8,
     x0: np.ndarray | None = None,
+    tv_weight: float = 0.0,
+    tv_every: int = 10,
+    tv_iterations: int = 100,
 ) -> np.ndarray:
-    """Simultaneous iterative reconstruction (SIRT), suited to limited tilt ranges.
+    """Simultaneous iterative reconstruction (SIRT), optionally with total variation (TV).
 
     ``x ← x + C Aᵀ R (b − A x)`` with ``A`` = :func:`forward_project`, ``Aᵀ`` =
     :func:`back_project`, ``R`` = 1 / row sums of ``A``, ``C`` = 1 / column sums.
+
+    With ``tv_weight > 0`` (SIRT-TV, ASD-POCS-like) every ``tv_every`` iterations, and
+    after the last one, each slice ``(y, x)`` is denoised by Chambolle's TV projection
+    (:func:`skimage.restoration.denoise_tv_chambolle`, ``min ½‖u − x‖² + w·TV(u)`` with
+    ``w = tv_weight``) and clipped at 0. Cells are piecewise constant in LAC, so TV fills
+    the missing wedge of a limited tilt range with flat regions instead of streaks; the
+    regularisation is 2D (within slices: the missing wedge lies in the ``(y, x)`` plane),
+    so the result does not depend on ``slab_rows``. Unlike plain SIRT, which
+    semi-converges (its error grows again after ~100 iterations at ±60°), SIRT-TV keeps
+    improving for several hundred iterations.
 
     Parameters
     ----------
@@ -977,6 +1037,17 @@ def sirt(
         Rows reconstructed together.
     x0 : ndarray, shape (rows, cols, cols), optional
         Starting volume (per-pixel units, e.g. an FBP result); default zeros.
+    tv_weight : float
+        TV weight in the units of the reconstruction, i.e. **LAC × pixel size** (per
+        pixel; :func:`reconstruct` takes it in µm⁻¹ and multiplies by the pixel size in
+        µm). 0 (default) is plain SIRT. Measured at ±60° on a simulated yeast cell:
+        0.002–0.005 µm⁻¹ × pixel size (2–5 % of the ice LAC) is best (see
+        ``docs/reconstruction.md``); larger weights flatten small organelles.
+    tv_every : int
+        SIRT iterations between TV steps (the effective regularisation strength scales
+        as ``tv_weight / tv_every``).
+    tv_iterations : int
+        Largest number of Chambolle iterations per TV step.
 
     Returns
     -------
@@ -988,6 +1059,14 @@ def sirt(
     center = _default_center(n) if center is None else float(center)
     if x0 is not None and np.shape(x0) != (n_rows, n, n):
         raise ValueError(f"x0 has shape {np.shape(x0)}, expected {(n_rows, n, n)}")
+    tv_weight = float(tv_weight)
+    if not (np.isfinite(tv_weight) and tv_weight >= 0):
+        raise ValueError(f"tv_weight must be ≥ 0, got {tv_weight}")
+    tv_every = int(tv_every)
+    if tv_every < 1:
+        raise ValueError(f"tv_every must be ≥ 1, got {tv_every}")
+    if tv_weight > 0:
+        from skimage.restoration import denoise_tv_chambolle
     proj = _projector(n, theta, center)
     if not proj.cacheable:
         log.warning("SIRT: projector exceeds MATRIX_BUDGET_BYTES; rebuilding it each iteration")
@@ -999,7 +1078,9 @@ def sirt(
     out = np.zeros((n_rows, n, n), dtype=np.float32)
     slab_rows = max(1, int(slab_rows))
     starts = range(0, n_rows, slab_rows)
-    for lo in progress(starts, len(starts), f"SIRT ({iterations} iterations)"):
+    name = "SIRT" if tv_weight == 0 else f"SIRT-TV (weight {tv_weight:.3g}/px)"
+    n_it = int(iterations)
+    for lo in progress(starts, len(starts), f"{name} ({n_it} iterations)"):
         hi = min(lo + slab_rows, n_rows)
         b = np.asarray(data[:, lo:hi], dtype=np.float32).transpose(1, 0, 2)
         x = (
@@ -1007,13 +1088,20 @@ def sirt(
             if x0 is None
             else np.asarray(x0[lo:hi], dtype=np.float32)[:, proj.mask].copy()
         )
-        its = range(int(iterations))
+        its = range(n_it)
         if len(starts) == 1:
-            its = progress(its, len(its), "SIRT iterations")
-        for _ in its:
+            its = progress(its, len(its), f"{name} iterations")
+        for k in its:
             resid = b - proj.forward(x)
             resid *= inv_row
             x += proj.back(resid) * inv_col
+            if tv_weight > 0 and ((k + 1) % tv_every == 0 or k + 1 == n_it):
+                vol = np.zeros((hi - lo, n, n), dtype=np.float32)
+                vol[:, proj.mask] = x
+                vol = denoise_tv_chambolle(
+                    vol, weight=tv_weight, max_num_iter=int(tv_iterations), channel_axis=0
+                )
+                x = np.asarray(vol[:, proj.mask], dtype=np.float32)
             if nonneg:
                 np.maximum(x, 0, out=x)
         out[lo:hi][:, proj.mask] = x
@@ -1440,6 +1528,41 @@ def available_backends() -> list[str]:
     return out
 
 
+FULL_ROTATION_DEG = 170.0
+
+
+def auto_algorithm(theta, backend: str = "builtin") -> str:
+    """The reconstruction algorithm for a tilt range: FBP or, with a missing wedge, SIRT-TV.
+
+    Parameters
+    ----------
+    theta : array_like
+        Projection angles in radians.
+    backend : str
+        ``"astra"`` and ``"tomopy"`` have no SIRT-TV: they get plain ``"sirt"``.
+
+    Returns
+    -------
+    str
+        ``"fbp"`` when the angles span at least :data:`FULL_ROTATION_DEG` (170°), else
+        ``"sirt-tv"`` (``"sirt"`` for astra/tomopy).
+
+    Examples
+    --------
+    >>> auto_algorithm(np.deg2rad(np.arange(0, 180, 1.0)))
+    'fbp'
+    >>> auto_algorithm(np.deg2rad(np.arange(-60, 61, 1.0)))
+    'sirt-tv'
+    >>> auto_algorithm(np.deg2rad(np.arange(-60, 61, 1.0)), "astra")
+    'sirt'
+    """
+    theta = np.asarray(theta, dtype=float)
+    span = float(np.ptp(theta)) if theta.size else 0.0
+    if span >= np.deg2rad(FULL_ROTATION_DEG):
+        return "fbp"
+    return "sirt" if backend in ("astra", "tomopy") else "sirt-tv"
+
+
 def reconstruct(
     proj: Projections,
     *,
@@ -1455,33 +1578,41 @@ def reconstruct(
     align: bool = False,
     align_iterations: int = 6,
     binning: int = 1,
+    crop_rows: tuple[int, int] | None = None,
+    crop_cols: tuple[int, int] | None = None,
+    tv_weight: float = 0.01,
 ) -> Volume:
     """Reconstruct a tilt series into a LAC volume in µm⁻¹.
 
-    Steps: optional binning, flat/dark normalisation (skipped when
+    Steps: optional cropping, optional binning, flat/dark normalisation (skipped when
     ``proj.meta["normalized"]`` is true: the data are then transmission), −ln, optional
     zinger removal (on the line integrals), optional stripe removal
     (:func:`remove_stripes`), optional alignment (:func:`align_coarse`, centre finding,
-    :func:`align_projections`), centre finding, FBP or SIRT, division by the pixel size
-    in µm, and a measurement of the ice LAC (:func:`ice_lac`, recorded, not applied).
+    :func:`align_projections`), centre finding, FBP, SIRT or SIRT-TV, division by the
+    pixel size in µm, and a measurement of the ice LAC (:func:`ice_lac`, recorded, not
+    applied).
 
     Parameters
     ----------
     proj : sxtflow.io.Projections
         ``data`` (angles, rows, cols) counts (or transmission), ``theta`` radians,
         ``flats``/``darks`` counts, ``pixel_nm``.
-    algorithm : {"fbp", "sirt"}
-        FBP for full rotations; SIRT for limited tilt ranges (missing wedge).
+    algorithm : {"fbp", "sirt", "sirt-tv", "auto"}
+        "auto" picks with :func:`auto_algorithm` from the tilt range. FBP for full rotations; for limited tilt ranges (missing wedge) "sirt-tv" (SIRT
+        alternated with 2D total-variation denoising, :func:`sirt` with ``tv_weight``;
+        at ±60° its RMSE is 35–60 % below FBP's, plain SIRT's 20–25 %, but it lowers the
+        contrast of small compartments: see ``docs/reconstruction.md``) or plain "sirt".
+        Not for full rotations (worse than FBP there).
     center : "auto" or float
-        Rotation axis as a pixel-centre column (ours; tomopy's = ours + 0.5), in
-        unbinned pixels.
+        Rotation axis as a pixel-centre column (ours; tomopy's = ours + 0.5) of the
+        *original* detector: unbinned, uncropped pixels.
     backend : {"auto", "builtin", "astra", "tomopy"}
         "auto" = "builtin" (deterministic and tested); "astra" (astra-toolbox CPU, GPLv3)
         and "tomopy" only on request and when importable.
     filter_name : str
         FBP filter, one of :data:`FILTERS`.
     iterations : int
-        SIRT iterations.
+        SIRT / SIRT-TV iterations (SIRT: 100 — it semi-converges; SIRT-TV: 200–300).
     outlier_threshold : float, optional
         Zinger threshold on the line integrals (see :func:`remove_outliers`).
     slab_rows : int
@@ -1495,15 +1626,29 @@ def reconstruct(
     align_iterations : int
         Re-projection matching iterations at most.
     binning : int
-        Average ``binning`` × ``binning`` detector pixels first (voxel size grows).
+        Average ``binning`` × ``binning`` detector pixels (after cropping; voxel size
+        grows).
+    crop_rows, crop_cols : (int, int), optional
+        Keep detector rows / columns ``start … stop − 1`` (original detector pixels,
+        ``stop`` exclusive, ``0 ≤ start < stop ≤ size``; see :func:`crop_projections`)
+        of the projections, flats and darks before binning. ``None``: no crop. The
+        reconstructed volume is (rows, cols, cols) of the cropped, binned detector.
+    tv_weight : float
+        TV weight for ``algorithm="sirt-tv"`` in **µm⁻¹** (LAC units; ice ≈ 0.1 µm⁻¹),
+        applied every 10 iterations; default 0.01 (0.005–0.01 best at ±60°, noise-free
+        and 3000 photons/px). Ignored by the other algorithms.
 
     Returns
     -------
     sxtflow.io.Volume
         ``data`` float32 (z, y, x) in µm⁻¹; ``voxel_nm`` = ``pixel_nm × binning``
-        (isotropic); ``meta`` with ``unit``, ``center_px`` (binned pixels),
-        ``algorithm``, ``backend``, ``filter``, ``n_angles``, ``tilt_range_deg``
-        ([min, max]), ``ice_lac_per_um``, ``n_clipped``, ``binning``, ``stripe_removal``,
+        (isotropic); ``meta`` with ``unit``, ``center_px`` (pixel-centre column of the
+        cropped, binned detector: the reconstruction grid), ``center_px_detector`` (the
+        same axis in original detector pixels), ``algorithm``, ``backend``, ``filter``,
+        ``iterations``, ``tv_weight_per_um`` (SIRT-TV), ``n_angles``, ``tilt_range_deg``
+        ([min, max]), ``ice_lac_per_um``, ``n_clipped``, ``binning``, ``crop_rows``,
+        ``crop_cols`` (``[start, stop]`` in original detector pixels, or None),
+        ``stripe_removal``,
         and with ``align``: ``align_shifts_px`` ((drow, dcol) per projection, binned px),
         ``align_residual`` (RMS line-integral misfit per projection),
         ``align_shift_rms_px``, ``align_residual_max``.
@@ -1515,8 +1660,15 @@ def reconstruct(
     sxtflow.io.InputError
         Raw counts without flats, or unusable flats/darks.
     """
-    if algorithm not in ("fbp", "sirt"):
-        raise ValueError(f"algorithm must be 'fbp' or 'sirt', got {algorithm!r}")
+    if algorithm == "auto":
+        algorithm = auto_algorithm(proj.theta, backend)
+        log.info("algorithm auto: %s", algorithm)
+    if algorithm not in ("fbp", "sirt", "sirt-tv"):
+        raise ValueError(f"algorithm must be 'auto', 'fbp', 'sirt' or 'sirt-tv', got {algorithm!r}")
+    if algorithm == "sirt-tv" and not (np.isfinite(tv_weight) and tv_weight > 0):
+        raise ValueError(f"tv_weight must be a positive LAC in µm⁻¹, got {tv_weight}")
+    if algorithm == "sirt-tv" and backend in ("astra", "tomopy"):
+        raise ValueError(f"algorithm 'sirt-tv' is built-in only, not for backend {backend!r}")
     if backend not in ("auto", *BACKENDS):
         raise ValueError(f"backend must be 'auto', 'builtin', 'astra' or 'tomopy', got {backend!r}")
     if filter_name not in FILTERS:
@@ -1531,7 +1683,25 @@ def reconstruct(
         raise ValueError(f"binning must be ≥ 1, got {binning}")
     pixel_nm = float(proj.pixel_nm) * binning
     pixel_um = pixel_nm / 1000.0
-    raw = bin_projections(proj.data, binning)
+    det_shape = np.shape(proj.data)[1:]
+    if len(det_shape) != 2:
+        raise ValueError(f"projections must be (angles, rows, cols), got {np.shape(proj.data)}")
+    crop_rows = _check_crop(crop_rows, det_shape[0], "crop_rows")
+    crop_cols = _check_crop(crop_cols, det_shape[1], "crop_cols")
+    col0 = 0 if crop_cols is None else crop_cols[0]
+
+    def prepare(fields):  # crop, then bin (the same for data, flats and darks)
+        return bin_projections(crop_projections(fields, crop_rows, crop_cols), binning)
+
+    # binned column j averages detector columns col0 + j·b … col0 + j·b + b − 1: its
+    # centre is detector column col0 + j·b + (b − 1)/2
+    def to_grid(u):
+        return (u - col0 - (binning - 1) / 2) / binning
+
+    def to_detector(c):
+        return c * binning + (binning - 1) / 2 + col0
+
+    raw = prepare(proj.data)
     n_clipped = 0
     if proj.meta.get("normalized"):
         trans = np.asarray(raw, dtype=np.float32)
@@ -1542,10 +1712,13 @@ def reconstruct(
                 "raw projections without flat fields: cannot normalise "
                 "(set meta['normalized'] if the data are already transmission)",
             )
-        darks = None if proj.darks is None else bin_projections(proj.darks, binning)
-        trans, n_clipped = normalize(
-            raw, bin_projections(proj.flats, binning), darks, return_count=True
-        )
+        flats = np.asarray(proj.flats)
+        flats = flats[None] if flats.ndim == 2 else flats
+        darks = None
+        if proj.darks is not None:
+            darks = np.asarray(proj.darks)
+            darks = prepare(darks[None] if darks.ndim == 2 else darks)
+        trans, n_clipped = normalize(raw, prepare(flats), darks, return_count=True)
     del raw
     lines = minus_log(trans)
     del trans
@@ -1556,7 +1729,7 @@ def reconstruct(
     theta = np.asarray(proj.theta, dtype=float)
     if isinstance(center, str) and center != "auto":
         raise ValueError(f"center must be 'auto' or a number, got {center!r}")
-    fixed_c = None if isinstance(center, str) else float(center) / binning
+    fixed_c = None if isinstance(center, str) else to_grid(float(center))
     align_meta: dict = {}
     if align:
         coarse = align_coarse(lines, theta)
@@ -1585,22 +1758,35 @@ def reconstruct(
         rec = _astra_recon(lines, theta, c, algorithm, filter_name, iterations)
     elif algorithm == "fbp":
         rec = fbp(lines, theta, center=c, filter_name=filter_name, slab_rows=slab_rows)
-    else:
+    elif algorithm == "sirt":
         rec = sirt(lines, theta, center=c, iterations=iterations, slab_rows=slab_rows)
+    else:
+        rec = sirt(
+            lines,
+            theta,
+            center=c,
+            iterations=iterations,
+            slab_rows=slab_rows,
+            tv_weight=float(tv_weight) * pixel_um,
+        )
     rec /= np.float32(pixel_um)
     ice = ice_lac(rec)
     meta = {
         "unit": "1/um",
         "center_px": float(c),
+        "center_px_detector": float(to_detector(c)),
         "algorithm": algorithm,
         "backend": used,
         "filter": filter_name if algorithm == "fbp" else None,
-        "iterations": int(iterations) if algorithm == "sirt" else None,
+        "iterations": int(iterations) if algorithm != "fbp" else None,
+        "tv_weight_per_um": float(tv_weight) if algorithm == "sirt-tv" else None,
         "n_angles": int(theta.size),
         "tilt_range_deg": [float(np.rad2deg(theta.min())), float(np.rad2deg(theta.max()))],
         "ice_lac_per_um": float(ice),
         "n_clipped": int(n_clipped),
         "binning": binning,
+        "crop_rows": None if crop_rows is None else list(crop_rows),
+        "crop_cols": None if crop_cols is None else list(crop_cols),
         "stripe_removal": bool(stripe),
         **align_meta,
     }
