@@ -57,3 +57,20 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path, capsys):
     err = capsys.readouterr().err.strip()
     assert err.startswith("sxtflow: error: ") and "broken.h5" in err and "\n" not in err
     assert not (tmp_path / "out.mrc").exists()
+
+
+def test_reconstruct_limited_tilt_auto_sirt_tv_and_crop(tmp_path):
+    proj, truth, lac = tmp_path / "p.h5", tmp_path / "t.mrc", tmp_path / "l.mrc"
+    common = ["--shape", "24,48,48", "--voxel-nm", "120", "--n-angles", "41", "--seed", "4"]
+    assert (
+        main(["simulate", str(proj), str(truth), str(lac), *common, "--tilt-range-deg", "60"]) == 0
+    )
+    qc, tomo = tmp_path / "qc.json", tmp_path / "tomo.mrc"
+    args = ["reconstruct", str(proj), str(tomo), "--qc", str(qc), "--iterations", "20"]
+    assert main([*args, "--crop-rows", "2,6"]) == 0
+    meta = json.loads(qc.read_text())
+    assert meta["algorithm"] == "sirt-tv" and meta["tv_weight_per_um"] == 0.01
+    assert meta["crop_rows"] == [2, 6]
+    assert read_volume(tomo).data.shape == (4, 48, 48)
+    with pytest.raises(SystemExit):
+        main([*args, "--crop-rows", "6,2"])

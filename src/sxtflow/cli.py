@@ -66,11 +66,22 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--preview", default=None, help="QC PNG output")
     s.add_argument("--kind", default="projections", choices=["projections", "tomogram"])
     s.add_argument("--voxel-nm", type=float, default=None)
-    s.add_argument("--algorithm", default="fbp", choices=["fbp", "sirt"])
+    s.add_argument(
+        "--algorithm",
+        default="auto",
+        choices=["auto", "fbp", "sirt", "sirt-tv"],
+        help="auto: fbp for >= 170 deg of tilt, else sirt-tv",
+    )
     s.add_argument("--filter", default="shepp-logan")
     s.add_argument("--center", default="auto", help="'auto' or a pixel-centre column index")
-    s.add_argument("--iterations", type=int, default=100)
-    s.add_argument("--backend", default="builtin", choices=["builtin", "tomopy"])
+    s.add_argument("--iterations", type=int, default=300)
+    s.add_argument("--tv-weight", type=float, default=0.01, help="sirt-tv only, 1/um")
+    s.add_argument("--backend", default="builtin", choices=["builtin", "astra", "tomopy"])
+    s.add_argument("--stripe", action="store_true", help="remove detector stripes (rings)")
+    s.add_argument("--align", action="store_true", help="tilt-series alignment")
+    s.add_argument("--binning", type=int, default=1)
+    s.add_argument("--crop-rows", type=_ints, default=None, help="start,stop detector rows")
+    s.add_argument("--crop-cols", type=_ints, default=None, help="start,stop detector columns")
 
     s = sub.add_parser("features", help="multi-scale voxel features into a zarr store")
     s.add_argument("tomogram")
@@ -150,6 +161,8 @@ def _run(args) -> None:
             args.raw, args.tomogram, args.qc, args.preview, kind=args.kind,
             voxel_nm=args.voxel_nm, algorithm=args.algorithm, filter=args.filter,
             center=center, iterations=args.iterations, backend=args.backend,
+            tv_weight=args.tv_weight, stripe=args.stripe, align=args.align,
+            binning=args.binning, crop_rows=args.crop_rows, crop_cols=args.crop_cols,
         )  # fmt: skip
     elif cmd == "features":
         stages.run_features(args.tomogram, args.output, sigmas=args.sigmas, block=args.block)

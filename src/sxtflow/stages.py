@@ -105,6 +105,9 @@ def run_reconstruct(
     stripe: bool = False,
     align: bool = False,
     binning: int = 1,
+    crop_rows: Sequence[int] | None = None,
+    crop_cols: Sequence[int] | None = None,
+    tv_weight: float = 0.01,
 ) -> Volume:
     """Projections → calibrated LAC tomogram (µm⁻¹); a tomogram input is checked and copied.
 
@@ -135,6 +138,9 @@ def run_reconstruct(
             stripe=stripe,
             align=align,
             binning=binning,
+            crop_rows=None if crop_rows is None else tuple(crop_rows),
+            crop_cols=None if crop_cols is None else tuple(crop_cols),
+            tv_weight=tv_weight,
         )
         vol.meta["field_of_view"] = "cylinder"  # parallel beam: the inscribed cylinder
         sinogram = proj.data[:, proj.data.shape[1] // 2, :]
