@@ -71,6 +71,8 @@ def test_nxtomo_splits_projections_flats_darks(tmp_path, detector_path):
     assert np.all(p.flats == 2000) and np.all(p.darks == 10)
     assert p.pixel_nm == pytest.approx(10.0)
     assert p.meta["format"] == "nxtomo"
+    # two flats before the 5 projections, one after: their place in acquisition order
+    assert p.meta["flat_positions"] == [-0.5, -0.5, 4.5]
 
 
 def test_nxtomo_radians_and_bad_angle_count(tmp_path):

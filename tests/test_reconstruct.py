@@ -314,6 +314,26 @@ def test_find_center_limited_angle(limited60):
 # --------------------------------------------------------------------------- preprocessing
 
 
+def test_normalize_interpolates_flats_taken_before_and_after():
+    # the beam decays linearly in time from 1000 counts (flats before the scan, time -0.5)
+    # to 800 (flats after it, time n - 0.5); projection i is taken at time i; the sample
+    # transmits 0.5 everywhere
+    n, shape = 11, (3, 4)
+    beam = 1000.0 - 200.0 * (np.arange(n) + 0.5) / n
+    data = (0.5 * beam)[:, None, None] * np.ones((n, *shape))
+    flats = np.stack([np.full(shape, 1000.0)] * 2 + [np.full(shape, 800.0)] * 2)
+    positions = [-0.5, -0.5, n - 0.5, n - 0.5]
+    mean_flat = rc.normalize(data, flats, None)
+    assert np.ptp(mean_flat) > 0.1  # one mean flat: ±11 % error across the scan
+    trans = rc.normalize(data, flats, None, flat_positions=positions)
+    np.testing.assert_allclose(trans, 0.5, rtol=1e-5)
+    # one series only (all at the same place) = the plain mean
+    same = rc.normalize(data, flats, None, flat_positions=[0, 0, 0, 0])
+    np.testing.assert_allclose(same, mean_flat)
+    with pytest.raises(ValueError, match="flat positions"):
+        rc.normalize(data, flats, None, flat_positions=[0, 1])
+
+
 def test_normalize_counts_clipped_values(caplog):
     rng = np.random.default_rng(0)
     darks = np.full((4, 3, 5), 100.0) + rng.normal(0, 1, (4, 3, 5))

@@ -572,7 +572,9 @@ def read_projections(
       ``/entry/instrument/detector/data`` with ``image_key`` (0 projection, 1 flat,
       2 dark, 3 invalid/skipped) and ``/entry/sample/rotation_angle`` (degrees unless
       its ``units`` say otherwise); pixel size from ``x_pixel_size`` (metres unless
-      ``units`` say otherwise).
+      ``units`` say otherwise). Flats taken before and after (or during) the scan keep
+      their place in ``meta["flat_positions"]`` and are interpolated per projection by
+      :func:`sxtflow.reconstruct.normalize`.
     * MRC/ST stacks (IMOD): ``(angles, rows, cols)`` with the angles, in degrees one per
       line, in ``<stem>.tlt`` (preferred) or ``<stem>.rawtlt`` beside the stack; pixel
       size from the header (Å).
@@ -947,12 +949,19 @@ def _read_nxtomo(fh, path, pixel_nm):
     )
     theta = angles[proj_idx]
     theta = theta if units.startswith("rad") else np.deg2rad(theta)
+    meta = {"format": "nxtomo"}
+    if flats is not None:
+        # when each flat was taken, in projection indices (k - 0.5 = after k projections):
+        # flats before and after the scan are then interpolated per projection
+        positions = np.searchsorted(proj_idx, np.flatnonzero(key == 1)) - 0.5
+        if np.unique(positions).size > 1:
+            meta["flat_positions"] = positions.tolist()
     if pixel_nm is None:
         ds = _first(entry, ["instrument/detector/x_pixel_size", "instrument/detector/pixel_size"])
         if ds is not None:
             value = float(np.asarray(ds[...]).ravel()[0])
             pixel_nm = value * _unit_scale(_attr_str(ds, "units"), "m", path, "pixel size")
-    return data, theta, flats, darks, pixel_nm, {"format": "nxtomo"}
+    return data, theta, flats, darks, pixel_nm, meta
 
 
 def read_angles(path: str | os.PathLike) -> np.ndarray:

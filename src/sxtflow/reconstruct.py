@@ -99,8 +99,13 @@ def normalize(
     *,
     eps: float = 1e-6,
     return_count: bool = False,
+    flat_positions=None,
 ):
     """Flat/dark-field correction: transmission ``(data − dark) / (flat − dark)``.
+
+    With ``flat_positions`` (flats taken before and after the scan, or in between), each
+    projection gets the flat linearly interpolated in acquisition order between the mean
+    flats of the neighbouring flat series, which corrects a beam that drifts during the scan.
 
     Parameters
     ----------
@@ -116,6 +121,12 @@ def normalize(
         the count is logged as a warning.
     return_count : bool
         Also return the number of clipped values.
+    flat_positions : array_like of float, shape (n,), optional
+        When each flat was taken, in projection indices: ``k − 0.5`` = after ``k``
+        projections (so ``-0.5`` = before the scan, ``angles − 0.5`` = after it). Flats
+        with the same position form one series (averaged); projection ``i`` uses the linear
+        interpolation between the series just before and just after it (the nearest one
+        outside that range). ``None``: one mean flat for all.
 
     Returns
     -------
@@ -136,6 +147,7 @@ def normalize(
     dark = (
         np.zeros(data.shape[1:]) if darks is None else _mean_field(darks, data.shape[1:], "darks")
     )
+    series = _flat_series(flats, flat_positions, data.shape)
     den = flat - dark
     bad_den = ~(den > 0)
     frac = float(bad_den.mean())
@@ -147,7 +159,20 @@ def normalize(
         )
     den = np.where(bad_den, 1.0, den).astype(np.float32)
     out = data.astype(np.float32) - dark.astype(np.float32)
-    out /= den
+    if series is None:
+        out /= den
+    else:
+        pos, means = series
+        idx = np.arange(data.shape[0], dtype=float)
+        hi = np.clip(np.searchsorted(pos, idx), 1, len(pos) - 1)
+        w = np.clip((idx - pos[hi - 1]) / (pos[hi] - pos[hi - 1]), 0.0, 1.0)
+        for i in range(data.shape[0]):  # one projection at a time: memory of one flat
+            f = (1.0 - w[i]) * means[hi[i] - 1] + w[i] * means[hi[i]] - dark
+            out[i] /= np.where(bad_den | ~(f > 0), den, f).astype(np.float32)
+        log.info(
+            "normalize: flats interpolated between %d series at projection positions %s",
+            len(pos), ", ".join(f"{v:g}" for v in pos),
+        )  # fmt: skip
     clip = ~(out > eps)  # also catches NaN
     n_clip = int(np.count_nonzero(clip))
     out[clip] = eps
@@ -165,6 +190,25 @@ def normalize(
             int(bad_den.sum()),
         )
     return (out, total) if return_count else out
+
+
+def _flat_series(flats, positions, shape):
+    """``(positions, mean flats)`` of the distinct flat series, or None for one series."""
+    if positions is None:
+        return None
+    arr = np.asarray(flats, dtype=np.float64)
+    if arr.ndim == 2:
+        arr = arr[None]
+    pos = np.asarray(positions, dtype=float).ravel()
+    if pos.size != arr.shape[0]:
+        raise ValueError(f"{pos.size} flat positions for {arr.shape[0]} flats")
+    if not np.all(np.isfinite(pos)):
+        raise ValueError("flat positions must be finite projection indices")
+    uniq = np.unique(pos)
+    if uniq.size < 2:
+        return None
+    means = np.stack([arr[pos == u].mean(axis=0) for u in uniq])
+    return uniq, means
 
 
 def _mean_field(arr, shape, what) -> np.ndarray:
@@ -1718,7 +1762,13 @@ def reconstruct(
         if proj.darks is not None:
             darks = np.asarray(proj.darks)
             darks = prepare(darks[None] if darks.ndim == 2 else darks)
-        trans, n_clipped = normalize(raw, prepare(flats), darks, return_count=True)
+        trans, n_clipped = normalize(
+            raw,
+            prepare(flats),
+            darks,
+            return_count=True,
+            flat_positions=proj.meta.get("flat_positions"),
+        )
     del raw
     lines = minus_log(trans)
     del trans
