@@ -3,13 +3,18 @@
 One run, one table. Simulated yeast and lymphocyte cells (texture, zone-plate blur, Poisson
 noise, FBP reconstruction artefacts; a limited-angle ±65° yeast set too) are simulated,
 projected and reconstructed. The virtual annotator paints ≤ 3 slices per class on 2
-training tomograms per set; both methods are trained on exactly these annotations and
-applied to unseen tomograms of the same set.
+training tomograms per set, tracing boundaries on both sides (``annotate(rim=True)``; the
+cell's outline in the ice slices); both methods are trained on exactly these annotations
+and applied to unseen tomograms of the same set. Cells are simulated at their physical
+size (cell scale ``s`` ≈ 1, printed per tomogram): the lymphocyte grid is 176×184×184
+voxels of 64 nm, as 112×128×128 shrank the 7–8 µm cell to ~5 µm and its mitochondria to
+1.3–1.6 voxels radius.
 
-* sxtflow: :class:`sxtflow.features.FeatureSpec` features →
-  :func:`sxtflow.classify.train` → :func:`sxtflow.classify.predict_volume` (fused
-  block-wise features + classification, field-of-view cylinder only) →
-  :func:`sxtflow.refine.refine_labels`.
+* sxtflow: :data:`sxtflow.features.FAST_SPEC` features →
+  :func:`sxtflow.classify.train` (``class_weight="sqrt_balanced"``) →
+  :func:`sxtflow.classify.predict_volume` (fused block-wise features + classification,
+  field-of-view cylinder only) → :func:`sxtflow.refine.refine_labels` (default rules; for
+  yeast also a smooth nucleus, see :func:`refine_rules`).
 * scikit-image: ``skimage.feature.multiscale_basic_features`` (intensity, edges, texture,
   σ 0.5–16 voxels: 30 features) + ``RandomForestClassifier(100 trees)``, predicted with
   ``skimage.future.predict_segmenter`` (the documented recipe), voxels outside the field of
@@ -24,11 +29,17 @@ Usage::
 
     python benchmarks/segmentation.py            # full run: 3 sets + 512³ memory test
     python benchmarks/segmentation.py --quick    # yeast + lymphocyte, 1 test each, 256³
-    python benchmarks/segmentation.py --sets lymphocyte --large 0
+    python benchmarks/segmentation.py --sets lymphocyte --large 0 --cache /tmp/sxt
+    # the settings before 2026-11-26 (one-sided outlines, balanced weights, default rules)
+    python benchmarks/segmentation.py --no-rim --class-weight balanced --default-rules
+
+Seeds are fixed per set (yeast 100…, yeast65 200…, lymphocyte 300…: 2 training
+tomograms, then the unseen ones), so ``--sets`` runs compare with full runs.
 
 Measured duration: the full run took 39 min on 2 cores shared with other jobs (load 7–14)
-with a since-fixed feature memory leak; its largest parts are simulation (≈ 1 min per
-tomogram under that load) and scikit-image's features.
+with a since-fixed feature memory leak and the smaller lymphocyte grid; its largest parts
+are simulation (≈ 1 min per yeast tomogram under that load, 1.5 min per lymphocyte at
+176×184×184) and scikit-image's features. ``--cache DIR`` keeps simulated tomograms.
 """
 
 from __future__ import annotations
@@ -53,10 +64,28 @@ TARGETS = {
 }
 
 
-def tomogram(cell_type, shape, voxel_nm, seed, tilt_range_deg=None):
-    """Simulate → project → reconstruct: (LAC µm⁻¹ float32, truth classes uint8)."""
+def tomogram(cell_type, shape, voxel_nm, seed, tilt_range_deg=None, cache=None):
+    """Simulate → project → reconstruct: (LAC µm⁻¹ float32, truth classes uint8, fine labels).
+
+    With ``cache`` (a directory) the three are stored as ``.npz`` and reused by later runs.
+    """
+    import json
+
     from sxtflow import reconstruct, simulate
+    from sxtflow.io import Volume
     from sxtflow.labels import default_labels
+
+    if cache:
+        name = f"{cell_type}_{'x'.join(map(str, shape))}_{voxel_nm:g}_{seed}_{tilt_range_deg}.npz"
+        path = os.path.join(cache, name)
+        if os.path.exists(path):
+            d = np.load(path)
+            fine = Volume(d["fine"], voxel_nm, json.loads(str(d["meta"])))
+            return d["vol"], d["truth"], fine
+        out = tomogram(cell_type, shape, voxel_nm, seed, tilt_range_deg)
+        os.makedirs(cache, exist_ok=True)
+        np.savez(path, vol=out[0], truth=out[1], fine=out[2].data, meta=json.dumps(out[2].meta))
+        return out
 
     lac, fine = simulate.simulate_cell(cell_type, shape, voxel_nm, seed=seed)
     theta = simulate.tilt_angles(120, tilt_range_deg)
@@ -87,6 +116,22 @@ def timed(fn, *args, **kw):
     return out, time.perf_counter() - t, time.process_time() - c
 
 
+def refine_rules(cell_type):
+    """Refinement rules per cell type: the defaults, plus for yeast a smooth nucleus.
+
+    A yeast nucleus is a round body: protrusions and bites narrower than 0.3 µm are read
+    from the cytoplasm's texture, so the nucleus is opened and closed with a ball of
+    0.15 µm radius. Not for lymphocytes, whose nuclei may be indented and whose thin
+    cytoplasm holds mitochondria next to the envelope (it costs them Dice there).
+    """
+    from sxtflow.refine import DEFAULT_RULES
+
+    rules = {k: dict(v) for k, v in DEFAULT_RULES.items()}
+    if cell_type == "yeast":
+        rules["nucleus"] = {"smooth_radius_um": 0.15, **rules["nucleus"]}
+    return rules
+
+
 def run_set(name, cell_type, shape, voxel_nm, seeds_train, seeds_test, tilt, args, rows, speed):
     from skimage.future import predict_segmenter
     from sklearn.ensemble import RandomForestClassifier
@@ -101,12 +146,22 @@ def run_set(name, cell_type, shape, voxel_nm, seeds_train, seeds_test, tilt, arg
     classes = {c: table.value(c) for c in present}
     spec = features.FeatureSpec(sigmas=args.sigmas, families=args.families)
     t0 = time.perf_counter()
-    train_data = [tomogram(cell_type, shape, voxel_nm, s, tilt) for s in seeds_train]
-    test_data = [tomogram(cell_type, shape, voxel_nm, s, tilt) for s in seeds_test]
+    train_data = [tomogram(cell_type, shape, voxel_nm, s, tilt, args.cache) for s in seeds_train]
+    test_data = [tomogram(cell_type, shape, voxel_nm, s, tilt, args.cache) for s in seeds_test]
     anns = [
-        simulate.annotate(fine, present, slices_per_class=3, seed=s).data
+        simulate.annotate(fine, present, slices_per_class=3, seed=s, rim=args.rim).data
         for (_, _, fine), s in zip(train_data, seeds_train, strict=True)
     ]
+    for _, _, fine in train_data + test_data:
+        truth = fine.meta["truth"]
+        mito = [m["radius_um"] for m in truth["mitochondrion_list"]]
+        print(
+            f"[{name}] seed {fine.meta['seed']}: cell scale s = {truth['scale']:.3f}, "
+            f"cell {2 * max(truth['cell']['semi_axes_um']):.2f} µm across, mitochondrion "
+            f"radius {min(mito):.3f}–{max(mito):.3f} µm = {min(mito) / voxel_nm * 1000:.2f}–"
+            f"{max(mito) / voxel_nm * 1000:.2f} voxels",
+            flush=True,
+        )
     print(
         f"[{name}] simulated {len(train_data) + len(test_data)} tomograms of {shape} "
         f"in {time.perf_counter() - t0:.0f} s; annotated voxels "
@@ -128,6 +183,7 @@ def run_set(name, cell_type, shape, voxel_nm, seeds_train, seeds_test, tilt, arg
         n_jobs=args.threads,
         seed=0,
         cv_folds=2,
+        class_weight=args.class_weight,
     )
     del samples
     # scikit-image: same annotations
@@ -151,7 +207,8 @@ def run_set(name, cell_type, shape, voxel_nm, seeds_train, seeds_test, tilt, arg
             n_jobs=args.threads,
             mask=cyl,
         )
-        ref = refine.refine_labels(lab, classes, (voxel_nm / 1000.0,) * 3)
+        rules = None if args.default_rules else refine_rules(cell_type)
+        ref = refine.refine_labels(lab, classes, (voxel_nm / 1000.0,) * 3, rules)
         fsk, t_f, c_f = timed(skimage_features, vol)
         lsk, t_p, c_p = timed(predict_segmenter, fsk, sk)
         del fsk
@@ -230,19 +287,42 @@ def main(argv=None):
     p.add_argument("--trees", type=int, default=50)
     p.add_argument("--depth", type=int, default=14)
     p.add_argument("--sets", default=None, help="comma list of yeast,yeast65,lymphocyte")
+    p.add_argument("--cache", default=None, help="directory to keep simulated tomograms in")
+    p.add_argument(
+        "--class-weight",
+        default="sqrt_balanced",
+        choices=["balanced", "sqrt_balanced", "none"],
+        help="sxtflow forest class weighting (classify.train)",
+    )
+    p.add_argument(
+        "--no-rim",
+        dest="rim",
+        action="store_false",
+        help="one-sided outlines (the annotator before 2026-11-26): simulate.annotate(rim=False)",
+    )
+    p.add_argument("--n-test", type=int, default=None, help="unseen tomograms per set")
+    p.add_argument(
+        "--default-rules",
+        action="store_true",
+        help="refine with refine.DEFAULT_RULES for every cell type (no yeast nucleus smoothing)",
+    )
     args = p.parse_args(argv)
     from sxtflow.features import FAST_SPEC
 
     args.sigmas = FAST_SPEC.sigmas
     args.families = FAST_SPEC.families
     args.block = (64, 128, 128)
-    large = args.large or (256 if args.quick else 512)
-    n_test = 1 if args.quick else 2
+    large = args.large if args.large is not None else (256 if args.quick else 512)
+    n_test = args.n_test or (1 if args.quick else 2)
+    # the lymphocyte grid holds a 7–8 µm cell with its protrusions at its physical size
+    # (cell scale s = 1): 112×128×128 shrank it to s ≈ 0.62–0.68, mitochondria to a radius
+    # of 0.08–0.10 µm = 1.3–1.6 voxels (docs/segmentation.md)
     sets = {
         "yeast": ("yeast", (96, 112, 112), 50.0, None),
         "yeast65": ("yeast", (96, 112, 112), 50.0, 65.0),
-        "lymphocyte": ("lymphocyte", (112, 128, 128), 64.0, None),
+        "lymphocyte": ("lymphocyte", (176, 184, 184), 64.0, None),
     }
+    base_seed = {"yeast": 100, "yeast65": 200, "lymphocyte": 300}  # fixed per set
     chosen = (
         args.sets.split(",")
         if args.sets
@@ -251,9 +331,9 @@ def main(argv=None):
     rows, speed = [], []
     t_all = time.perf_counter()
     first = None
-    for i, name in enumerate(chosen):
+    for name in chosen:
         cell_type, shape, voxel_nm, tilt = sets[name]
-        seeds = [100 * (i + 1) + k for k in range(2 + n_test)]
+        seeds = [base_seed[name] + k for k in range(2 + n_test)]
         out = run_set(
             name, cell_type, shape, voxel_nm, seeds[:2], seeds[2:], tilt, args, rows, speed
         )
@@ -276,12 +356,18 @@ def main(argv=None):
         + " ".join(f"{TARGETS[c]:13.2f}" if c in TARGETS else f"{'':>13}" for c in cols)
     )
     by = {(n, k): m for n, k, m in rows}
-    wins = []
+    wins, losses = [], []
     for name in chosen:
         for c in cols[:5]:
             if c in by[(name, "skimage")]:
-                wins.append(by[(name, "sxtflow+refine")][c] > by[(name, "skimage")][c])
-    print(f"sxtflow+refine beats skimage on {sum(wins)}/{len(wins)} (set, class) pairs")
+                ours, theirs = by[(name, "sxtflow+refine")][c], by[(name, "skimage")][c]
+                wins.append(ours > theirs)
+                if ours <= theirs:
+                    losses.append(f"{name} {c} {ours:.4f} ≤ {theirs:.4f}")
+    print(
+        f"sxtflow+refine beats skimage on {sum(wins)}/{len(wins)} (set, class) pairs"
+        + (f"; not on: {', '.join(losses)}" if losses else "")
+    )
 
     vox = sum(s[0] for s in speed)
     sx_w, sx_c = vox / sum(s[1] for s in speed), vox / sum(s[2] for s in speed)

@@ -134,6 +134,47 @@ def test_card_structure(trained, data):
     assert list(model.classes_) == sorted(CLASSES.values())
 
 
+def test_class_weight_options(data, trained):
+    feats, truth, ann = data
+    model, card = trained
+    counts = np.array([np.count_nonzero(ann == v) for v in CLASSES.values()], float)
+    assert card["class_weight"] == "balanced" and model.class_weight == "balanced"
+    # "balanced" is sklearn's n / (k · n_c): the weights the card records
+    expect = counts.sum() / (len(counts) * counts)
+    np.testing.assert_allclose(list(card["class_weights"].values()), expect, rtol=1e-5)
+    m2, c2 = train([(feats, ann)], CLASSES, spec=SPEC, class_weight="sqrt_balanced", **FAST)
+    w = np.array([c2["class_weights"][n] for n in CLASSES])
+    assert c2["class_weight"] == "sqrt_balanced"
+    np.testing.assert_allclose(w * np.sqrt(counts), w[0] * np.sqrt(counts[0]), rtol=1e-5)
+    assert float((w * counts).sum() / counts.sum()) == pytest.approx(1.0, rel=1e-5)
+    assert m2.class_weight == {
+        v: pytest.approx(c2["class_weights"][n], rel=1e-5) for n, v in CLASSES.items()
+    }
+    m3, c3 = train([(feats, ann)], CLASSES, spec=SPEC, class_weight="none", **FAST)
+    assert set(c3["class_weights"].values()) == {1.0}
+    # a rare class weighs less without balancing: it claims fewer voxels
+    rare = ann.copy()
+    drop = np.flatnonzero(rare.ravel() == CLASSES["lipid_droplet"])[::4]
+    rare.ravel()[np.setdiff1d(np.flatnonzero(rare.ravel() == CLASSES["lipid_droplet"]), drop)] = 0
+    n_lip = []
+    for cw in ("balanced", "none"):
+        m, c = train([(feats, rare)], CLASSES, spec=SPEC, class_weight=cw, **FAST)
+        lab, _ = predict(feats, m, c, block=(20, 20, 20))
+        n_lip.append(int((lab == CLASSES["lipid_droplet"]).sum()))
+    assert n_lip[0] > n_lip[1], n_lip
+    with pytest.raises(ValueError, match="class_weight"):
+        train([(feats, ann)], CLASSES, spec=SPEC, class_weight="inverse", **FAST)
+    with pytest.raises(ValueError, match="class_weight"):
+        train(
+            [(feats, ann)],
+            CLASSES,
+            spec=SPEC,
+            estimator="hist_gradient_boosting",
+            class_weight="none",
+            **FAST,
+        )
+
+
 def test_training_is_deterministic(data, trained):
     feats, _, ann = data
     model, card = trained

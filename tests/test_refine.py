@@ -97,3 +97,45 @@ def test_separate_instances_bad_input():
         separate_instances(np.ones((4, 4, 4), bool), (0.1, 0.0, 0.1))
     with pytest.raises(ValueError, match="min_radius_um"):
         separate_instances(np.ones((4, 4, 4), bool), (0.1, 0.1, 0.1), min_radius_um=-1)
+
+
+def test_smooth_radius_removes_spurs_thinner_than_the_ball_in_microns():
+    z, y, x = np.mgrid[:30, :30, :30]
+    lab = np.full((30, 30, 30), 2, np.uint8)
+    lab[:, :, :2] = 1
+    body = (z - 15) ** 2 + (y - 15) ** 2 + (x - 15) ** 2 <= 8**2  # r = 0.8 µm
+    lab[body] = 4
+    spur = np.zeros_like(body)
+    spur[14:17, 22:28, 14:17] = True  # 0.3 µm wide, 0.5 µm long
+    spur &= ~body
+    lab[spur] = 4
+    lab[15, 2:7, 15] = 4  # a one-voxel strand
+    rule = {"nucleus": {"smooth_radius_um": 0.2}}  # a ball 0.4 µm across
+    out = refine_labels(lab, CLASSES, SP, rule)
+    assert (out[spur] == 4).mean() < 0.3 and (out[14:17, 25:28, 14:17] == 2).all()
+    assert (out[15, 2:6, 15] == 2).all()  # removed pieces take the surrounding label
+    assert (out[body] == 4).mean() > 0.95  # the round body stays (but for digital bumps)
+    assert (out[:, :, :2] == 1).all() and lab[15, 24, 15] == 4  # ice untouched, input too
+    # a smaller ball (the voxel and its 6 neighbours) fits into the spur: its core stays
+    kept = refine_labels(lab, CLASSES, SP, {"nucleus": {"smooth_radius_um": 0.1}})
+    assert (kept[15, 22:27, 15] == 4).all() and (kept[spur] == 4).mean() > 0.5
+    # anisotropic voxels: 0.2 µm spans 2 voxels along z but 8 along y and x, so the spur,
+    # now 0.3 µm thick in z but 0.075 µm in x, is thinner than the ball and goes
+    aniso = refine_labels(lab, CLASSES, (0.1, 0.025, 0.025), rule)
+    assert (aniso[spur] == 4).mean() < 0.3
+    np.testing.assert_array_equal(
+        refine_labels(lab, CLASSES, SP, {"nucleus": {"smooth_radius_um": 0}}), lab
+    )
+    with pytest.raises(ValueError, match="smooth_radius_um"):
+        refine_labels(lab, CLASSES, SP, {"nucleus": {"smooth_radius_um": -1}})
+
+
+def test_smooth_radius_keeps_label_zero_and_drops_objects_thinner_than_the_ball():
+    lab = cell()
+    lab[:, 28:, :] = 0  # no data
+    lab[20:22, 20:22, 20:22] = 7  # a vacuole 0.2 µm wide: narrower than a 0.3 µm ball
+    out = refine_labels(lab, CLASSES, SP, {"vacuole": {"smooth_radius_um": 0.15}})
+    assert not (out == 7).any() and (out[20:22, 20:22, 20:22] == 2).all()
+    lab[5:15, 20:27, 5:15] = 4  # nucleus up to one voxel before the no-data slab
+    out = refine_labels(lab, CLASSES, SP, {"nucleus": {"smooth_radius_um": 0.3}})
+    assert (out[:, 28:, :] == 0).all()

@@ -381,3 +381,35 @@ def test_slice_mode_labels_full_planes(yeast):
             assert (ann.data == t.value(c)).any(), c
     with pytest.raises(ValueError, match="mode"):
         annotate(lab, CLASSES, mode="polygons")
+
+
+@pytest.mark.parametrize("which", ["yeast", "lymphocyte"])
+def test_rim_traces_both_sides_of_boundaries(which, request):
+    _, lab = request.getfixturevalue(which)
+    t = default_labels()
+    truth = t.to_classes(lab.data, CLASSES)
+    one = annotate(lab, CLASSES, slices_per_class=3, seed=1)
+    both = annotate(lab, CLASSES, slices_per_class=3, seed=1, rim=True)
+    assert both.meta["rim"] is True and one.meta["rim"] is False
+    # the same strokes and outside arcs, plus voxels on the inner side of boundaries
+    kept = one.data > 0
+    np.testing.assert_array_equal(both.data[kept], one.data[kept])
+    painted = both.data > 0
+    np.testing.assert_array_equal(both.data[painted], truth[painted])  # all correct
+    assert painted.sum() > kept.sum()
+
+    def on_boundary(ann, inside, outside):
+        """Annotated voxels of ``inside`` with an in-plane 4-neighbour in ``outside``."""
+        grown = ndi.binary_dilation(outside, np.array([[[0, 1, 0], [1, 1, 1], [0, 1, 0]]]))
+        return int(((ann > 0) & inside & grown).sum())
+
+    cell = np.isin(truth, [t.value(c) for c in CLASSES if c != "ice"])
+    ice = truth == t.value("ice")
+    # the cell's outline: ice touching the cell and the cell's own rim, both annotated
+    assert on_boundary(both.data, ice, cell) > 0 and on_boundary(both.data, cell, ice) > 0
+    assert on_boundary(both.data, cell, ice) > on_boundary(one.data, cell, ice)
+    for c in ("nucleus", "mitochondrion"):
+        own = truth == t.value(c)
+        if own.any():
+            rim = on_boundary(both.data, own, ~own & (truth > 0))
+            assert rim > on_boundary(one.data, own, ~own & (truth > 0)), c

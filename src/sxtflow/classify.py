@@ -29,6 +29,7 @@ from .progress import log, progress
 
 __all__ = [
     "ESTIMATORS",
+    "CLASS_WEIGHTS",
     "training_samples",
     "train",
     "save_model",
@@ -41,6 +42,10 @@ __all__ = [
 ]
 
 ESTIMATORS = ("random_forest", "extra_trees", "hist_gradient_boosting")
+
+#: Class weightings of forests (:func:`train`): the weight of a class's voxels ∝ ``n^-p``
+#: for ``n`` training voxels of the class, ``p`` = 1, ½, 0.
+CLASS_WEIGHTS = {"balanced": 1.0, "sqrt_balanced": 0.5, "none": 0.0}
 
 _DEFAULT_BLOCK = (64, 64, 64)
 
@@ -222,7 +227,17 @@ def training_samples(features, annotation, *, path=None, block=None):
 # --------------------------------------------------------------------------- training
 
 
-def _make_estimator(estimator, *, n_estimators, max_depth, min_samples_leaf, seed, n_jobs):
+def _class_weights(y: np.ndarray, classes: dict[str, int], power: float) -> dict[int, float]:
+    """Per-class weights ∝ ``count^-power``, scaled so the mean voxel weight is 1."""
+    counts = np.array([np.count_nonzero(y == v) for v in classes.values()], dtype=float)
+    w = counts**-power
+    w *= counts.sum() / float((w * counts).sum())
+    return {int(v): float(x) for v, x in zip(classes.values(), w, strict=True)}
+
+
+def _make_estimator(
+    estimator, *, n_estimators, max_depth, min_samples_leaf, seed, n_jobs, class_weight="balanced"
+):
     if estimator in ("random_forest", "extra_trees"):
         from sklearn.ensemble import ExtraTreesClassifier, RandomForestClassifier
 
@@ -232,7 +247,7 @@ def _make_estimator(estimator, *, n_estimators, max_depth, min_samples_leaf, see
             max_depth=max_depth,
             min_samples_leaf=min_samples_leaf,
             max_features="sqrt",
-            class_weight="balanced",
+            class_weight=class_weight,
             random_state=seed,
             n_jobs=n_jobs,
         )
@@ -305,6 +320,7 @@ def train(
     max_per_class: int | None = 50000,
     estimator: str = "random_forest",
     cv_folds: int = 3,
+    class_weight: str = "balanced",
 ):
     """Train a voxel classifier on sparse annotations.
 
@@ -337,6 +353,14 @@ def train(
         Folds of grouped cross-validation (``GroupKFold``): groups are tomograms when at
         least two are annotated, else contiguous bands of annotated z-slices. ``< 2``
         disables it.
+    class_weight : {"balanced", "sqrt_balanced", "none"}
+        Forests only: the weight of each class's voxels, ∝ ``1/n`` (every class weighs
+        the same in total), ``1/√n`` or 1 for ``n`` training voxels of the class (after
+        ``max_per_class``). Annotations traced on both sides of boundaries
+        (``simulate.annotate(rim=True)``) want ``"sqrt_balanced"``: with ``"balanced"`` a
+        class with few voxels (mitochondria, droplets) claims the ambiguous rim voxels
+        and grows by a partial-volume shell (``docs/segmentation.md``).
+        ``hist_gradient_boosting`` is always balanced by subsampling.
 
     Returns
     -------
@@ -346,7 +370,8 @@ def train(
         ``sxtflow_version``, ``sklearn_version``, ``classes`` {name: value} (ascending value,
         the probability channel order), ``feature_spec``, ``feature_names``, ``estimator``,
         ``n_estimators``, ``max_depth``, ``min_samples_leaf``, ``max_per_class``,
-        ``balancing`` ("class_weight" or "subsample"), ``seed``,
+        ``balancing`` ("class_weight" or "subsample"), ``class_weight`` and
+        ``class_weights`` {name: weight} (forests), ``seed``,
         ``n_tomograms``, ``n_training_voxels`` {name: annotated voxels},
         ``n_used_voxels`` {name: voxels after subsampling}, ``cv`` (see
         ``cv_folds``: ``scheme``, ``n_splits``, ``n_groups``, ``accuracy``,
@@ -365,6 +390,15 @@ def train(
     classes = _check_classes(classes)
     if estimator not in ESTIMATORS:
         raise ValueError(f"unknown estimator {estimator!r}; choose one of {', '.join(ESTIMATORS)}")
+    if class_weight not in CLASS_WEIGHTS:
+        raise ValueError(
+            f"unknown class_weight {class_weight!r}; choose one of {', '.join(CLASS_WEIGHTS)}"
+        )
+    forest = estimator != "hist_gradient_boosting"
+    if not forest and class_weight != "balanced":
+        raise ValueError(
+            "hist_gradient_boosting is balanced by subsampling; class_weight must be 'balanced'"
+        )
     if isinstance(samples, tuple) and len(samples) in (2, 3) and hasattr(samples[0], "shape"):
         samples = [samples]
     samples = list(samples)
@@ -421,7 +455,9 @@ def train(
     keep = np.sort(np.concatenate(keep))
     X, y, z, tomo = X[keep], y[keep], z[keep], tomo[keep]
     used = {name: int(np.count_nonzero(y == v)) for name, v in classes.items()}
-
+    # "balanced" is passed as sklearn's own string (the same weights; models trained before
+    # this option are unchanged), the others as explicit per-class weights
+    weights = _class_weights(y, classes, CLASS_WEIGHTS[class_weight]) if forest else None
     model = _make_estimator(
         estimator,
         n_estimators=n_estimators,
@@ -429,6 +465,7 @@ def train(
         min_samples_leaf=min_samples_leaf,
         seed=seed,
         n_jobs=n_jobs,
+        class_weight="balanced" if class_weight == "balanced" else weights,
     )
     n_tomo = int(np.unique(tomo).size)
     if n_tomo >= 2:
@@ -450,6 +487,10 @@ def train(
         "min_samples_leaf": int(min_samples_leaf),
         "max_per_class": None if max_per_class is None else int(max_per_class),
         "balancing": ("subsample" if estimator == "hist_gradient_boosting" else "class_weight"),
+        "class_weight": class_weight,
+        "class_weights": (
+            None if weights is None else {name: round(weights[v], 6) for name, v in classes.items()}
+        ),
         "seed": int(seed),
         "n_tomograms": len(samples),
         "n_training_voxels": counts,

@@ -1099,9 +1099,16 @@ def _stroke(region: np.ndarray, rng, max_len: int) -> list[tuple[int, int]]:
     return path
 
 
-def _outline_arc(region: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """Half of the band 1–2 voxels outside each connected piece of a 2D ``region``."""
+def _outline_arc(region: np.ndarray, rng: np.random.Generator, rim: bool = False):
+    """Half of the band 1–2 voxels outside each connected piece of a 2D ``region``.
+
+    Returns ``(outside, inside)`` boolean masks: ``outside`` is the band on a random half
+    of each piece's circumference; ``inside`` (only with ``rim``, else empty) is the
+    piece's own outermost ring of voxels (those with a 4-neighbour outside ``region``) on
+    the same half. The random draws do not depend on ``rim``.
+    """
     out = np.zeros(region.shape, dtype=bool)
+    inner = np.zeros(region.shape, dtype=bool)
     pieces, n = ndi.label(region)
     for i in range(1, n + 1):
         piece = pieces == i
@@ -1111,11 +1118,19 @@ def _outline_arc(region: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         if yy.size == 0:
             continue
         cy, cx = np.argwhere(piece).mean(axis=0)
-        angle = np.arctan2(yy - cy, xx - cx)
         start = rng.uniform(-np.pi, np.pi)
-        keep = np.mod(angle - start, 2 * np.pi) < np.pi
+
+        def half(yy, xx, cy=cy, cx=cx, start=start):
+            return np.mod(np.arctan2(yy - cy, xx - cx) - start, 2 * np.pi) < np.pi
+
+        keep = half(yy, xx)
         out[yy[keep], xx[keep]] = True
-    return out
+        if rim:
+            ring = piece & ~ndi.binary_erosion(region, _disk(1), border_value=1)
+            ry, rx = np.nonzero(ring)
+            keep = half(ry, rx)
+            inner[ry[keep], rx[keep]] = True
+    return out, inner
 
 
 def annotate(
@@ -1127,6 +1142,7 @@ def annotate(
     mode: str = "scribbles",
     labels: LabelTable | None = None,
     outline: bool = True,
+    rim: bool = False,
 ) -> Volume:
     """Sparse training annotations painted like a person in napari (a virtual annotator).
 
@@ -1156,6 +1172,14 @@ def annotate(
         arc (half the circumference) of the band 1–2 voxels outside the organelle with the
         class found there (usually cytoplasm), as annotators do around objects so the
         classifier learns that the blurred rim of a dense object is not another class.
+    rim : bool
+        ``"scribbles"`` only: annotate both sides of each traced boundary, as an annotator
+        who paints an object up to its edge. With ``outline``, the organelle's own
+        outermost ring of voxels on the same arc gets its class; and in each slice chosen
+        for ice, an arc of the cell's outline is traced too (ice band 1–2 voxels outside
+        the cell, the cell's outermost ring inside with its class there). Without it the
+        traced voxels all lie outside the boundary, which teaches the classifier to
+        shrink objects by their partial-volume rim (see ``docs/segmentation.md``).
 
     Returns
     -------
@@ -1172,6 +1196,7 @@ def annotate(
     if slices_per_class < 1:
         raise ValueError(f"slices_per_class must be ≥ 1, got {slices_per_class}")
     rng = np.random.default_rng(seed)
+    rim_rng = np.random.default_rng([int(seed), 1])  # the strokes do not depend on rim
     cls = table.to_classes(fine_labels.data, classes)
     values = {c: table.value(c) for c in classes}
     nz = cls.shape[0]
@@ -1224,9 +1249,20 @@ def annotate(
                 target = out[z]
                 target[paint & mask[z] & (target == 0)] = v
                 if outline and c not in ("ice", "cytoplasm"):
-                    arc = _outline_arc(mask[z], rng) & (target == 0)
+                    arc, ring = _outline_arc(mask[z], rng, rim)
+                    arc &= target == 0
                     target[arc] = cls[z][arc]
                     outlined.update((int(u), z) for u in np.unique(cls[z][arc]) if u)
+                    target[ring & (target == 0)] = v
+                elif rim and c == "ice" and cell_vals:
+                    # the cell's outline: ice just outside, the cell's own ring inside
+                    cell = np.isin(cls[z], cell_vals)
+                    arc, ring = _outline_arc(cell, rim_rng, True)
+                    arc &= (target == 0) & mask[z]
+                    ring &= target == 0
+                    target[arc] = v
+                    target[ring] = cls[z][ring]
+                    outlined.update((int(u), z) for u in np.unique(target[arc | ring]) if u)
     outline_slices: dict[str, list[int]] = {}
     if mode == "scribbles":
         names = {v: c for c, v in values.items()}
@@ -1241,5 +1277,6 @@ def annotate(
         "outline_slices": outline_slices,
         "seed": int(seed),
         "slices_per_class": int(slices_per_class),
+        "rim": bool(rim),
     }
     return Volume(out, fine_labels.voxel_nm, meta)
