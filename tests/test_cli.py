@@ -20,12 +20,13 @@ def chain(tmp_path_factory):
     }.items()}  # fmt: skip
     common = ["--shape", "48,56,56", "--voxel-nm", "100", "--n-angles", "60", "--seed", "2"]
     assert main(["simulate", str(f["proj"]), str(f["truth"]), str(f["lac"]), *common]) == 0
-    assert main(["annotate", str(f["truth"]), str(f["ann"]), "--seed", "1"]) == 0
+    assert main(["annotate", str(f["truth"]), str(f["ann"]), "--seed", "1", "--rim"]) == 0
     assert main(["reconstruct", str(f["proj"]), str(f["tomo"]), "--qc", str(d / "qc.json")]) == 0
     assert main(["features", str(f["tomo"]), str(f["feat"]), "--sigmas", "1,2.5"]) == 0
     assert (
         main(["train", "--features", str(f["feat"]), "--annotations", str(f["ann"]),
-              "--model", str(f["model"]), "--n-estimators", "20"]) == 0
+              "--model", str(f["model"]), "--n-estimators", "20",
+              "--class-weight", "sqrt_balanced"]) == 0
     )  # fmt: skip
     assert main(["predict", str(f["tomo"]), str(f["model"]), str(f["pred"])]) == 0
     assert main(["evaluate", str(f["pred"]), str(f["truth"]), str(f["eval"])]) == 0
@@ -46,6 +47,9 @@ def test_chain_produces_calibrated_tomogram_and_segmentation(chain):
     assert cell["cell_volume_um3"].iloc[0] > 10
     assert (d / "meshes/scene.glb").stat().st_size > 1000
     assert np.isin(np.unique(read_volume(f["pred"]).data), [0, 1, 2, 4, 7, 8, 9]).all()
+    card = json.loads(f["model"].with_suffix(".json").read_text())
+    assert card["class_weight"] == "sqrt_balanced"
+    assert read_volume(f["ann"]).meta["rim"] is True
 
 
 def test_bad_input_is_one_line_and_exit_2(tmp_path, capsys):

@@ -57,6 +57,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--classes", type=_classes, default=None, help=cls_help)
     s.add_argument("--slices-per-class", type=int, default=3)
     s.add_argument("--mode", default="scribbles", choices=["scribbles", "slices"])
+    s.add_argument("--rim", action="store_true", help="trace both sides of each boundary")
     s.add_argument("--seed", type=int, default=0)
 
     s = sub.add_parser("reconstruct", help="projections (or a tomogram) -> LAC tomogram in 1/um")
@@ -96,6 +97,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--classes", type=_classes, default=None, help=cls_help)
     s.add_argument("--n-estimators", type=int, default=100)
     s.add_argument("--max-depth", type=int, default=18)
+    s.add_argument(
+        "--class-weight", default="balanced", choices=["balanced", "sqrt_balanced", "none"]
+    )
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--threads", type=int, default=1)
 
@@ -153,7 +157,8 @@ def _run(args) -> None:
     elif cmd == "annotate":
         stages.run_annotate(
             args.truth, args.output, classes=list(args.classes or _classes(None)),
-            slices_per_class=args.slices_per_class, mode=args.mode, seed=args.seed,
+            slices_per_class=args.slices_per_class, mode=args.mode, rim=args.rim,
+            seed=args.seed,
         )  # fmt: skip
     elif cmd == "reconstruct":
         center = args.center if args.center == "auto" else float(args.center)
@@ -170,7 +175,7 @@ def _run(args) -> None:
         stages.run_train(
             args.features, args.annotations, args.model, classes=args.classes or _classes(None),
             n_estimators=args.n_estimators, max_depth=args.max_depth, seed=args.seed,
-            threads=args.threads,
+            class_weight=args.class_weight, threads=args.threads,
         )  # fmt: skip
     elif cmd == "predict":
         stages.run_predict(

@@ -72,6 +72,7 @@ def run_annotate(
     classes: Sequence[str],
     slices_per_class: int = 3,
     mode: str = "scribbles",
+    rim: bool = False,
     seed: int = 0,
 ) -> None:
     """Virtual annotator: sparse, manual-style labels drawn from a truth label volume."""
@@ -79,7 +80,7 @@ def run_annotate(
 
     truth = io.read_volume(truth_labels)
     ann = simulate.annotate(
-        truth, list(classes), slices_per_class=slices_per_class, seed=seed, mode=mode
+        truth, list(classes), slices_per_class=slices_per_class, seed=seed, mode=mode, rim=rim
     )
     n = int(np.count_nonzero(ann.data))
     log.info("annotated %d voxels (%.2f %% of the volume)", n, 100.0 * n / ann.data.size)
@@ -219,6 +220,7 @@ def run_train(
     n_estimators: int = 100,
     max_depth: int | None = 18,
     max_per_class: int = 50000,
+    class_weight: str = "balanced",
     threads: int = 1,
 ) -> dict:
     """Train the voxel classifier on the sparse annotations of one or more tomograms."""
@@ -245,6 +247,7 @@ def run_train(
         n_jobs=threads,
         max_per_class=max_per_class,
         estimator=estimator,
+        class_weight=class_weight,
     )
     card["training_annotations"] = [str(p) for p in annotation_paths]
     classify.save_model(out_model, model, card)
