@@ -47,9 +47,60 @@ def planned_jobs(workdir, *, snakefile=None, config="config.yaml"):
     out = snakemake(
         workdir, "-n", "--quiet", "rules", cores=1, snakefile=snakefile, config=config
     ).stdout
-    counts = {}
-    for line in out.splitlines():
+    return _job_counts(out)
+
+
+def _job_counts(text):
+    """``{rule: count}`` from Snakemake's job-stats table(s) (``job  count`` ... ``total``)."""
+    counts, inside = {}, False
+    for line in text.splitlines():
         parts = line.split()
-        if len(parts) == 2 and parts[1].isdigit() and parts[0] != "total":
+        if parts == ["job", "count"]:
+            inside = True
+        elif inside and parts[:1] == ["total"]:
+            inside = False
+        elif inside and len(parts) == 2 and parts[1].isdigit():
             counts[parts[0]] = int(parts[1])
     return counts
+
+
+def api_planned_jobs(workdir, *, snakefile=None, config="config.yaml"):
+    """``{rule: count}`` of a dry-run planned in-process through Snakemake's Python API.
+
+    The API does not read profiles, so the workflow profile's rerun policy
+    (``profiles/default/config.yaml``: mtime, params, input) is passed explicitly.
+    """
+    import io
+    import logging
+
+    from snakemake.api import SnakemakeApi
+    from snakemake.settings.enums import Quietness, RerunTrigger
+    from snakemake.settings.types import (
+        ConfigSettings,
+        DAGSettings,
+        OutputSettings,
+        ResourceSettings,
+        StorageSettings,
+    )
+
+    # the job-stats table is logged through the "snakemake" logger: listen to it directly
+    # (its own handlers are bound to the streams of the first call in this process)
+    buf = io.StringIO()
+    handler = logging.StreamHandler(buf)
+    logger = logging.getLogger("snakemake")
+    logger.addHandler(handler)
+    triggers = {RerunTrigger.MTIME, RerunTrigger.PARAMS, RerunTrigger.INPUT}
+    try:
+        with SnakemakeApi(OutputSettings(quiet={Quietness.PROGRESS})) as api:
+            workflow = api.workflow(
+                resource_settings=ResourceSettings(cores=1),
+                config_settings=ConfigSettings(configfiles=[Path(workdir) / config]),
+                storage_settings=StorageSettings(),
+                snakefile=Path(snakefile or ROOT / "Snakefile"),
+                workdir=Path(workdir),
+            )
+            dag = workflow.dag(dag_settings=DAGSettings(rerun_triggers=triggers))
+            dag.execute_workflow(executor="dryrun")
+    finally:
+        logger.removeHandler(handler)
+    return _job_counts(buf.getvalue())

@@ -15,7 +15,7 @@ import shutil
 
 import pytest
 import yaml
-from _snakemake import ROOT, make_workdir, planned_jobs, snakemake
+from _snakemake import ROOT, api_planned_jobs, make_workdir, planned_jobs, snakemake
 
 pytestmark = pytest.mark.workflow
 
@@ -87,6 +87,18 @@ def test_parameter_change_reruns_exactly_its_dependants(finished):
     (work / "changed.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
     counts = planned_jobs(work, snakefile=snakefile, config="changed.yaml")
     # mesh reads the option, measure reads it too (surface areas); compare aggregates measure
+    assert counts == {"mesh": 2, "measure": 2, "compare": 1, "all": 1}
+
+
+def test_python_api_plans_the_same_reruns(finished):
+    # the same policy through Snakemake's Python API (in-process), as a pipeline embedding
+    # sxtflow would drive it: a finished run plans nothing, a mesh option its dependants
+    snakefile, work = finished
+    assert api_planned_jobs(work, snakefile=snakefile) == {}
+    cfg = yaml.safe_load((work / "config.yaml").read_text())
+    cfg["mesh"]["smooth_iterations"] += 3
+    (work / "changed_api.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
+    counts = api_planned_jobs(work, snakefile=snakefile, config="changed_api.yaml")
     assert counts == {"mesh": 2, "measure": 2, "compare": 1, "all": 1}
 
 
