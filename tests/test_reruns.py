@@ -80,12 +80,22 @@ def test_inserting_a_sample_first_runs_only_it_plus_aggregation(finished):
     assert counts == expected
 
 
+def changed_config(work, name, edit, *, sort_keys=False):
+    """Write ``work/name``: the run's config after ``edit(cfg)``; return ``name``."""
+    cfg = yaml.safe_load((work / "config.yaml").read_text())
+    edit(cfg)
+    (work / name).write_text(yaml.safe_dump(cfg, sort_keys=sort_keys))
+    return name
+
+
+def more_smoothing(cfg):
+    cfg["mesh"]["smooth_iterations"] += 5
+
+
 def test_parameter_change_reruns_exactly_its_dependants(finished):
     snakefile, work = finished
-    cfg = yaml.safe_load((work / "config.yaml").read_text())
-    cfg["mesh"]["smooth_iterations"] += 5
-    (work / "changed.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
-    counts = planned_jobs(work, snakefile=snakefile, config="changed.yaml")
+    config = changed_config(work, "changed.yaml", more_smoothing)
+    counts = planned_jobs(work, snakefile=snakefile, config=config)
     # mesh reads the option, measure reads it too (surface areas); compare aggregates measure
     assert counts == {"mesh": 2, "measure": 2, "compare": 1, "all": 1}
 
@@ -95,28 +105,27 @@ def test_python_api_plans_the_same_reruns(finished):
     # sxtflow would drive it: a finished run plans nothing, a mesh option its dependants
     snakefile, work = finished
     assert api_planned_jobs(work, snakefile=snakefile) == {}
-    cfg = yaml.safe_load((work / "config.yaml").read_text())
-    cfg["mesh"]["smooth_iterations"] += 3
-    (work / "changed_api.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
-    counts = api_planned_jobs(work, snakefile=snakefile, config="changed_api.yaml")
+    config = changed_config(work, "changed_api.yaml", more_smoothing)
+    counts = api_planned_jobs(work, snakefile=snakefile, config=config)
     assert counts == {"mesh": 2, "measure": 2, "compare": 1, "all": 1}
 
 
 def test_upstream_parameter_change_reruns_the_chain(finished):
     snakefile, work = finished
-    cfg = yaml.safe_load((work / "config.yaml").read_text())
-    cfg["refine"]["vacuole"]["min_volume_um3"] *= 2
-    (work / "changed.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
-    counts = planned_jobs(work, snakefile=snakefile, config="changed.yaml")
+
+    def stricter_vacuoles(cfg):
+        cfg["refine"]["vacuole"]["min_volume_um3"] *= 2
+
+    config = changed_config(work, "changed_up.yaml", stricter_vacuoles)
+    counts = planned_jobs(work, snakefile=snakefile, config=config)
     downstream = {"refine": 2, "evaluate": 2, "mesh": 2, "measure": 2}
     assert counts == downstream | {"compare": 1, "evaluation_table": 1, "all": 1}
 
 
 def test_reordering_config_keys_reruns_nothing(finished):
     snakefile, work = finished
-    cfg = yaml.safe_load((work / "config.yaml").read_text())
-    (work / "sorted.yaml").write_text(yaml.safe_dump(cfg, sort_keys=True))
-    assert planned_jobs(work, snakefile=snakefile, config="sorted.yaml") == {}
+    config = changed_config(work, "sorted.yaml", lambda cfg: None, sort_keys=True)
+    assert planned_jobs(work, snakefile=snakefile, config=config) == {}
 
 
 def test_comment_in_a_script_reruns_nothing(finished):

@@ -74,16 +74,14 @@ def _smooth_class(out: np.ndarray, value: int, spacing, radius_um: float) -> Non
     removes takes the label surrounding it most (as other removed pieces); voxels the
     closing adds (never label 0) join the class.
     """
-    mask = out == value
-    if not mask.any():
+    found = ndi.find_objects((out == value).astype(np.uint8))
+    if not found:
         return
     spacing = np.asarray(spacing, dtype=float)
     grow = np.ceil(radius_um / spacing).astype(int) + 2
-    nz = np.nonzero(mask.any(axis=(1, 2)))[0], np.nonzero(mask.any(axis=(0, 2)))[0]
-    nz = (*nz, np.nonzero(mask.any(axis=(0, 1)))[0])
     sl = tuple(
-        slice(max(int(a[0]) - g, 0), min(int(a[-1]) + 1 + g, n))
-        for a, g, n in zip(nz, grow, out.shape, strict=True)
+        slice(max(b.start - g, 0), min(b.stop + g, n))
+        for b, g, n in zip(found[0], grow, out.shape, strict=True)
     )
     sub = out[sl]
     m = sub == value

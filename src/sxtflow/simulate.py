@@ -1109,6 +1109,7 @@ def _outline_arc(region: np.ndarray, rng: np.random.Generator, rim: bool = False
     """
     out = np.zeros(region.shape, dtype=bool)
     inner = np.zeros(region.shape, dtype=bool)
+    edge = region & ~ndi.binary_erosion(region, _disk(1), border_value=1) if rim else None
     pieces, n = ndi.label(region)
     for i in range(1, n + 1):
         piece = pieces == i
@@ -1126,8 +1127,7 @@ def _outline_arc(region: np.ndarray, rng: np.random.Generator, rim: bool = False
         keep = half(yy, xx)
         out[yy[keep], xx[keep]] = True
         if rim:
-            ring = piece & ~ndi.binary_erosion(region, _disk(1), border_value=1)
-            ry, rx = np.nonzero(ring)
+            ry, rx = np.nonzero(piece & edge)
             keep = half(ry, rx)
             inner[ry[keep], rx[keep]] = True
     return out, inner

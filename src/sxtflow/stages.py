@@ -98,7 +98,7 @@ def run_reconstruct(
     *,
     kind: str = "projections",
     voxel_nm: float | None = None,
-    algorithm: str = "fbp",
+    algorithm: str = "auto",
     filter: str = "shepp-logan",  # noqa: A002 - the config key's name
     center: str | float = "auto",
     iterations: int = 100,
@@ -139,8 +139,8 @@ def run_reconstruct(
             stripe=stripe,
             align=align,
             binning=binning,
-            crop_rows=None if crop_rows is None else tuple(crop_rows),
-            crop_cols=None if crop_cols is None else tuple(crop_cols),
+            crop_rows=crop_rows,
+            crop_cols=crop_cols,
             tv_weight=tv_weight,
         )
         vol.meta["field_of_view"] = "cylinder"  # parallel beam: the inscribed cylinder
