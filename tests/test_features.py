@@ -57,6 +57,9 @@ def test_spec_halo_covers_filter_support():
         {"sigmas": (1.0, -1.0)},
         {"sigmas": (1.0, 1.0)},
         {"families": (), "include_raw": False},
+        {"family_sigmas": {"gaussian": (0.0,)}},
+        {"family_sigmas": {"gaussian": (2.0, 2.0)}},
+        {"sigmas": (), "families": ("gaussian", "ggm"), "family_sigmas": {"gaussian": (1.0,)}},
     ],
 )
 def test_spec_rejects_bad_input(kwargs):
@@ -69,6 +72,50 @@ def test_unknown_family_is_named():
         FeatureSpec(families=("sobel",))
     with pytest.raises(ValueError, match="bogus"):
         FeatureSpec.from_dict({"sigmas": [1.0], "bogus": 1})
+
+
+def test_family_sigmas_select_scales_per_family():
+    spec = FeatureSpec(
+        sigmas=(0.7, 1.6),
+        families=("gaussian", "log", "hessian"),
+        family_sigmas={"gaussian": (0.7, 1.6, 8.0)},
+    )
+    assert spec.names() == [
+        "raw",
+        *("gaussian_s0.7", "gaussian_s1.6", "gaussian_s8"),
+        *("log_s0.7", "log_s1.6"),
+        *(f"hessian_ev{i}_s{s}" for s in ("0.7", "1.6") for i in range(3)),
+    ]
+    assert spec.scales("log") == (0.7, 1.6) and spec.families_at(8.0) == ("gaussian",)
+    assert spec.all_sigmas == (0.7, 1.6, 8.0)
+    assert spec.halo == 32 and spec.support(1.6) == 6  # σ = 8 is only a Gaussian
+    # JSON round trip; a spec without it keeps its earlier dict (models stay valid)
+    d = spec.to_dict()
+    assert d["family_sigmas"] == {"gaussian": [0.7, 1.6, 8.0]}
+    assert FeatureSpec.from_dict(d) == spec and hash(FeatureSpec.from_dict(d)) == hash(spec)
+    assert "family_sigmas" not in FeatureSpec().to_dict()
+    same = FeatureSpec(sigmas=(1.0, 2.0), family_sigmas={"log": (1.0, 2.0)})
+    assert same == FeatureSpec(sigmas=(1.0, 2.0)) and same.family_sigmas == ()
+    with pytest.raises(ValueError, match="ggm"):
+        FeatureSpec(families=("gaussian",), family_sigmas={"ggm": (1.0,)})
+
+
+def test_family_sigmas_features_blockwise_and_match_scipy():
+    data = smooth_random((40, 36, 30), seed=5)
+    spec = FeatureSpec(
+        sigmas=(1.0,), families=("gaussian", "ggm"), family_sigmas={"gaussian": (1.0, 6.0)}
+    )
+    whole = compute_features(data, spec, block=data.shape)
+    blocks = compute_features(data, spec, block=(16, 12, 20))
+    np.testing.assert_allclose(blocks, whole, rtol=0, atol=1e-5)
+    names = spec.names()
+    np.testing.assert_allclose(
+        whole[names.index("gaussian_s6")], ndi.gaussian_filter(data, 6.0), atol=1e-5
+    )
+    # the other channels are those of the spec without the extra scale
+    plain = compute_features(data, FeatureSpec(sigmas=(1.0,), families=("gaussian", "ggm")))
+    keep = [i for i, n in enumerate(names) if n != "gaussian_s6"]
+    np.testing.assert_allclose(whole[keep], plain, rtol=0, atol=1e-6)
 
 
 def test_iter_blocks_tiles_exactly():
@@ -316,3 +363,25 @@ def test_derivative_intermediates_freed_without_gc():
     finally:
         fm.ndi.convolve1d = real
         gc.enable()
+
+
+def test_features_stage_and_config_schema_take_family_sigmas(tmp_path):
+    import jsonschema
+    import yaml
+
+    from sxtflow import stages
+    from sxtflow.io import write_volume
+
+    root = __import__("pathlib").Path(__file__).resolve().parents[1]
+    schema = yaml.safe_load((root / "workflow/schemas/config.schema.yaml").read_text())
+    options = {"sigmas": [1.0], "families": ["gaussian"], "family_sigmas": {"gaussian": [1, 5]}}
+    sub = schema["properties"]["features"]
+    jsonschema.validate(options, sub)
+    with pytest.raises(jsonschema.ValidationError, match="sobel"):
+        jsonschema.validate({**options, "family_sigmas": {"sobel": [1.0]}}, sub)
+
+    tomo = write_volume(tmp_path / "t.mrc", Volume(smooth_random((20, 24, 22)), 50.0))
+    stages.run_features(tomo, tmp_path / "f.zarr", block=(16, 16, 16), **options)
+    feats, spec, voxel_nm = open_features(tmp_path / "f.zarr")
+    assert spec.names() == ["raw", "gaussian_s1", "gaussian_s5"]
+    assert feats.shape == (3, 20, 24, 22) and tuple(voxel_nm) == (50.0, 50.0, 50.0)

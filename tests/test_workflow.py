@@ -44,6 +44,10 @@ def test_model_card_and_report_outputs(finished_run):
         "ice", "cytoplasm", "nucleus", "vacuole", "lipid_droplet", "mitochondrion"
     }  # fmt: skip
     assert 0.5 < card["cv"]["balanced_accuracy"] <= 1.0
+    # the config's per-family scales and leaf size reach the model (and prediction used it)
+    assert card["feature_spec"]["family_sigmas"] == {"ggm": [0.7, 1.6, 3.5]}
+    assert "ggm_s1" not in card["feature_names"] and "gaussian_s1" in card["feature_names"]
+    assert card["min_samples_leaf"] == 2
     import trimesh
 
     scene = trimesh.load(finished_run / "results/c1/meshes/scene.glb")

@@ -95,6 +95,16 @@ def _fmt_sigma(sigma: float) -> str:
     return f"{float(sigma):g}"
 
 
+def _check_scales(values, what: str) -> tuple[float, ...]:
+    """Scales as a tuple of positive, finite, unique floats (voxels) or ``ValueError``."""
+    scales = tuple(float(v) for v in np.atleast_1d(np.asarray(values, dtype=float)))
+    if any(not math.isfinite(v) or v <= 0 for v in scales):
+        raise ValueError(f"{what}: scales must be positive and finite voxels, got {scales}")
+    if len(set(scales)) != len(scales):
+        raise ValueError(f"{what}: duplicate scales in {scales}")
+    return scales
+
+
 @dataclass(frozen=True)
 class FeatureSpec:
     """Which features to compute.
@@ -108,40 +118,63 @@ class FeatureSpec:
         (unique; their order is the channel order).
     include_raw : bool
         Prepend the raw values as channel ``"raw"``.
+    family_sigmas : dict of str to tuple of float, optional
+        Scales (voxels) for single families instead of ``sigmas``: ilastik's selection
+        matrix of families × scales. E.g. ``{"gaussian": (0.7, 1.6, 3.5, 8.0)}`` adds a
+        wide smoothing as context (a lymphocyte's nucleus fills most of its cell) without
+        the cost of every family at σ = 8. Keys must be in ``families``. Stored as a
+        tuple of ``(family, scales)`` pairs in ``families`` order, without entries equal
+        to ``sigmas``.
 
     Raises
     ------
     ValueError
         Unknown family, duplicate entries or a non-positive scale.
+
+    Examples
+    --------
+    >>> spec = FeatureSpec(sigmas=(1.0,), families=("gaussian", "ggm"),
+    ...                    family_sigmas={"gaussian": (1.0, 8.0)})
+    >>> spec.names()
+    ['raw', 'gaussian_s1', 'gaussian_s8', 'ggm_s1']
+    >>> spec.halo
+    32
     """
 
     sigmas: tuple[float, ...] = (0.7, 1.0, 1.6, 3.5, 5.0)
     families: tuple[str, ...] = ("gaussian", "log", "ggm", "dog", "structure_tensor", "hessian")
     include_raw: bool = True
+    family_sigmas: tuple[tuple[str, tuple[float, ...]], ...] = ()
     _names: tuple[str, ...] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self):
-        sigmas = tuple(float(s) for s in np.atleast_1d(np.asarray(self.sigmas, dtype=float)))
+        sigmas = _check_scales(self.sigmas, "sigmas")
         families = (self.families,) if isinstance(self.families, str) else tuple(self.families)
         unknown = [f for f in families if f not in FAMILIES]
         if unknown:
             raise ValueError(f"unknown feature families {unknown}; known: {', '.join(FAMILIES)}")
         if len(set(families)) != len(families):
             raise ValueError(f"duplicate feature families in {families}")
-        if any(not math.isfinite(s) or s <= 0 for s in sigmas):
-            raise ValueError(f"scales must be positive and finite voxels, got {sigmas}")
-        if len(set(sigmas)) != len(sigmas):
-            raise ValueError(f"duplicate scales in {sigmas}")
-        if families and not sigmas:
+        given = dict(self.family_sigmas or {})
+        stray = sorted(set(given) - set(families))
+        if stray:
+            raise ValueError(
+                f"family_sigmas names {stray}, which are not among the families {families}"
+            )
+        checked = {f: _check_scales(given[f], f"family_sigmas[{f!r}]") for f in given}
+        # canonical: an entry equal to ``sigmas`` is dropped (the same features, one spec)
+        per_family = tuple((f, checked[f]) for f in families if f in given and checked[f] != sigmas)
+        if any(fam not in given for fam in families) and not sigmas:
             raise ValueError("feature families given but no scales (sigmas)")
         if not families and not self.include_raw:
             raise ValueError("empty feature spec: no families and include_raw=False")
         object.__setattr__(self, "sigmas", sigmas)
         object.__setattr__(self, "families", families)
         object.__setattr__(self, "include_raw", bool(self.include_raw))
+        object.__setattr__(self, "family_sigmas", per_family)
         names = ["raw"] if self.include_raw else []
         for fam in families:
-            for s in sigmas:
+            for s in self.scales(fam):
                 if FAMILIES[fam] == 1:
                     names.append(f"{fam}_s{_fmt_sigma(s)}")
                 else:
@@ -157,10 +190,23 @@ class FeatureSpec:
         """Number of output channels ``F``."""
         return len(self._names)
 
+    def scales(self, family: str) -> tuple[float, ...]:
+        """Scales (voxels) at which ``family`` is computed (``family_sigmas`` or ``sigmas``)."""
+        return dict(self.family_sigmas).get(family, self.sigmas)
+
+    def families_at(self, sigma: float) -> tuple[str, ...]:
+        """The families computed at scale ``sigma`` (in ``families`` order)."""
+        return tuple(f for f in self.families if float(sigma) in self.scales(f))
+
+    @property
+    def all_sigmas(self) -> tuple[float, ...]:
+        """Every scale used by some family, ascending."""
+        return tuple(sorted({s for f in self.families for s in self.scales(f)}))
+
     def support(self, sigma: float) -> int:
         """Halo (voxels) needed for the features of this spec at one scale ``sigma``."""
         r = 0
-        for fam in self.families:
+        for fam in self.families_at(sigma):
             if fam == "structure_tensor":
                 r = max(r, _radius(sigma) + _radius(_ST_OUTER_RATIO * sigma))
             else:  # dog's second Gaussian (0.66σ) is narrower than the first
@@ -175,26 +221,34 @@ class FeatureSpec:
         tensor (smoothing at σ/2 after derivatives at σ) is included, for the largest σ.
         With this halo block-wise results equal whole-volume results.
         """
-        return max((self.support(s) for s in self.sigmas), default=0)
+        return max((self.support(s) for s in self.all_sigmas), default=0)
 
     def to_dict(self) -> dict:
-        """JSON-serialisable form (round-trips through :meth:`from_dict`)."""
-        return {
+        """JSON-serialisable form (round-trips through :meth:`from_dict`).
+
+        ``family_sigmas`` appears only when set, so specs without it (and the models and
+        feature stores that recorded them) keep their earlier form.
+        """
+        d = {
             "sigmas": list(self.sigmas),
             "families": list(self.families),
             "include_raw": self.include_raw,
         }
+        if self.family_sigmas:
+            d["family_sigmas"] = {f: list(s) for f, s in self.family_sigmas}
+        return d
 
     @classmethod
     def from_dict(cls, d: dict) -> FeatureSpec:
         """Inverse of :meth:`to_dict`; unknown keys raise ``ValueError``."""
-        extra = set(d) - {"sigmas", "families", "include_raw"}
+        extra = set(d) - {"sigmas", "families", "include_raw", "family_sigmas"}
         if extra:
             raise ValueError(f"unknown feature spec keys {sorted(extra)}")
         return cls(
             sigmas=tuple(d.get("sigmas", cls.sigmas)),
             families=tuple(d.get("families", cls.families)),
             include_raw=bool(d.get("include_raw", True)),
+            family_sigmas=d.get("family_sigmas") or (),
         )
 
 
@@ -388,7 +442,7 @@ def _features_one_scale(
     if trim > 0:
         padded = padded[trim:-trim, trim:-trim, trim:-trim]
     core = tuple(slice(sup, n - sup) for n in padded.shape)
-    fams = spec.families
+    fams = spec.families_at(sigma)
     orders: set[tuple[int, int, int]] = set()
     if "gaussian" in fams or "dog" in fams:
         orders.add((0, 0, 0))
@@ -439,7 +493,7 @@ def _block_features(padded: np.ndarray, halo: int, spec: FeatureSpec) -> np.ndar
     index = {name: i for i, name in enumerate(spec.names())}
     if spec.include_raw:
         res[index["raw"]] = padded[tuple(slice(halo, n - halo) for n in padded.shape)]
-    for sigma in spec.sigmas:
+    for sigma in spec.all_sigmas:
         for name, arr in _features_one_scale(padded, halo, sigma, spec).items():
             res[index[name]] = arr
     return res

@@ -168,13 +168,19 @@ def run_features(
     *,
     sigmas: Sequence[float] | None = None,
     families: Sequence[str] | None = None,
+    family_sigmas: dict[str, Sequence[float]] | None = None,
     block: Sequence[int] = (64, 64, 64),
 ) -> None:
-    """Multi-scale voxel features of a tomogram, block-wise, into a zarr store."""
+    """Multi-scale voxel features of a tomogram, block-wise, into a zarr store.
+
+    ``sigmas`` and ``family_sigmas`` (family → scales, overriding ``sigmas`` for that
+    family) are in voxels; see :class:`sxtflow.features.FeatureSpec`.
+    """
     from . import features
 
     spec = features.FeatureSpec(
-        **{k: tuple(v) for k, v in (("sigmas", sigmas), ("families", families)) if v is not None}
+        **{k: tuple(v) for k, v in (("sigmas", sigmas), ("families", families)) if v is not None},
+        family_sigmas=family_sigmas or (),
     )
     vol = io.read_volume(tomogram)
     log.info(
@@ -219,6 +225,7 @@ def run_train(
     estimator: str = "random_forest",
     n_estimators: int = 100,
     max_depth: int | None = 18,
+    min_samples_leaf: int = 3,
     max_per_class: int = 50000,
     class_weight: str = "balanced",
     threads: int = 1,
@@ -243,6 +250,7 @@ def run_train(
         spec=spec,
         n_estimators=n_estimators,
         max_depth=max_depth,
+        min_samples_leaf=min_samples_leaf,
         seed=seed,
         n_jobs=threads,
         max_per_class=max_per_class,
