@@ -22,10 +22,14 @@ def chain(tmp_path_factory):
     assert main(["simulate", str(f["proj"]), str(f["truth"]), str(f["lac"]), *common]) == 0
     assert main(["annotate", str(f["truth"]), str(f["ann"]), "--seed", "1", "--rim"]) == 0
     assert main(["reconstruct", str(f["proj"]), str(f["tomo"]), "--qc", str(d / "qc.json")]) == 0
-    assert main(["features", str(f["tomo"]), str(f["feat"]), "--sigmas", "1,2.5"]) == 0
+    assert (
+        main(["features", str(f["tomo"]), str(f["feat"]), "--sigmas", "1,2.5",
+              "--family-sigmas", "gaussian=1,2.5,6"]) == 0
+    )  # fmt: skip
     assert (
         main(["train", "--features", str(f["feat"]), "--annotations", str(f["ann"]),
-              "--model", str(f["model"]), "--n-estimators", "20",
+              "--model", str(f["model"]), "--n-estimators", "20", "--estimator", "extra_trees",
+              "--max-depth", "none", "--min-samples-leaf", "2",
               "--class-weight", "sqrt_balanced"]) == 0
     )  # fmt: skip
     assert main(["predict", str(f["tomo"]), str(f["model"]), str(f["pred"])]) == 0
@@ -49,6 +53,9 @@ def test_chain_produces_calibrated_tomogram_and_segmentation(chain):
     assert np.isin(np.unique(read_volume(f["pred"]).data), [0, 1, 2, 4, 7, 8, 9]).all()
     card = json.loads(f["model"].with_suffix(".json").read_text())
     assert card["class_weight"] == "sqrt_balanced"
+    assert card["estimator"] == "extra_trees" and card["max_depth"] is None
+    assert card["min_samples_leaf"] == 2
+    assert card["feature_spec"]["family_sigmas"] == {"gaussian": [1.0, 2.5, 6.0]}
     assert read_volume(f["ann"]).meta["rim"] is True
 
 
@@ -61,6 +68,15 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path, capsys):
     err = capsys.readouterr().err.strip()
     assert err.startswith("sxtflow: error: ") and "broken.h5" in err and "\n" not in err
     assert not (tmp_path / "out.mrc").exists()
+
+
+def test_family_sigmas_option_parses_and_refuses_garbage(tmp_path, capsys):
+    from sxtflow.cli import _family_sigmas
+
+    assert _family_sigmas("gaussian=0.7,8; ggm=1") == {"gaussian": [0.7, 8.0], "ggm": [1.0]}
+    with pytest.raises(SystemExit) as exc:
+        main(["features", "t.mrc", str(tmp_path / "f.zarr"), "--family-sigmas", "gaussian"])
+    assert exc.value.code == 2 and "family=s1,s2" in capsys.readouterr().err
 
 
 def test_reconstruct_limited_tilt_auto_sirt_tv_and_crop(tmp_path):

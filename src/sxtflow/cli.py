@@ -28,6 +28,25 @@ def _ints(text: str) -> tuple[int, ...]:
     return tuple(int(v) for v in text.split(","))
 
 
+def _floats(text: str) -> list[float]:
+    return [float(v) for v in text.split(",")]
+
+
+def _family_sigmas(text: str) -> dict[str, list[float]]:
+    """``"gaussian=0.7,1.6,8;ggm=1"`` → ``{"gaussian": [0.7, 1.6, 8.0], "ggm": [1.0]}``."""
+    out = {}
+    for item in filter(None, (t.strip() for t in text.split(";"))):
+        family, sep, scales = item.partition("=")
+        if not sep:
+            raise argparse.ArgumentTypeError(f"expected family=s1,s2,…, got {item!r}")
+        out[family.strip()] = _floats(scales)
+    return out
+
+
+def _depth(text: str) -> int | None:
+    return None if text.lower() in ("none", "null") else int(text)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="sxtflow", description=__doc__.splitlines()[0])
     p.add_argument("--version", action="version", version=f"sxtflow {__version__}")
@@ -87,7 +106,14 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("features", help="multi-scale voxel features into a zarr store")
     s.add_argument("tomogram")
     s.add_argument("output")
-    s.add_argument("--sigmas", type=lambda t: [float(v) for v in t.split(",")], default=None)
+    s.add_argument("--sigmas", type=_floats, default=None, help="scales in voxels, e.g. 0.7,1.6")
+    s.add_argument("--families", type=lambda t: t.split(","), default=None)
+    s.add_argument(
+        "--family-sigmas",
+        type=_family_sigmas,
+        default=None,
+        help="scales for single families, e.g. 'gaussian=0.7,1.6,3.5,8;ggm=0.7'",
+    )
     s.add_argument("--block", type=_ints, default=(64, 64, 64))
 
     s = sub.add_parser("train", help="train the voxel classifier on sparse annotations")
@@ -95,8 +121,14 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--annotations", nargs="+", required=True)
     s.add_argument("--model", required=True, help="output .skops (card written beside as .json)")
     s.add_argument("--classes", type=_classes, default=None, help=cls_help)
+    s.add_argument(
+        "--estimator",
+        default="random_forest",
+        choices=["random_forest", "extra_trees", "hist_gradient_boosting"],
+    )
     s.add_argument("--n-estimators", type=int, default=100)
-    s.add_argument("--max-depth", type=int, default=18)
+    s.add_argument("--max-depth", type=_depth, default=18, help="an int or 'none' (unlimited)")
+    s.add_argument("--min-samples-leaf", type=int, default=3)
     s.add_argument(
         "--class-weight", default="balanced", choices=["balanced", "sqrt_balanced", "none"]
     )
@@ -170,11 +202,15 @@ def _run(args) -> None:
             binning=args.binning, crop_rows=args.crop_rows, crop_cols=args.crop_cols,
         )  # fmt: skip
     elif cmd == "features":
-        stages.run_features(args.tomogram, args.output, sigmas=args.sigmas, block=args.block)
+        stages.run_features(
+            args.tomogram, args.output, sigmas=args.sigmas, families=args.families,
+            family_sigmas=args.family_sigmas, block=args.block,
+        )  # fmt: skip
     elif cmd == "train":
         stages.run_train(
             args.features, args.annotations, args.model, classes=args.classes or _classes(None),
-            n_estimators=args.n_estimators, max_depth=args.max_depth, seed=args.seed,
+            estimator=args.estimator, n_estimators=args.n_estimators, max_depth=args.max_depth,
+            min_samples_leaf=args.min_samples_leaf, seed=args.seed,
             class_weight=args.class_weight, threads=args.threads,
         )  # fmt: skip
     elif cmd == "predict":
