@@ -13,8 +13,8 @@ voxels of 64 nm, as 112×128×128 shrank the 7–8 µm cell to ~5 µm and its mi
 * sxtflow: :data:`sxtflow.features.FAST_SPEC` features (lymphocytes: plus a Gaussian at
   σ = 8 voxels, see :func:`feature_spec`) →
   :func:`sxtflow.classify.train` (extremely randomised trees, 50 of unlimited depth,
-  ``class_weight="sqrt_balanced"``; ``--estimator random_forest --depth 14`` for the
-  random forest used before) →
+  unweighted classes; ``--estimator random_forest --depth 14 --class-weight
+  sqrt_balanced`` for the random forest used before) →
   :func:`sxtflow.classify.predict_volume` (fused block-wise features + classification,
   field-of-view cylinder only) → :func:`sxtflow.refine.refine_labels` (default rules; for
   yeast also a smooth nucleus, see :func:`refine_rules`).
@@ -336,7 +336,7 @@ def main(argv=None):
     p.add_argument("--cache", default=None, help="directory to keep simulated tomograms in")
     p.add_argument(
         "--class-weight",
-        default="sqrt_balanced",
+        default="none",
         choices=["balanced", "sqrt_balanced", "none"],
         help="sxtflow forest class weighting (classify.train)",
     )
