@@ -330,7 +330,7 @@ def main(argv=None):
         "--estimator",
         default="extra_trees",
         choices=["random_forest", "extra_trees"],
-        help="sxtflow's ensemble (classify.train); extra_trees measured better in every class",
+        help="sxtflow's ensemble (classify.train); extra_trees measured better in 8 of 9 classes",
     )
     p.add_argument("--sets", default=None, help="comma list of yeast,yeast65,lymphocyte")
     p.add_argument("--cache", default=None, help="directory to keep simulated tomograms in")
