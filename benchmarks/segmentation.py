@@ -313,6 +313,8 @@ def large_memory(vol, model, card, size, args):
 
 
 def main(argv=None):
+    from sxtflow.classify import CLASS_WEIGHTS
+
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--quick", action="store_true", help="fewer tomograms, 256³ memory test")
     p.add_argument("--threads", type=int, default=2)
@@ -337,7 +339,7 @@ def main(argv=None):
     p.add_argument(
         "--class-weight",
         default="none",
-        choices=["balanced", "sqrt_balanced", "none"],
+        choices=list(CLASS_WEIGHTS),
         help="sxtflow forest class weighting (classify.train)",
     )
     p.add_argument(

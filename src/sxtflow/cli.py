@@ -12,6 +12,7 @@ import json
 import sys
 
 from . import __version__, stages
+from .classify import CLASS_WEIGHTS, ESTIMATORS
 from .io import InputError
 from .progress import log_to
 
@@ -121,17 +122,11 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--annotations", nargs="+", required=True)
     s.add_argument("--model", required=True, help="output .skops (card written beside as .json)")
     s.add_argument("--classes", type=_classes, default=None, help=cls_help)
-    s.add_argument(
-        "--estimator",
-        default="random_forest",
-        choices=["random_forest", "extra_trees", "hist_gradient_boosting"],
-    )
+    s.add_argument("--estimator", default="random_forest", choices=ESTIMATORS)
     s.add_argument("--n-estimators", type=int, default=100)
     s.add_argument("--max-depth", type=_depth, default=18, help="an int or 'none' (unlimited)")
     s.add_argument("--min-samples-leaf", type=int, default=3)
-    s.add_argument(
-        "--class-weight", default="balanced", choices=["balanced", "sqrt_balanced", "none"]
-    )
+    s.add_argument("--class-weight", default="balanced", choices=list(CLASS_WEIGHTS))
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--threads", type=int, default=1)
 
