@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
+import os
 import sys
+from pathlib import Path
 
 from . import __version__, stages
 from .classify import CLASS_WEIGHTS, ESTIMATORS
@@ -22,11 +25,41 @@ def _classes(text: str | None) -> dict[str, int]:
 
     names = (text or "ice,cytoplasm,nucleus,vacuole,lipid_droplet,mitochondrion").split(",")
     table = default_labels()
-    return {n.strip(): table.value(n.strip()) for n in names if n.strip()}
+    try:
+        return {n.strip(): table.value(n.strip()) for n in names if n.strip()}
+    except KeyError as exc:  # argparse turns only ArgumentTypeError into a usage error
+        raise argparse.ArgumentTypeError(exc.args[0]) from None
 
 
 def _ints(text: str) -> tuple[int, ...]:
     return tuple(int(v) for v in text.split(","))
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be an integer ≥ 1, got {text!r}")
+    return value
+
+
+def _block(text: str) -> tuple[int, int, int]:
+    """``"64,64,64"`` → (z, y, x) voxels, each ≥ 1 (larger than the volume is clipped)."""
+    try:
+        block = _ints(text)
+    except ValueError:
+        block = ()
+    if len(block) != 3 or min(block) < 1:
+        raise argparse.ArgumentTypeError(f"expected three integers ≥ 1 (z,y,x), got {text!r}")
+    return block
+
+
+def _center(text: str) -> str | float:
+    if text == "auto":
+        return text
+    value = float(text)
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"expected 'auto' or a column index, got {text!r}")
+    return value
 
 
 def _floats(text: str) -> list[float]:
@@ -48,6 +81,133 @@ def _depth(text: str) -> int | None:
     return None if text.lower() in ("none", "null") else int(text)
 
 
+# --------------------------------------------------------------------------- file arguments
+
+#: Each command's file arguments, checked in one place (:func:`check_paths`) before any work:
+#: ``inputs`` are read; ``outputs`` map to the kind written there: ``"file"``, ``"store"`` (a
+#: zarr directory, replaced as a whole) or ``"dir"`` (a directory the files below are written
+#: into). Files written beside an argument (model card, MRC metadata sidecar) and the files a
+#: compare sheet lists are added by :func:`_file_args`.
+FILE_ARGS: dict[str, tuple[tuple[str, ...], dict[str, str]]] = {
+    "simulate": ((), {"projections": "file", "labels": "file", "lac": "file"}),
+    "annotate": (("truth",), {"output": "file"}),
+    "reconstruct": (("raw",), {"tomogram": "file", "qc": "file", "preview": "file"}),
+    "features": (("tomogram",), {"output": "store"}),
+    "train": (("features", "annotations"), {"model": "file"}),
+    "predict": (("tomogram", "model"), {"labels": "file", "uncertainty": "file"}),
+    "evaluate": (("labels", "truth"), {"output": "file"}),
+    "mesh": (("labels", "tomogram"), {"outdir": "dir"}),
+    "measure": (("labels", "tomogram"), {"organelles": "file", "cell": "file"}),
+    "compare": (("sheet",), {"outdir": "dir"}),
+}
+_MRC_OUTPUTS = {"simulate": ("labels", "lac"), "annotate": ("output",),
+                "reconstruct": ("tomogram",), "predict": ("labels", "uncertainty")}  # fmt: skip
+MESH_FILES = {"scene": "scene.glb", "ply": "ply", "render": "render.png", "slices": "slices.png"}
+COMPARE_FILES = {"out_cells": "cells.tsv", "out_objects": "organelles.tsv",
+                 "out_summary": "summary.tsv", "out_tests": "tests.tsv",
+                 "out_measures": "measures.png", "out_fractions": "fractions.png"}  # fmt: skip
+_COMPARE_COLUMNS = ("sample", "condition", "cell", "organelles")
+
+
+def _compare_sheet(path):
+    """The compare command's sheet: columns sample, condition, cell, organelles (paths)."""
+    from .io import read_table
+
+    sheet = read_table(path)
+    missing = [c for c in _COMPARE_COLUMNS if c not in sheet.columns]
+    if missing or sheet.empty:
+        problem = f"lacks column(s) {', '.join(missing)}" if missing else "has no rows"
+        raise InputError(path, f"compare sheet {problem}; needs {', '.join(_COMPARE_COLUMNS)}")
+    return sheet
+
+
+def _file_args(args) -> tuple[list[tuple[str, Path]], list[tuple[str, Path, str]]]:
+    """``(inputs, outputs)`` of a parsed command: (argument, path) and (argument, path, kind)."""
+    cmd = args.command
+    in_names, out_kinds = FILE_ARGS[cmd]
+    inputs: list[tuple[str, Path]] = []
+    for name in in_names:
+        value = getattr(args, name)
+        for v in value if isinstance(value, list) else [value]:
+            inputs.append((name, Path(v)))
+    outputs = [(n, Path(getattr(args, n)), k) for n, k in out_kinds.items() if getattr(args, n)]
+    if cmd == "predict":
+        inputs.append(("model card", Path(args.model).with_suffix(".json")))
+    if cmd == "train":
+        outputs.append(("model card", Path(args.model).with_suffix(".json"), "file"))
+    for name in _MRC_OUTPUTS.get(cmd, ()):
+        if getattr(args, name):
+            path = Path(getattr(args, name))
+            outputs.append((f"{name} metadata", path.with_name(path.name + ".json"), "file"))
+    if cmd == "mesh":
+        outputs += [(f"outdir/{f}", Path(args.outdir) / f, "store" if f == "ply" else "file")
+                    for f in MESH_FILES.values()]  # fmt: skip
+    if cmd == "compare":
+        outputs += [(f"outdir/{f}", Path(args.outdir) / f, "file") for f in COMPARE_FILES.values()]
+        if Path(args.sheet).is_file():
+            sheet = _compare_sheet(args.sheet)
+            for column in ("cell", "organelles"):
+                inputs += [(f"sheet {column}", Path(str(v))) for v in sheet[column]]
+    return inputs, outputs
+
+
+def _same(a: Path, b: Path) -> bool:
+    if os.path.realpath(a) == os.path.realpath(b):
+        return True
+    try:
+        return os.path.samefile(a, b)  # hard links
+    except OSError:
+        return False
+
+
+def check_paths(args) -> None:
+    """Refuse, before any work, output paths that would destroy an input or cannot be written.
+
+    Every output of a command must differ from each of its inputs (also through symlinks and
+    hard links) and from its other outputs; a file output must not be an existing directory, a
+    directory output not an existing file, and a zarr store output may replace only a zarr
+    store (never, say, the results folder it was mistyped for).
+
+    Raises
+    ------
+    InputError
+        Naming the output path, the argument it clashes with and what to do.
+    """
+    inputs, outputs = _file_args(args)
+    cmd = args.command
+    for i, (name, out, kind) in enumerate(outputs):
+        for in_name, inp in inputs:
+            if _same(out, inp):
+                raise InputError(
+                    out,
+                    f"the output ({name}) is also an input ({in_name}) of '{cmd}'; writing it "
+                    "would destroy the input: choose another output path",
+                )
+        for other, path, _ in outputs[:i]:
+            if _same(out, path):
+                raise InputError(out, f"given as two outputs ({other} and {name}) of '{cmd}'")
+        if kind == "file" and out.is_dir():
+            raise InputError(out, f"the output ({name}) is an existing directory; give a file name")
+        if kind in ("store", "dir") and out.exists() and not out.is_dir():
+            raise InputError(
+                out, f"the output ({name}) is an existing file; '{cmd}' writes a directory here"
+            )
+        if kind == "store" and out.is_dir() and any(out.iterdir()) and not _is_store(out):
+            raise InputError(
+                out,
+                f"the output ({name}) is an existing directory that is not a zarr store; "
+                "it would be replaced: give a new name (e.g. ending in .zarr)",
+            )
+
+
+def _is_store(path: Path) -> bool:
+    """A zarr store (v2 or v3) or a directory of PLY meshes written by ``mesh``."""
+    names = {p.name for p in path.iterdir()}
+    if names & {"zarr.json", ".zgroup", ".zarray"}:
+        return True
+    return all(n.endswith(".ply") for n in names)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="sxtflow", description=__doc__.splitlines()[0])
     p.add_argument("--version", action="version", version=f"sxtflow {__version__}")
@@ -65,7 +225,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument(
         "--condition", type=json.loads, default={}, help="JSON, e.g. '{\"lipid_droplets\": 8}'"
     )
-    s.add_argument("--n-angles", type=int, default=120)
+    s.add_argument("--n-angles", type=_positive_int, default=120)
     s.add_argument("--tilt-range-deg", type=float, default=None, help="e.g. 65 for +-65 deg")
     s.add_argument("--photons", type=float, default=3000.0)
     s.add_argument("--blur-nm", type=float, default=40.0)
@@ -75,7 +235,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("truth")
     s.add_argument("output")
     s.add_argument("--classes", type=_classes, default=None, help=cls_help)
-    s.add_argument("--slices-per-class", type=int, default=3)
+    s.add_argument("--slices-per-class", type=_positive_int, default=3)
     s.add_argument("--mode", default="scribbles", choices=["scribbles", "slices"])
     s.add_argument("--rim", action="store_true", help="trace both sides of each boundary")
     s.add_argument("--seed", type=int, default=0)
@@ -94,13 +254,15 @@ def build_parser() -> argparse.ArgumentParser:
         help="auto: fbp for >= 170 deg of tilt, else sirt-tv",
     )
     s.add_argument("--filter", default="shepp-logan")
-    s.add_argument("--center", default="auto", help="'auto' or a pixel-centre column index")
-    s.add_argument("--iterations", type=int, default=300)
+    s.add_argument(
+        "--center", type=_center, default="auto", help="'auto' or a pixel-centre column index"
+    )
+    s.add_argument("--iterations", type=_positive_int, default=300, help="sirt / sirt-tv")
     s.add_argument("--tv-weight", type=float, default=0.01, help="sirt-tv only, 1/um")
     s.add_argument("--backend", default="builtin", choices=["builtin", "astra", "tomopy"])
     s.add_argument("--stripe", action="store_true", help="remove detector stripes (rings)")
     s.add_argument("--align", action="store_true", help="tilt-series alignment")
-    s.add_argument("--binning", type=int, default=1)
+    s.add_argument("--binning", type=_positive_int, default=1)
     s.add_argument("--crop-rows", type=_ints, default=None, help="start,stop detector rows")
     s.add_argument("--crop-cols", type=_ints, default=None, help="start,stop detector columns")
 
@@ -115,7 +277,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="scales for single families, e.g. 'gaussian=0.7,1.6,3.5,8;ggm=0.7'",
     )
-    s.add_argument("--block", type=_ints, default=(64, 64, 64))
+    s.add_argument("--block", type=_block, default=(64, 64, 64), help="z,y,x voxels")
 
     s = sub.add_parser("train", help="train the voxel classifier on sparse annotations")
     s.add_argument("--features", nargs="+", required=True)
@@ -123,19 +285,20 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--model", required=True, help="output .skops (card written beside as .json)")
     s.add_argument("--classes", type=_classes, default=None, help=cls_help)
     s.add_argument("--estimator", default="random_forest", choices=ESTIMATORS)
-    s.add_argument("--n-estimators", type=int, default=100)
+    s.add_argument("--n-estimators", type=_positive_int, default=100)
     s.add_argument("--max-depth", type=_depth, default=18, help="an int or 'none' (unlimited)")
-    s.add_argument("--min-samples-leaf", type=int, default=3)
+    s.add_argument("--min-samples-leaf", type=_positive_int, default=3)
     s.add_argument("--class-weight", default="balanced", choices=list(CLASS_WEIGHTS))
     s.add_argument("--seed", type=int, default=0)
-    s.add_argument("--threads", type=int, default=1)
+    s.add_argument("--threads", type=_positive_int, default=1)
 
     s = sub.add_parser("predict", help="segment a tomogram block-wise with a trained model")
     s.add_argument("tomogram")
     s.add_argument("model")
     s.add_argument("labels")
     s.add_argument("--uncertainty", default=None)
-    s.add_argument("--threads", type=int, default=1)
+    s.add_argument("--block", type=_block, default=(64, 128, 128), help="z,y,x voxels")
+    s.add_argument("--threads", type=_positive_int, default=1)
 
     s = sub.add_parser("evaluate", help="Dice/IoU per class against a truth label volume")
     s.add_argument("labels")
@@ -171,8 +334,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _run(args) -> None:
-    from pathlib import Path
-
     cmd = args.command
     if cmd == "simulate":
         stages.run_simulate(
@@ -188,11 +349,10 @@ def _run(args) -> None:
             seed=args.seed,
         )  # fmt: skip
     elif cmd == "reconstruct":
-        center = args.center if args.center == "auto" else float(args.center)
         stages.run_reconstruct(
             args.raw, args.tomogram, args.qc, args.preview, kind=args.kind,
             voxel_nm=args.voxel_nm, algorithm=args.algorithm, filter=args.filter,
-            center=center, iterations=args.iterations, backend=args.backend,
+            center=args.center, iterations=args.iterations, backend=args.backend,
             tv_weight=args.tv_weight, stripe=args.stripe, align=args.align,
             binning=args.binning, crop_rows=args.crop_rows, crop_cols=args.crop_cols,
         )  # fmt: skip
@@ -210,18 +370,19 @@ def _run(args) -> None:
         )  # fmt: skip
     elif cmd == "predict":
         stages.run_predict(
-            args.tomogram, args.model, args.labels, args.uncertainty, threads=args.threads
-        )
+            args.tomogram, args.model, args.labels, args.uncertainty, block=args.block,
+            threads=args.threads,
+        )  # fmt: skip
     elif cmd == "evaluate":
         stages.run_evaluate(
             args.labels, args.truth, args.output, classes=args.classes or _classes(None),
             sample=args.sample,
         )  # fmt: skip
     elif cmd == "mesh":
-        out = Path(args.outdir)
+        out = {k: Path(args.outdir) / v for k, v in MESH_FILES.items()}
         stages.run_mesh(
-            args.labels, args.tomogram, out / "scene.glb", out / "ply", out / "render.png",
-            out / "slices.png", classes=args.classes or _classes(None),
+            args.labels, args.tomogram, out["scene"], out["ply"], out["render"],
+            out["slices"], classes=args.classes or _classes(None),
             smooth_iterations=args.smooth_iterations,
         )  # fmt: skip
     elif cmd == "measure":
@@ -230,16 +391,12 @@ def _run(args) -> None:
             classes=args.classes or _classes(None), min_volume_um3=args.min_volume_um3,
         )  # fmt: skip
     elif cmd == "compare":
-        from .io import read_table
-
-        sheet = read_table(args.sheet)
+        sheet = _compare_sheet(args.sheet)
         out = Path(args.outdir)
         stages.run_compare(
             list(sheet["cell"]), list(sheet["organelles"]),
             sheet[["sample", "condition"]].to_dict("records"),
-            out_cells=out / "cells.tsv", out_objects=out / "organelles.tsv",
-            out_summary=out / "summary.tsv", out_tests=out / "tests.tsv",
-            out_measures=out / "measures.png", out_fractions=out / "fractions.png",
+            **{k: out / v for k, v in COMPARE_FILES.items()},
             classes=args.classes or _classes(None), reference=args.reference, seed=args.seed,
         )  # fmt: skip
 
@@ -249,6 +406,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     log_to(None)
     try:
+        check_paths(args)
         _run(args)
     except (InputError, KeyError, ValueError) as exc:
         parser.exit(2, f"sxtflow: error: {exc}\n")

@@ -591,6 +591,9 @@ def compute_features(
 
 
 def _spatial_chunks(shape, block) -> tuple[int, int, int]:
+    """The block clipped to the volume (a block of 0 voxels would never finish)."""
+    if len(block) != 3 or any(int(b) < 1 for b in block):
+        raise ValueError(f"block sizes must be three integers ≥ 1, got {tuple(block)}")
     return tuple(max(1, min(int(b), int(n))) for b, n in zip(block, shape, strict=True))
 
 

@@ -13,10 +13,15 @@ Conventions
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
+import logging
 import os
+import re
 import shutil
+import socket
 import tempfile
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,6 +31,10 @@ import pandas as pd
 
 __all__ = [
     "InputError",
+    "OutputError",
+    "remove_stale_temporaries",
+    "LAC_RANGE_PER_UM",
+    "check_lac",
     "as_spacing_um",
     "Volume",
     "Projections",
@@ -156,24 +165,138 @@ class Projections:
 # --------------------------------------------------------------------------- atomic writes
 
 
+class OutputError(InputError):
+    """An output cannot be written (full disk, read-only directory, wrong kind of path)."""
+
+
+#: errno values of a failed write, and what they mean to a user
+_WRITE_ERRNOS = {
+    errno.ENOSPC: "no space left on the device",
+    errno.EDQUOT: "disk quota exceeded",
+    errno.EFBIG: "file too large (file-system or process file-size limit)",
+    errno.EROFS: "read-only file system",
+    errno.EACCES: "permission denied (read-only directory?)",
+    errno.EPERM: "operation not permitted (read-only directory?)",
+}
+
+
+def _write_failure(exc: BaseException) -> str | None:
+    """What a failed write means (full disk, read-only …), or None if ``exc`` is not one.
+
+    HDF5 and zarr wrap the OS error in their own exceptions (h5py: a ``RuntimeError`` saying
+    ``errno = 28``), so the message and the exception's causes are read too.
+    """
+    seen = 0
+    while exc is not None and seen < 5:
+        code = exc.errno if isinstance(exc, OSError) else None
+        if code is None and isinstance(exc, Exception):
+            text = str(exc)
+            match = re.search(r"errno = (\d+)", text)
+            if match:
+                code = int(match.group(1))
+            else:
+                code = next((c for c in _WRITE_ERRNOS if os.strerror(c) in text), None)
+        if code in _WRITE_ERRNOS:
+            return _WRITE_ERRNOS[code]
+        exc = exc.__cause__ or exc.__context__
+        seen += 1
+    return None
+
+
+def _output_error(path: Path, reason: str) -> OutputError:
+    return OutputError(
+        path, f"cannot write this output: {reason}; it was left as it was, with no partial "
+        "file (free space or fix the permissions, then rerun)",
+    )  # fmt: skip
+
+
+def _owner() -> str:
+    """``pid@host`` of this process, as it appears in the names of its temporary outputs."""
+    host = re.sub(r"[^A-Za-z0-9-]", "-", socket.gethostname())[:40]
+    return f"{os.getpid()}@{host}"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
+
+
+def remove_stale_temporaries(path: str | os.PathLike) -> list[Path]:
+    """Remove the temporaries a killed writer of ``path`` left beside it; return them.
+
+    :func:`atomic_path` names its temporaries ``.<name>.<pid>@<host>.<random>.tmp…``. One is
+    stale when its process no longer runs on this host (or it predates owner names); a
+    temporary of a live process, or of another host (a cluster node: its liveness cannot be
+    checked from here), is left alone.
+    """
+    path = Path(path)
+    if not path.parent.is_dir():
+        return []
+    pattern = re.compile(
+        rf"^\.{re.escape(path.name)}\.(?:(\d+)@([A-Za-z0-9-]*)\.)?[a-z0-9_]{{8}}(?:\.old)?\.tmp"
+    )
+    host = _owner().split("@", 1)[1]
+    removed = []
+    for cand in path.parent.iterdir():
+        m = pattern.match(cand.name)
+        if m is None:
+            continue
+        pid, owner_host = m.groups()
+        if pid is not None and (owner_host != host or _alive(int(pid))):
+            continue
+        if cand.is_dir() and not cand.is_symlink():
+            shutil.rmtree(cand, ignore_errors=True)
+        else:
+            cand.unlink(missing_ok=True)
+        removed.append(cand)
+    if removed:
+        logging.getLogger("sxtflow").info(
+            "removed %d stale temporary file(s) of %s left by a killed run", len(removed), path
+        )
+    return removed
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike, *, directory: bool = False) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; rename it onto ``path`` only on success.
 
     On any exception the temporary file (or directory) is removed and ``path`` is left
-    as it was, so nothing already computed is overwritten with garbage.
+    as it was, so nothing already computed is overwritten with garbage. Temporaries that a
+    killed run left for the same ``path`` are removed first (:func:`remove_stale_temporaries`).
+
+    Raises
+    ------
+    OutputError
+        ``path`` is an existing directory (file output) or file (``directory=True``), or the
+        write fails for want of space or permission (the error names ``path`` and why).
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if directory:
-        tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
-        shutil.rmtree(tmp)
-    else:
-        fd, name = tempfile.mkstemp(
-            prefix=f".{path.name}.", suffix=".tmp" + path.suffix, dir=path.parent
-        )
-        os.close(fd)
-        tmp = Path(name)
+    if not directory and path.is_dir():
+        raise OutputError(path, "the output is an existing directory; give a file name")
+    if directory and (path.is_file() or path.is_symlink() and not path.is_dir()):
+        raise OutputError(path, "the output is an existing file; a directory is written here")
+    prefix = f".{path.name}.{_owner()}."
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        remove_stale_temporaries(path)
+        if directory:
+            tmp = Path(tempfile.mkdtemp(prefix=prefix, suffix=".tmp", dir=path.parent))
+            shutil.rmtree(tmp)
+        else:
+            fd, name = tempfile.mkstemp(prefix=prefix, suffix=".tmp" + path.suffix, dir=path.parent)
+            os.close(fd)
+            tmp = Path(name)
+    except OSError as exc:
+        reason = _write_failure(exc)
+        if reason is None:
+            raise
+        raise _output_error(path, reason) from exc
+    old = None
     try:
         yield tmp
         if tmp.is_file():  # mkstemp makes 0600 files; give outputs the usual umask mode
@@ -181,14 +304,24 @@ def atomic_path(path: str | os.PathLike, *, directory: bool = False) -> Iterator
             os.umask(umask)
             os.chmod(tmp, 0o666 & ~umask)
         if directory and path.exists():
-            shutil.rmtree(path)
+            # move the old store aside and drop it after the rename: a reader never finds
+            # the path missing for longer than two renames
+            old = Path(str(tmp)[: -len(".tmp")] + ".old.tmp")
+            os.replace(path, old)
         os.replace(tmp, path)
-    except BaseException:
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+    except BaseException as exc:
         if tmp.is_dir():
             shutil.rmtree(tmp, ignore_errors=True)
         elif tmp.exists():
             tmp.unlink()
-        raise
+        if old is not None and old.exists() and not path.exists():
+            os.replace(old, path)
+        reason = _write_failure(exc)
+        if reason is None:
+            raise
+        raise _output_error(path, reason) from exc
 
 
 def check_finite(data: np.ndarray, path=None, what: str = "data") -> None:
@@ -201,6 +334,36 @@ def check_finite(data: np.ndarray, path=None, what: str = "data") -> None:
             raise InputError(path, f"{what} contains {n} NaN/inf values (first at index {idx})")
 
 
+#: Physically possible linear absorption coefficients in µm⁻¹. The densest elements absorb
+#: about 30 µm⁻¹ anywhere between 250 and 1000 eV (osmium, iridium, tungsten; Henke tables via
+#: xraydb); cells absorb 0.1–1.5 µm⁻¹ in the water window. The bounds leave room for
+#: reconstruction noise and ringing (negative values included). Values beyond them are not LAC
+#: in µm⁻¹: raw counts, another unit (cm⁻¹ is 10⁴ × larger), or a corrupt file.
+LAC_RANGE_PER_UM = (-100.0, 100.0)
+
+
+def check_lac(data: np.ndarray, path=None) -> None:
+    """Refuse a tomogram whose values are not finite LAC in µm⁻¹ (:data:`LAC_RANGE_PER_UM`).
+
+    Raises
+    ------
+    InputError
+        Naming ``path``, the offending range and what to do.
+    """
+    check_finite(data, path, "tomogram")
+    if data.size == 0:
+        raise InputError(path, "tomogram is empty")
+    lo, hi = float(np.min(data)), float(np.max(data))
+    if lo < LAC_RANGE_PER_UM[0] or hi > LAC_RANGE_PER_UM[1]:
+        raise InputError(
+            path,
+            f"values {lo:.4g}..{hi:.4g} are outside the physical LAC range "
+            f"{LAC_RANGE_PER_UM[0]:g}..{LAC_RANGE_PER_UM[1]:g} µm⁻¹ (cells 0.1-1.5, the densest "
+            "elements ~30): not LAC in µm⁻¹ (raw counts? another unit?); calibrate the "
+            "tomogram to µm⁻¹ (ice ≈ 0.1) or give the projections",
+        )
+
+
 # --------------------------------------------------------------------------- volumes
 
 _MRC_SUFFIXES = {".mrc", ".rec", ".st", ".ali", ".map", ".mrcs"}
@@ -210,6 +373,13 @@ _OLE2_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
 
 def _sniff(path: Path) -> str:
     """Detect a file's format from its content (the extension is only a hint)."""
+    if path.is_dir():
+        if {p.name for p in path.iterdir()} & {"zarr.json", ".zgroup", ".zarray"}:
+            return "zarr"
+        raise InputError(
+            path,
+            "is a directory, not a file (expected MRC, TIFF, HDF5, AmiraMesh or Zeiss TXRM/XRM)",
+        )
     with open(path, "rb") as fh:
         head = fh.read(1024)
     if head[:8] == b"\x89HDF\r\n\x1a\n":
@@ -222,7 +392,7 @@ def _sniff(path: Path) -> str:
         return "amira"
     if head[:8] == _OLE2_MAGIC:  # Zeiss/Xradia .txrm/.xrm are OLE2 compound files
         return "txrm"
-    if path.is_dir() or path.suffix in (".zarr",):
+    if path.suffix in (".zarr",):
         return "zarr"
     if path.suffix.lower() in _MRC_SUFFIXES and len(head) >= 1024:
         return "mrc"  # old MRC files without the MAP stamp
@@ -280,6 +450,10 @@ def read_volume(path: str | os.PathLike, voxel_nm=None, *, allow_nan: bool = Fal
             data, header_voxel, meta = read_amira(path)
         elif fmt == "hdf5":
             data, header_voxel = _read_hdf5_volume(path)
+        elif fmt == "zarr":
+            raise InputError(
+                path, "is a zarr store; volumes are read from MRC, TIFF, HDF5 or AmiraMesh files"
+            )
         else:
             raise InputError(path, f"{fmt} volumes are not supported here yet")
     except InputError:
@@ -291,8 +465,15 @@ def read_volume(path: str | os.PathLike, voxel_nm=None, *, allow_nan: bool = Fal
     if not allow_nan:
         check_finite(data, path)
     if voxel_nm is None:
-        if header_voxel is None or not all(v > 0 for v in header_voxel):
+        if header_voxel is None or all(v == 0 for v in header_voxel):
             raise InputError(path, "no voxel size in the header; give voxel_nm in the sample sheet")
+        if not all(np.isfinite(v) and v > 0 for v in header_voxel):
+            shown = ", ".join(f"{v:g}" for v in header_voxel)
+            raise InputError(
+                path,
+                f"the header's voxel size ({shown}) nm (z, y, x) is not positive and finite: "
+                "a corrupt header; give voxel_nm in the sample sheet",
+            )
         voxel_nm = header_voxel
     return Volume(np.ascontiguousarray(data), voxel_nm, meta)
 
@@ -353,9 +534,6 @@ def read_amira(path: str | os.PathLike) -> tuple[np.ndarray, tuple | None, dict]
     meta : dict
         ``format``, ``amira_field`` and ``kind`` (``"labels"`` for label fields).
     """
-    import re
-    import zlib
-
     path = Path(path)
     raw = path.read_bytes()
     first = raw.split(b"\n", 1)[0]
@@ -1032,28 +1210,37 @@ def _read_stack(path: Path, fmt: str, pixel_nm, have_angles: bool):
 
 
 def write_projections(path: str | os.PathLike, proj: Projections) -> Path:
-    """Write a tilt series atomically as Data Exchange HDF5 (angles in radians)."""
+    """Write a tilt series atomically as Data Exchange HDF5 (angles in radians).
+
+    The file is built in memory (one more copy of the projections) and written in one go.
+    """
+    import io as _io
+
     import h5py
 
     path = Path(path)
+    # HDF5 is built in memory and written in one go: a full disk then fails a plain write,
+    # not the HDF5 library's flush (which leaves it unable to close the file, and crashes)
+    image = _io.BytesIO()
+    with h5py.File(image, "w") as fh:
+        fh.attrs["implements"] = "exchange:measurement"
+        ex = fh.create_group("exchange")
+        ex.create_dataset("data", data=proj.data, chunks=(1, *proj.data.shape[1:]))
+        if proj.flats is not None:
+            ex.create_dataset("data_white", data=proj.flats)
+        if proj.darks is not None:
+            ex.create_dataset("data_dark", data=proj.darks)
+        th = ex.create_dataset("theta", data=np.asarray(proj.theta, dtype=np.float64))
+        th.attrs["units"] = "rad"
+        if proj.pixel_nm is not None:
+            ds = fh.create_dataset(
+                "measurement/instrument/detector/pixel_size", data=float(proj.pixel_nm)
+            )
+            ds.attrs["units"] = "nm"
+        grp = fh.create_group("sxtflow")
+        grp.attrs["meta"] = json.dumps(proj.meta, default=_json_default)
     with atomic_path(path) as tmp:
-        with h5py.File(tmp, "w") as fh:
-            fh.attrs["implements"] = "exchange:measurement"
-            ex = fh.create_group("exchange")
-            ex.create_dataset("data", data=proj.data, chunks=(1, *proj.data.shape[1:]))
-            if proj.flats is not None:
-                ex.create_dataset("data_white", data=proj.flats)
-            if proj.darks is not None:
-                ex.create_dataset("data_dark", data=proj.darks)
-            th = ex.create_dataset("theta", data=np.asarray(proj.theta, dtype=np.float64))
-            th.attrs["units"] = "rad"
-            if proj.pixel_nm is not None:
-                ds = fh.create_dataset(
-                    "measurement/instrument/detector/pixel_size", data=float(proj.pixel_nm)
-                )
-                ds.attrs["units"] = "nm"
-            grp = fh.create_group("sxtflow")
-            grp.attrs["meta"] = json.dumps(proj.meta, default=_json_default)
+        tmp.write_bytes(image.getbuffer())
     return path
 
 

@@ -1109,6 +1109,8 @@ def sirt(
     tv_every = int(tv_every)
     if tv_every < 1:
         raise ValueError(f"tv_every must be ≥ 1, got {tv_every}")
+    if int(iterations) < 1:
+        raise ValueError(f"SIRT needs iterations ≥ 1, got {iterations} (0 would return zeros)")
     if tv_weight > 0:
         from skimage.restoration import denoise_tv_chambolle
     proj = _projector(n, theta, center)
@@ -1725,6 +1727,8 @@ def reconstruct(
     binning = int(binning)
     if binning < 1:
         raise ValueError(f"binning must be ≥ 1, got {binning}")
+    if algorithm != "fbp" and not int(iterations) >= 1:
+        raise ValueError(f"{algorithm} needs iterations ≥ 1, got {iterations}")
     pixel_nm = float(proj.pixel_nm) * binning
     pixel_um = pixel_nm / 1000.0
     det_shape = np.shape(proj.data)[1:]
@@ -1780,6 +1784,14 @@ def reconstruct(
     if isinstance(center, str) and center != "auto":
         raise ValueError(f"center must be 'auto' or a number, got {center!r}")
     fixed_c = None if isinstance(center, str) else to_grid(float(center))
+    if fixed_c is not None and not 0 <= fixed_c <= lines.shape[2] - 1:
+        lo, hi = to_detector(0), to_detector(lines.shape[2] - 1)
+        raise ValueError(
+            f"center {float(center):g} is not a detector column: the rotation axis must lie "
+            f"within columns {lo:g}..{hi:g} (pixel-centre index"
+            f"{', after cropping/binning' if crop_cols is not None or binning > 1 else ''}); "
+            "use 'auto' to find it"
+        )
     align_meta: dict = {}
     if align:
         coarse = align_coarse(lines, theta)

@@ -8,20 +8,25 @@ Columns (see ``config/README.md``): ``sample``, ``condition``, ``kind``
 
 from __future__ import annotations
 
+import math
 import os
 import re
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from .io import InputError
 
-__all__ = ["load_sample_sheet", "COLUMNS", "KINDS", "CELL_TYPES"]
+__all__ = ["load_sample_sheet", "sheet_as_text", "COLUMNS", "KINDS", "CELL_TYPES", "RESERVED_IDS"]
 
 COLUMNS = ["sample", "condition", "kind", "input", "cell_type", "voxel_nm", "annotation", "truth"]
 KINDS = ("simulate", "projections", "tomogram")
 CELL_TYPES = ("yeast", "lymphocyte")
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+#: Names under ``results/`` that the workflow's aggregate steps write: a sample of that name
+#: (``results/{sample}/``) would collide with them. Compared case-insensitively (macOS, Windows).
+RESERVED_IDS = ("benchmarks", "compare", "evaluation.tsv", "model", "report.html")
 
 
 def _escapes(path: str, base: Path) -> bool:
@@ -89,6 +94,12 @@ def load_sample_sheet(path: str | os.PathLike, base_dir: str | os.PathLike = "."
 
         if not _ID.match(row.sample) or ".." in row.sample:
             bad("sample", "ids may hold only letters, digits, '_', '.', '-' (no '/', no '..')")
+        elif row.sample.lower() in RESERVED_IDS:
+            bad(
+                "sample",
+                f"{row.sample!r} is reserved: results/{row.sample.lower()} holds the workflow's "
+                f"aggregate output (reserved: {', '.join(RESERVED_IDS)}); rename the sample",
+            )
         elif row.sample in seen:
             bad("sample", f"duplicate id (first used in row {seen[row.sample]})")
         else:
@@ -100,10 +111,10 @@ def load_sample_sheet(path: str | os.PathLike, base_dir: str | os.PathLike = "."
             continue
         if row.voxel_nm:
             try:
-                if float(row.voxel_nm) <= 0:
+                if not (math.isfinite(float(row.voxel_nm)) and float(row.voxel_nm) > 0):
                     raise ValueError
             except ValueError:
-                bad("voxel_nm", f"{row.voxel_nm!r} is not a positive number (nm)")
+                bad("voxel_nm", f"{row.voxel_nm!r} is not a positive finite number (nm)")
         if row.kind == "simulate":
             if row.cell_type not in CELL_TYPES:
                 bad("cell_type", f"{row.cell_type!r} is not one of {', '.join(CELL_TYPES)}")
@@ -126,7 +137,18 @@ def load_sample_sheet(path: str | os.PathLike, base_dir: str | os.PathLike = "."
                 bad(column, f"relative path {value!r} escapes the working directory")
             elif not (base / value).exists():
                 bad(column, f"file {value!r} does not exist")
+            elif (base / value).is_dir():
+                bad(column, f"{value!r} is a directory, not a file")
     if problems:
         raise InputError(path, "bad sample sheet:\n  " + "\n  ".join(problems))
     sheet["voxel_nm"] = pd.to_numeric(sheet["voxel_nm"], errors="coerce")
     return sheet.set_index("sample", drop=False).sort_index()
+
+
+def sheet_as_text(sheet: pd.DataFrame) -> pd.DataFrame:
+    """The sheet with every column as text again (``voxel_nm`` '' when from the header), the
+    form ``workflow/schemas/samples.schema.yaml`` describes."""
+    text = sheet["voxel_nm"].map(
+        lambda v: "" if pd.isna(v) else np.format_float_positional(float(v), trim="-")
+    )
+    return sheet.assign(voxel_nm=text)

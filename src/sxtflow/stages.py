@@ -90,6 +90,22 @@ def run_annotate(
 # --------------------------------------------------------------------------- reconstruct
 
 
+def _named(path: PathLike, func):
+    """``func`` whose errors about its input (no file known to it) name ``path``."""
+
+    def call(*args, **kwargs):
+        try:
+            return func(*args, **kwargs)
+        except InputError as exc:
+            if exc.path is not None:
+                raise
+            raise InputError(path, exc.problem) from exc
+        except ValueError as exc:
+            raise InputError(path, str(exc)) from exc
+
+    return call
+
+
 def run_reconstruct(
     raw: PathLike,
     out_tomogram: PathLike,
@@ -121,6 +137,7 @@ def run_reconstruct(
     sinogram = None
     if kind == "tomogram":
         vol = io.read_volume(raw, voxel_nm)
+        io.check_lac(vol.data, raw)
         if vol.data.dtype.kind != "f":
             vol = Volume(vol.data.astype(np.float32), vol.voxel_nm, vol.meta)
         vol.meta.setdefault("unit", "1/um")
@@ -129,7 +146,7 @@ def run_reconstruct(
         proj = io.read_projections(raw, pixel_nm=voxel_nm)
         if proj.pixel_nm is None:
             raise InputError(raw, "no pixel size in the file; give voxel_nm in the sample sheet")
-        vol = reconstruct.reconstruct(
+        vol = _named(raw, reconstruct.reconstruct)(
             proj,
             algorithm=algorithm,
             center=center,
@@ -182,11 +199,29 @@ def run_features(
         **{k: tuple(v) for k, v in (("sigmas", sigmas), ("families", families)) if v is not None},
         family_sigmas=family_sigmas or (),
     )
+    block = check_block(block)
     vol = io.read_volume(tomogram)
+    io.check_lac(vol.data, tomogram)
     log.info(
         "%d features (%s) on %s voxels", spec.n_features, ", ".join(spec.families), vol.data.shape
     )
-    features.write_features(out, vol, spec, block=tuple(block))
+    features.write_features(out, vol, spec, block=block)
+
+
+def check_block(block: Sequence[int], shape: Sequence[int] | None = None) -> tuple[int, ...]:
+    """A block size ``(z, y, x)`` of integers ≥ 1, clipped to ``shape`` when given.
+
+    Raises ``ValueError`` for anything else (a block of 0 voxels would never finish).
+    """
+    try:
+        out = tuple(int(b) for b in block)
+    except (TypeError, ValueError):
+        out = ()
+    if len(out) != 3 or min(out) < 1 or any(float(b) != int(b) for b in block):
+        raise ValueError(f"block must be three integers ≥ 1 (z, y, x voxels), got {block!r}")
+    if shape is not None:
+        out = tuple(min(b, int(n)) for b, n in zip(out, shape, strict=True))
+    return out
 
 
 def _read_annotation(path: PathLike, shape, voxel_nm) -> np.ndarray:
@@ -287,13 +322,15 @@ def run_predict(
 
     from . import classify
 
+    block = check_block(block)
     vol = io.read_volume(tomogram_path)
+    io.check_lac(vol.data, tomogram_path)
     model, card = classify.load_model(model_path)
     shape = vol.data.shape
     mask = None
     if vol.meta.get("field_of_view") == "cylinder":
         mask = np.broadcast_to(cylinder_mask(shape)[None], shape)
-    block = tuple(int(b) for b in block)
+    block = check_block(block, shape)  # a block beyond the volume is the whole volume
     unc = np.zeros(shape, np.float32)
     with contextlib.ExitStack() as stack:
         probs = None

@@ -11,7 +11,7 @@ if SRC not in sys.path:
     sys.path.insert(0, SRC)
 
 from sxtflow.labels import default_labels  # noqa: E402
-from sxtflow.samples import load_sample_sheet  # noqa: E402
+from sxtflow.samples import load_sample_sheet, sheet_as_text  # noqa: E402
 
 validate(config, schema="../schemas/config.schema.yaml")
 
@@ -19,7 +19,7 @@ samples = load_sample_sheet(config["samples"], base_dir=".")
 # load_sample_sheet already checks every row (with row/column messages); the schema check
 # below costs ~0.4 ms per row, so cluster jobs, which re-read the Snakefile, skip it.
 if workflow.is_main_process:
-    validate(samples.drop(columns="voxel_nm"), schema="../schemas/samples.schema.yaml")
+    validate(sheet_as_text(samples), schema="../schemas/samples.schema.yaml")
 
 LABELS = default_labels()
 CLASSES = {name: LABELS.value(name) for name in config["classes"]}
