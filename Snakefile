@@ -17,6 +17,7 @@ include: "workflow/rules/reconstruct.smk"
 include: "workflow/rules/segment.smk"
 include: "workflow/rules/analyse.smk"
 include: "workflow/rules/compare.smk"
+include: "workflow/rules/export.smk"
 
 
 rule all:

@@ -44,9 +44,11 @@ CONDA_NAME = {
     "skops": "skops",
     "xraydb": "xraydb",
     "tomopy": "tomopy",
+    "ome_zarr": "ome-zarr",
+    "dask": "dask-core",
 }
 #: conda-forge package name -> pip distribution name (for importlib.metadata)
-PIP_NAME = {"matplotlib-base": "matplotlib", "pyyaml": "PyYAML"}
+PIP_NAME = {"matplotlib-base": "matplotlib", "pyyaml": "PyYAML", "dask-core": "dask"}
 #: conda-only packages: not installed by pip in the test run, so their pins cannot be compared
 CONDA_ONLY = {"tomopy"}
 #: the per-rule envs must contain these too (the interpreter)

@@ -85,3 +85,21 @@ def test_bad_sheet_fails_before_any_job(tmp_path):
     text = proc.stdout + proc.stderr
     assert "row 3 (sample 'c1'): sample: duplicate id (first used in row 1)" in text
     assert not (work / "results").exists()
+
+
+def test_ome_zarr_target(finished_run):
+    pytest.importorskip("ome_zarr", reason="the ome-zarr extra is not installed")
+    from sxtflow import io
+    from sxtflow.ngff import read_levels
+
+    snakemake(finished_run, "results/c1/ome-zarr")
+    out = finished_run / "results/c1/ome-zarr"
+    nodes = read_levels(out / "tomogram.ome.zarr")
+    assert {"tomogram", "segmentation", "annotation"} <= set(nodes)
+    tomo = io.read_volume(finished_run / "results/c1/tomogram.mrc")
+    assert len(nodes["tomogram"]["levels"]) == 3  # 80x96x96 -> 40x48x48 -> 20x24x24
+    assert nodes["tomogram"]["scale_um"][0] == pytest.approx(list(tomo.spacing_um))
+    labels = io.read_volume(finished_run / "results/c1/labels.mrc").data
+    assert (nodes["segmentation"]["levels"][0].compute() == labels).all()
+    probs = read_levels(out / "probabilities.ome.zarr")["probabilities"]
+    assert probs["levels"][0].shape == (6, *labels.shape)

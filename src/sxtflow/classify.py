@@ -751,6 +751,7 @@ def predict_volume(
     out_probabilities=None,
     out_uncertainty=None,
     mask=None,
+    region: tuple[slice, slice, slice] | None = None,
 ):
     """Segment a tomogram directly: features per block (with halo), classified at once.
 
@@ -784,6 +785,11 @@ def predict_volume(
     mask : ndarray of bool, shape (z, y, x) or (y, x), optional
         Voxels to classify (e.g. the reconstruction's field of view); others get label 0,
         probability 0 and uncertainty 0, and blocks without any masked voxel are skipped.
+    region : tuple of 3 slice, optional
+        Classify only this box of the volume (e.g. one slice, for a preview); the outputs
+        then have the box's shape. Features still read their halo from the whole volume,
+        so the result equals the box of the whole-volume prediction exactly, whatever the
+        blocks.
 
     Returns
     -------
@@ -835,6 +841,8 @@ def predict_volume(
             mask = np.broadcast_to(mask, shape)
         if mask.shape != shape:
             raise ValueError(f"mask has shape {mask.shape}, expected {shape} or {shape[1:]}")
+    region = _check_region(region, shape)
+    shape = tuple(s.stop - s.start for s in region)
     if out_labels is None:
         out_labels = np.zeros(shape, dtype=np.uint8)
     if tuple(out_labels.shape) != shape:
@@ -864,8 +872,11 @@ def predict_volume(
                 )
     blocks = iter_blocks(shape, block)
 
-    def work(core):
-        m = None if mask is None else np.asarray(mask[core])
+    def work(core):  # ``core`` indexes the outputs; ``at`` the volume
+        at = tuple(
+            slice(r.start + c.start, r.start + c.stop) for r, c in zip(region, core, strict=True)
+        )
+        m = None if mask is None else np.asarray(mask[at])
         if m is not None and not m.any():
             out_labels[core] = 0
             if out_probabilities is not None:
@@ -873,7 +884,7 @@ def predict_volume(
             if out_uncertainty is not None:
                 out_uncertainty[core] = 0.0
             return
-        fb = block_features(volume, core, spec)
+        fb = block_features(volume, at, spec)
         bshape = fb.shape[1:]
         X = np.ascontiguousarray(fb.reshape(spec.n_features, -1).T)
         del fb
@@ -910,6 +921,22 @@ def predict_volume(
         if old_jobs is not None:
             model.n_jobs = old_jobs
     return out_labels, out_probabilities
+
+
+def _check_region(region, shape) -> tuple[slice, ...]:
+    """``region`` as 3 slices with explicit, in-bounds, non-empty start/stop (step 1)."""
+    if region is None:
+        return tuple(slice(0, int(n)) for n in shape)
+    region = tuple(region)
+    if len(region) != 3 or not all(isinstance(r, slice) for r in region):
+        raise ValueError(f"region must be 3 slices (z, y, x), got {region!r}")
+    out = []
+    for r, n in zip(region, shape, strict=True):
+        start, stop, step = r.indices(int(n))
+        if step != 1 or stop <= start:
+            raise ValueError(f"region {region!r} is empty or strided in a volume of shape {shape}")
+        out.append(slice(start, stop))
+    return tuple(out)
 
 
 def uncertainty(probabilities, *, slab: int = 16) -> np.ndarray:

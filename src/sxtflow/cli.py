@@ -330,6 +330,19 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--reference", required=True)
     s.add_argument("--classes", type=_classes, default=None, help=cls_help)
     s.add_argument("--seed", type=int, default=0)
+
+    s = sub.add_parser("export-ome-zarr", help="tomogram, labels, probabilities -> OME-Zarr (NGFF)")
+    s.add_argument("tomogram")
+    s.add_argument("outdir", help="gets tomogram.ome.zarr (+ labels/) and probabilities.ome.zarr")
+    s.add_argument("--labels", action="append", default=[], metavar="[NAME=]PATH")
+    s.add_argument("--probabilities", default=None, help="predict's probabilities.zarr")
+    s.add_argument("--levels", default="auto", help="pyramid levels, or 'auto'")
+    s.add_argument("--chunks", type=_ints, default=(64, 128, 128), help="z,y,x voxels")
+
+    s = sub.add_parser("napari", help="paint, save, train and preview a sample in napari")
+    s.add_argument("sample", nargs="?", help="sample id (default: pick in the widget)")
+    s.add_argument("--configfile", default="config/config.yaml")
+    s.add_argument("--samples", default=None, help="sample sheet instead of the config's")
     return p
 
 
@@ -399,6 +412,26 @@ def _run(args) -> None:
             **{k: out / v for k, v in COMPARE_FILES.items()},
             classes=args.classes or _classes(None), reference=args.reference, seed=args.seed,
         )  # fmt: skip
+    elif cmd == "export-ome-zarr":
+        levels = args.levels if args.levels == "auto" else int(args.levels)
+        stages.run_export_ome_zarr(
+            args.tomogram, args.outdir, labels=_labels(args.labels),
+            probabilities=args.probabilities, levels=levels, chunks=args.chunks,
+        )  # fmt: skip
+    elif cmd == "napari":
+        try:
+            from .napari import launch
+        except ImportError as exc:
+            raise ValueError(f"{exc}; install the extra: pip install -e '.[napari]'") from exc
+        launch(args.sample, configfile=args.configfile, samples=args.samples)
+
+
+def _labels(items: list[str]) -> dict[str, str]:
+    """``["segmentation=labels.mrc", "ann.mrc"]`` → names (default: the file's stem) → paths."""
+    from pathlib import Path
+
+    pairs = [i.split("=", 1) if "=" in i else (Path(i).name.split(".")[0], i) for i in items]
+    return {name: path for name, path in pairs}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -63,6 +63,7 @@ __all__ = [
     "FAST_SPEC",
     "compute_features",
     "block_features",
+    "BlockFeatures",
     "write_features",
     "open_features",
     "iter_blocks",
@@ -585,6 +586,60 @@ def compute_features(
     for core in progress(blocks, len(blocks), "features"):
         out[(slice(None), *core)] = block_features(data, core, spec)
     return out
+
+
+class BlockFeatures:
+    """A volume's features as a read-only ``(F, z, y, x)`` array, computed per block read.
+
+    Stands in for a feature store (:func:`write_features`) where only some blocks are read,
+    e.g. training on a few annotated slices (:func:`sxtflow.classify.training_samples` reads
+    only blocks holding annotated voxels): ``arr[:, z0:z1, y0:y1, x0:x1]`` computes
+    :func:`block_features` of that box, which equals the same box of the whole-volume
+    features exactly, so nothing downstream can tell the two apart.
+
+    Parameters
+    ----------
+    data : array-like, shape (z, y, x)
+        The volume (e.g. LAC in µm⁻¹).
+    spec : FeatureSpec
+    chunks : tuple of 3 int
+        Spatial block that readers iterate with (``chunks`` is ``(F, *chunks)``).
+
+    Examples
+    --------
+    >>> vol = np.random.default_rng(0).random((12, 12, 12)).astype(np.float32)
+    >>> spec = FeatureSpec(sigmas=(1.0,), families=("gaussian",))
+    >>> lazy = BlockFeatures(vol, spec, chunks=(4, 12, 12))
+    >>> lazy.shape, lazy.chunks
+    ((2, 12, 12, 12), (2, 4, 12, 12))
+    >>> bool(np.array_equal(lazy[:, 2:5], compute_features(vol, spec)[:, 2:5]))
+    True
+    """
+
+    dtype = np.dtype(np.float32)
+    ndim = 4
+
+    def __init__(self, data, spec: FeatureSpec, chunks=(64, 64, 64)):
+        if len(data.shape) != 3:
+            raise ValueError(f"features need a 3D (z, y, x) volume, got shape {data.shape}")
+        self.data = data
+        self.spec = spec
+        self.shape = (spec.n_features, *(int(n) for n in data.shape))
+        self.chunks = (spec.n_features, *_spatial_chunks(data.shape, chunks))
+        self.attrs = {"feature_spec": spec.to_dict(), "feature_names": spec.names()}
+
+    def __getitem__(self, key):
+        key = key if isinstance(key, tuple) else (key,)
+        key = key + (slice(None),) * (4 - len(key))
+        if len(key) != 4 or key[0] != slice(None) or not all(isinstance(k, slice) for k in key):
+            raise IndexError("BlockFeatures supports arr[:, z0:z1, y0:y1, x0:x1] only")
+        core = []
+        for k, n in zip(key[1:], self.shape[1:], strict=True):
+            start, stop, step = k.indices(n)
+            if step != 1:
+                raise IndexError("BlockFeatures supports unit steps only")
+            core.append(slice(start, max(start, stop)))
+        return block_features(self.data, tuple(core), self.spec)
 
 
 # --------------------------------------------------------------------------- storage

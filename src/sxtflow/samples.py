@@ -18,7 +18,15 @@ import pandas as pd
 
 from .io import InputError
 
-__all__ = ["load_sample_sheet", "sheet_as_text", "COLUMNS", "KINDS", "CELL_TYPES", "RESERVED_IDS"]
+__all__ = [
+    "load_sample_sheet",
+    "sheet_as_text",
+    "set_value",
+    "COLUMNS",
+    "KINDS",
+    "CELL_TYPES",
+    "RESERVED_IDS",
+]
 
 COLUMNS = ["sample", "condition", "kind", "input", "cell_type", "voxel_nm", "annotation", "truth"]
 KINDS = ("simulate", "projections", "tomogram")
@@ -120,19 +128,19 @@ def load_sample_sheet(path: str | os.PathLike, base_dir: str | os.PathLike = "."
                 bad("cell_type", f"{row.cell_type!r} is not one of {', '.join(CELL_TYPES)}")
             if row.input:
                 bad("input", "simulated samples take no input file")
-            if row.annotation not in ("", "auto"):
-                bad("annotation", "simulated samples take '' or 'auto' (virtual annotator)")
             if row.truth:
                 bad("truth", "simulated samples use the simulator's truth; leave empty")
-            continue
-        if not row.input:
+        elif not row.input:
             bad("input", f"{row.kind} samples need an input file")
-        for column in ("input", "annotation", "truth"):
+        # a simulated sample's annotation may also be a file painted by hand (sxtflow napari)
+        files = ("annotation",) if row.kind == "simulate" else ("input", "annotation", "truth")
+        for column in files:
             value = getattr(row, column)
             if not value:
                 continue
             if value == "auto":
-                bad(column, "'auto' annotations exist only for simulated samples")
+                if row.kind != "simulate":
+                    bad(column, "'auto' annotations exist only for simulated samples")
             elif _escapes(value, base):
                 bad(column, f"relative path {value!r} escapes the working directory")
             elif not (base / value).exists():
@@ -152,3 +160,85 @@ def sheet_as_text(sheet: pd.DataFrame) -> pd.DataFrame:
         lambda v: "" if pd.isna(v) else np.format_float_positional(float(v), trim="-")
     )
     return sheet.assign(voxel_nm=text)
+
+
+def set_value(path: str | os.PathLike, sample: str, column: str, value: str) -> Path:
+    """Set one cell of a sample sheet, rewriting the file atomically and keeping the rest.
+
+    Comment and blank lines, the column order, every other row and cell are kept as they
+    were (byte for byte); a column the sheet lacks is appended to the header, and the edited
+    row is padded to the header's width.
+
+    Parameters
+    ----------
+    path : path-like
+        The tab-separated sample sheet.
+    sample : str
+        Value of the ``sample`` column of the row to edit.
+    column : str
+        A column of :data:`COLUMNS`.
+    value : str
+        The new cell (no tabs or line breaks).
+
+    Returns
+    -------
+    Path
+
+    Raises
+    ------
+    InputError
+        No header, no ``sample`` column, or not exactly one row of that sample.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> p = Path(tempfile.mkdtemp()) / "s.tsv"
+    >>> _ = p.write_text("# my cells\\nsample\\tcondition\\tkind\\na\\twt\\ttomogram\\n")
+    >>> _ = set_value(p, "a", "annotation", "annotations/a.mrc")
+    >>> print(p.read_text().replace("\\t", " | "), end="")
+    # my cells
+    sample | condition | kind | annotation
+    a | wt | tomogram | annotations/a.mrc
+    """
+    from .io import atomic_path
+
+    path = Path(path)
+    if column not in COLUMNS:
+        raise ValueError(f"unknown column {column!r}; known: {', '.join(COLUMNS)}")
+    if any(c in str(value) for c in "\t\r\n"):
+        raise ValueError(f"a sheet cell cannot hold tabs or line breaks: {value!r}")
+    if not path.exists():
+        raise InputError(path, "sample sheet does not exist")
+    with open(path, newline="") as fh:  # keep the sheet's own line endings
+        lines = fh.read().splitlines(keepends=True)
+
+    def split(line: str) -> tuple[list[str], str]:
+        body = line.rstrip("\r\n")
+        return body.split("\t"), line[len(body) :]
+
+    data = [i for i, line in enumerate(lines) if line.strip() and not line.lstrip().startswith("#")]
+    if not data:
+        raise InputError(path, "no header line")
+    head, end = split(lines[data[0]])
+    names = [c.strip() for c in head]
+    if "sample" not in names:
+        raise InputError(path, "no 'sample' column")
+    if column not in names:
+        head.append(column)
+        names.append(column)
+        lines[data[0]] = "\t".join(head) + (end or "\n")
+    idx, key = names.index(column), names.index("sample")
+    rows = [
+        i
+        for i in data[1:]
+        if len(split(lines[i])[0]) > key and split(lines[i])[0][key].strip() == sample
+    ]
+    if len(rows) != 1:
+        raise InputError(path, f"{len(rows)} rows of sample {sample!r}; expected exactly one")
+    fields, end = split(lines[rows[0]])
+    fields += [""] * (len(names) - len(fields))
+    fields[idx] = str(value)
+    lines[rows[0]] = "\t".join(fields) + (end or "\n")
+    with atomic_path(path) as tmp, open(tmp, "w", newline="") as fh:
+        fh.write("".join(lines))
+    return path

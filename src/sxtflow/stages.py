@@ -179,6 +179,17 @@ def run_reconstruct(
 # --------------------------------------------------------------------------- segment
 
 
+def feature_spec(sigmas=None, families=None, family_sigmas=None, **_ignored):
+    """The :class:`~sxtflow.features.FeatureSpec` of the config's ``features`` section
+    (``block`` and other keys are ignored; omitted keys take the spec's defaults)."""
+    from .features import FeatureSpec
+
+    return FeatureSpec(
+        **{k: tuple(v) for k, v in (("sigmas", sigmas), ("families", families)) if v is not None},
+        family_sigmas=family_sigmas or (),
+    )
+
+
 def run_features(
     tomogram: PathLike,
     out: PathLike,
@@ -195,10 +206,7 @@ def run_features(
     """
     from . import features
 
-    spec = features.FeatureSpec(
-        **{k: tuple(v) for k, v in (("sigmas", sigmas), ("families", families)) if v is not None},
-        family_sigmas=family_sigmas or (),
-    )
+    spec = feature_spec(sigmas, families, family_sigmas)
     block = check_block(block)
     vol = io.read_volume(tomogram)
     io.check_lac(vol.data, tomogram)
@@ -224,7 +232,7 @@ def check_block(block: Sequence[int], shape: Sequence[int] | None = None) -> tup
     return out
 
 
-def _read_annotation(path: PathLike, shape, voxel_nm) -> np.ndarray:
+def _read_annotation(path: PathLike, shape, voxel_nm, what: str = "annotation") -> np.ndarray:
     """A sparse label volume on the tomogram's grid (0 = not annotated), or a clear error."""
     try:
         ann = io.read_volume(path, voxel_nm=None)
@@ -234,19 +242,19 @@ def _read_annotation(path: PathLike, shape, voxel_nm) -> np.ndarray:
         ann = io.read_volume(path, voxel_nm=voxel_nm)
     if ann.data.shape != tuple(shape):
         raise InputError(
-            path, f"annotation shape {ann.data.shape} differs from the tomogram's {tuple(shape)}"
+            path, f"{what} shape {ann.data.shape} differs from the tomogram's {tuple(shape)}"
         )
     if not np.allclose(ann.voxel_nm, voxel_nm, rtol=1e-3):
         raise InputError(
             path,
-            f"annotation voxel size {ann.voxel_nm} nm differs from the tomogram's {voxel_nm} nm",
+            f"{what} voxel size {ann.voxel_nm} nm differs from the tomogram's {voxel_nm} nm",
         )
     data = ann.data
     if data.dtype.kind == "f":
         if not np.all(data == np.round(data)):
-            raise InputError(path, "annotation holds non-integer values; expected label values")
+            raise InputError(path, f"{what} holds non-integer values; expected label values")
     if data.min() < 0 or data.max() > 255:
-        raise InputError(path, f"annotation values {data.min()}..{data.max()} are outside 0..255")
+        raise InputError(path, f"{what} values {data.min()}..{data.max()} are outside 0..255")
     return data.astype(np.uint8)
 
 
@@ -266,7 +274,7 @@ def run_train(
     threads: int = 1,
 ) -> dict:
     """Train the voxel classifier on the sparse annotations of one or more tomograms."""
-    from . import classify, features
+    from . import features
 
     if len(features_paths) != len(annotation_paths) or not features_paths:
         raise ValueError("train needs one annotation per feature store, and at least one")
@@ -279,22 +287,89 @@ def run_train(
         spec = fspec
         ann = _read_annotation(apath, arr.shape[1:], voxel_nm)
         pairs.append((arr, ann, str(apath)))
-    model, card = classify.train(
-        pairs,
-        dict(classes),
-        spec=spec,
-        n_estimators=n_estimators,
-        max_depth=max_depth,
-        min_samples_leaf=min_samples_leaf,
-        seed=seed,
-        n_jobs=threads,
-        max_per_class=max_per_class,
-        estimator=estimator,
+    options = dict(
+        n_estimators=n_estimators, max_depth=max_depth, min_samples_leaf=min_samples_leaf,
+        seed=seed, threads=threads, max_per_class=max_per_class, estimator=estimator,
         class_weight=class_weight,
-    )
+    )  # fmt: skip
+    return _train_and_save(pairs, spec, classes, out_model, annotation_paths, **options)[1]
+
+
+def _train_and_save(pairs, spec, classes, out_model, annotation_paths, *, threads, **options):
+    """``classify.train`` on ``(features, annotation, path)`` pairs; the model saved (skops)."""
+    from . import classify
+
+    model, card = classify.train(pairs, dict(classes), spec=spec, n_jobs=threads, **options)
     card["training_annotations"] = [str(p) for p in annotation_paths]
-    classify.save_model(out_model, model, card)
-    return card
+    if out_model is not None:
+        classify.save_model(out_model, model, card)
+    return model, card
+
+
+def _training_block(annotation: np.ndarray, halo: int, block: Sequence[int]) -> tuple:
+    """The z-extent of feature blocks that computes the fewest voxels for this annotation.
+
+    Training reads features only of blocks holding annotated voxels, each grown by the
+    halo: a few painted slices want thin blocks, a virtual annotator's many slices thick
+    ones. The features (and so the model) do not depend on the choice.
+    """
+    painted = np.flatnonzero(annotation.reshape(annotation.shape[0], -1).any(axis=1))
+    nz = annotation.shape[0]
+    best, best_cost = None, np.inf
+    for bz in sorted({1, 4, 16, int(block[0])}):
+        starts = np.unique(painted // bz) * bz
+        cost = sum(min(bz, nz - z0) + 2 * halo for z0 in starts)
+        if cost < best_cost:
+            best, best_cost = bz, cost
+    return (best, *(int(b) for b in block[1:]))
+
+
+def run_train_tomograms(
+    tomogram_paths: Sequence[PathLike],
+    annotation_paths: Sequence[PathLike],
+    out_model: PathLike | None,
+    *,
+    classes: Mapping[str, int],
+    spec,
+    block: Sequence[int] = (64, 128, 128),
+    seed: int = 0,
+    estimator: str = "random_forest",
+    n_estimators: int = 100,
+    max_depth: int | None = 18,
+    min_samples_leaf: int = 3,
+    max_per_class: int = 50000,
+    class_weight: str = "balanced",
+    threads: int = 1,
+):
+    """Train as :func:`run_train` does, from tomograms instead of feature stores.
+
+    Features are computed only for the blocks that hold annotated voxels
+    (:class:`sxtflow.features.BlockFeatures`); they equal a feature store's exactly, so the
+    model equals the one :func:`run_train` makes from ``features.zarr`` of the same
+    tomograms with the same ``spec`` and options. Used by the annotation loop
+    (``sxtflow napari``), where a few painted slices should not cost a whole feature store.
+
+    Returns
+    -------
+    (model, card)
+        The fitted classifier and its card; saved to ``out_model`` unless it is None.
+    """
+    from . import features
+
+    if len(tomogram_paths) != len(annotation_paths) or not tomogram_paths:
+        raise ValueError("training needs one annotation per tomogram, and at least one")
+    pairs = []
+    for tpath, apath in zip(tomogram_paths, annotation_paths, strict=True):
+        vol = io.read_volume(tpath)
+        ann = _read_annotation(apath, vol.data.shape, vol.voxel_nm)
+        chunks = _training_block(ann, spec.halo, block)
+        pairs.append((features.BlockFeatures(vol.data, spec, chunks), ann, str(apath)))
+    options = dict(
+        n_estimators=n_estimators, max_depth=max_depth, min_samples_leaf=min_samples_leaf,
+        seed=seed, threads=threads, max_per_class=max_per_class, estimator=estimator,
+        class_weight=class_weight,
+    )  # fmt: skip
+    return _train_and_save(pairs, spec, classes, out_model, annotation_paths, **options)
 
 
 def run_predict(
@@ -327,9 +402,7 @@ def run_predict(
     io.check_lac(vol.data, tomogram_path)
     model, card = classify.load_model(model_path)
     shape = vol.data.shape
-    mask = None
-    if vol.meta.get("field_of_view") == "cylinder":
-        mask = np.broadcast_to(cylinder_mask(shape)[None], shape)
+    mask = prediction_mask(vol)
     block = check_block(block, shape)  # a block beyond the volume is the whole volume
     unc = np.zeros(shape, np.float32)
     with contextlib.ExitStack() as stack:
@@ -384,6 +457,14 @@ def run_refine(
     changed = int(np.count_nonzero(out != pred.data))
     log.info("refine: %d voxels relabelled (%.3f %%)", changed, 100.0 * changed / out.size)
     io.write_volume(out_labels, Volume(out, pred.voxel_nm, pred.meta))
+
+
+def prediction_mask(vol: Volume) -> np.ndarray | None:
+    """Voxels the classifier labels: a reconstruction's field of view (the cylinder inscribed
+    in the x-y square, ``meta["field_of_view"] == "cylinder"``), else all (None)."""
+    if vol.meta.get("field_of_view") != "cylinder":
+        return None
+    return np.broadcast_to(cylinder_mask(vol.data.shape)[None], vol.data.shape)
 
 
 def cylinder_mask(shape) -> np.ndarray:
@@ -539,6 +620,80 @@ def run_measure(
             profile = chrom.radial_profile(table) if len(table) else pd.DataFrame()
             io.write_table(out_profile, profile)
     io.write_table(out_cell, cell_row)
+
+
+# --------------------------------------------------------------------------- export
+
+
+def run_export_ome_zarr(
+    tomogram_path: PathLike,
+    out_dir: PathLike,
+    *,
+    labels: Mapping[str, PathLike] | None = None,
+    probabilities: PathLike | None = None,
+    levels: int | str = "auto",
+    chunks: Sequence[int] = (64, 128, 128),
+) -> dict:
+    """A sample as OME-Zarr (NGFF 0.5, multiscale, µm): tomogram + label images + probabilities.
+
+    Writes ``out_dir/tomogram.ome.zarr`` (LAC in µm⁻¹, with ``labels/<name>`` for every entry
+    of ``labels``: name → label volume on the tomogram's grid) and, when ``probabilities``
+    (the predict rule's zarr store) is given, ``out_dir/probabilities.ome.zarr`` (one channel
+    per class). ``levels``: pyramid levels (``"auto"``: halve while the smallest axis keeps
+    16 voxels, at most 6). The directory appears only when complete.
+
+    Returns
+    -------
+    dict
+        ``{"levels": int, "labels": [names], "probabilities": bool}``.
+    """
+    import zarr
+
+    from . import ngff
+    from .labels import default_labels
+
+    vol = io.read_volume(tomogram_path)
+    shape = vol.data.shape
+    n_levels = ngff.auto_levels(shape) if levels == "auto" else int(levels)
+    table = default_labels()
+    label_vols = {}
+    for name, path in (labels or {}).items():
+        label_vols[str(name)] = _read_annotation(path, shape, vol.voxel_nm, what="label volume")
+    probs = None
+    if probabilities:
+        try:
+            probs = zarr.open_group(str(probabilities), mode="r")["probabilities"]
+        except Exception as exc:
+            raise InputError(probabilities, f"not a probabilities store ({exc})") from exc
+        if tuple(probs.shape[1:]) != shape:
+            raise InputError(
+                probabilities, f"shape {tuple(probs.shape)} does not match the tomogram's {shape}"
+            )
+    with io.atomic_path(out_dir, directory=True) as tmp:
+        tmp.mkdir()
+        image = tmp / "tomogram.ome.zarr"
+        ngff.write_image(
+            image, vol.data, vol.voxel_nm, name="tomogram", levels=n_levels, chunks=chunks
+        )
+        for name, data in label_vols.items():
+            ngff.write_labels(
+                image, name, data, vol.voxel_nm, levels=n_levels, table=table, chunks=chunks
+            )
+        if probs is not None:
+            classes = {str(k): int(v) for k, v in dict(probs.attrs.get("classes", {})).items()}
+            names = sorted(classes, key=classes.get) or [
+                f"class_{i}" for i in range(probs.shape[0])
+            ]
+            colours = [table.colour(n) if n in table.names else "#ffffff" for n in names]
+            ngff.write_image(
+                tmp / "probabilities.ome.zarr", probs, vol.voxel_nm, name="probabilities",
+                levels=n_levels, chunks=chunks, channels=names, colours=colours,
+            )  # fmt: skip
+    log.info(
+        "OME-Zarr: %d levels, labels %s%s", n_levels, list(label_vols),
+        ", probabilities" if probs is not None else "",
+    )  # fmt: skip
+    return {"levels": n_levels, "labels": list(label_vols), "probabilities": probs is not None}
 
 
 # --------------------------------------------------------------------------- compare

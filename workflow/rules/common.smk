@@ -115,6 +115,28 @@ def get_final_output(wildcards):
         ]
     if WITH_TRUTH:
         out.append("results/evaluation.tsv")
+    if (config.get("export") or {}).get("ome_zarr", False):
+        out += [f"results/{s}/ome-zarr" for s in samples.index]
+    return out
+
+
+def export_options():
+    """The export section without the on/off switch (defaults: no export, auto levels)."""
+    opts = {"ome_zarr": False, "levels": "auto", "chunks": [64, 128, 128]}
+    opts.update(config.get("export") or {})
+    return {k: v for k, v in opts.items() if k != "ome_zarr"}
+
+
+def get_export_inputs(wildcards):
+    """The tomogram, final labels, probabilities and (if any) the sample's annotation."""
+    s = wildcards.sample
+    out = {
+        "tomogram": f"results/{s}/tomogram.mrc",
+        "labels": f"results/{s}/labels.mrc",
+        "probabilities": f"results/{s}/probabilities.zarr",
+    }
+    if s in ANNOTATED:
+        out["annotation"] = annotation_path(s)
     return out
 
 
