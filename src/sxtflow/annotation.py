@@ -53,6 +53,8 @@ ANNOTATION_DIR = "annotations"
 #: The model "train and preview" writes (apart from the pipeline's results/model/).
 PREVIEW_MODEL = "results/napari/classifier.skops"
 _MRC = {".mrc", ".rec", ".map"}
+#: memory that training's feature blocks may keep between "train and preview" clicks
+CACHE_BYTES = 2 * 1024**3
 
 
 def label_table(path: str | os.PathLike | None = None) -> LabelTable:
@@ -168,6 +170,8 @@ class AnnotationProject:
         self.predict_block = tuple((self.config.get("predict") or {}).get("block", (64, 128, 128)))
         self.train_options = dict(self.config.get("train") or {})
         self.seed = int(self.config.get("seed", 0))
+        #: feature blocks computed for training, kept while they fit :data:`CACHE_BYTES`
+        self._feature_cache: dict = {}
 
     @classmethod
     def from_configfile(
@@ -389,8 +393,12 @@ class AnnotationProject:
             block=self.feature_block,
             seed=self.seed,
             threads=threads,
+            cache=self._feature_cache,
             **self.train_options,
         )
+        held = sum(a.nbytes for blocks in self._feature_cache.values() for a in blocks.values())
+        if held > CACHE_BYTES:
+            self._feature_cache.clear()
         return model, card, note
 
     def preview(

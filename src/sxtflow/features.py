@@ -604,6 +604,9 @@ class BlockFeatures:
     spec : FeatureSpec
     chunks : tuple of 3 int
         Spatial block that readers iterate with (``chunks`` is ``(F, *chunks)``).
+    cache : dict, optional
+        Keeps computed blocks (key: the block's bounds) for the next read, e.g. across
+        repeated trainings on the same tomogram; the caller bounds its size.
 
     Examples
     --------
@@ -619,7 +622,7 @@ class BlockFeatures:
     dtype = np.dtype(np.float32)
     ndim = 4
 
-    def __init__(self, data, spec: FeatureSpec, chunks=(64, 64, 64)):
+    def __init__(self, data, spec: FeatureSpec, chunks=(64, 64, 64), cache: dict | None = None):
         if len(data.shape) != 3:
             raise ValueError(f"features need a 3D (z, y, x) volume, got shape {data.shape}")
         self.data = data
@@ -627,6 +630,7 @@ class BlockFeatures:
         self.shape = (spec.n_features, *(int(n) for n in data.shape))
         self.chunks = (spec.n_features, *_spatial_chunks(data.shape, chunks))
         self.attrs = {"feature_spec": spec.to_dict(), "feature_names": spec.names()}
+        self.cache = cache
 
     def __getitem__(self, key):
         key = key if isinstance(key, tuple) else (key,)
@@ -639,7 +643,13 @@ class BlockFeatures:
             if step != 1:
                 raise IndexError("BlockFeatures supports unit steps only")
             core.append(slice(start, max(start, stop)))
-        return block_features(self.data, tuple(core), self.spec)
+        key = tuple((c.start, c.stop) for c in core)
+        if self.cache is not None and key in self.cache:
+            return self.cache[key]
+        out = block_features(self.data, tuple(core), self.spec)
+        if self.cache is not None:
+            self.cache[key] = out
+        return out
 
 
 # --------------------------------------------------------------------------- storage

@@ -7,6 +7,7 @@ reads its inputs through :mod:`sxtflow.io` (validated, clear errors) and writes 
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 from collections.abc import Mapping, Sequence
@@ -340,6 +341,7 @@ def run_train_tomograms(
     max_per_class: int = 50000,
     class_weight: str = "balanced",
     threads: int = 1,
+    cache: dict | None = None,
 ):
     """Train as :func:`run_train` does, from tomograms instead of feature stores.
 
@@ -348,6 +350,8 @@ def run_train_tomograms(
     model equals the one :func:`run_train` makes from ``features.zarr`` of the same
     tomograms with the same ``spec`` and options. Used by the annotation loop
     (``sxtflow napari``), where a few painted slices should not cost a whole feature store.
+    ``cache`` (a dict, kept by the caller) holds computed feature blocks per tomogram, so
+    training again after more painting computes only the new blocks.
 
     Returns
     -------
@@ -363,7 +367,11 @@ def run_train_tomograms(
         vol = io.read_volume(tpath)
         ann = _read_annotation(apath, vol.data.shape, vol.voxel_nm)
         chunks = _training_block(ann, spec.halo, block)
-        pairs.append((features.BlockFeatures(vol.data, spec, chunks), ann, str(apath)))
+        blocks = None
+        if cache is not None:  # per tomogram file (and its modification time), spec and chunks
+            key = (str(tpath), os.stat(tpath).st_mtime_ns, json.dumps(spec.to_dict()), chunks)
+            blocks = cache.setdefault(key, {})
+        pairs.append((features.BlockFeatures(vol.data, spec, chunks, blocks), ann, str(apath)))
     options = dict(
         n_estimators=n_estimators, max_depth=max_depth, min_samples_leaf=min_samples_leaf,
         seed=seed, threads=threads, max_per_class=max_per_class, estimator=estimator,
