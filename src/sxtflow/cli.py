@@ -99,6 +99,8 @@ FILE_ARGS: dict[str, tuple[tuple[str, ...], dict[str, str]]] = {
     "mesh": (("labels", "tomogram"), {"outdir": "dir"}),
     "measure": (("labels", "tomogram"), {"organelles": "file", "cell": "file"}),
     "compare": (("sheet",), {"outdir": "dir"}),
+    "export-ome-zarr": (("tomogram", "probabilities"), {"outdir": "dir"}),
+    "napari": ((), {}),
 }
 _MRC_OUTPUTS = {"simulate": ("labels", "lac"), "annotate": ("output",),
                 "reconstruct": ("tomogram",), "predict": ("labels", "uncertainty")}  # fmt: skip
@@ -107,6 +109,7 @@ COMPARE_FILES = {"out_cells": "cells.tsv", "out_objects": "organelles.tsv",
                  "out_summary": "summary.tsv", "out_tests": "tests.tsv",
                  "out_measures": "measures.png", "out_fractions": "fractions.png"}  # fmt: skip
 _COMPARE_COLUMNS = ("sample", "condition", "cell", "organelles")
+OME_ZARR_FILES = ("tomogram.ome.zarr", "probabilities.ome.zarr")
 
 
 def _compare_sheet(path):
@@ -129,7 +132,8 @@ def _file_args(args) -> tuple[list[tuple[str, Path]], list[tuple[str, Path, str]
     for name in in_names:
         value = getattr(args, name)
         for v in value if isinstance(value, list) else [value]:
-            inputs.append((name, Path(v)))
+            if v is not None:
+                inputs.append((name, Path(v)))
     outputs = [(n, Path(getattr(args, n)), k) for n, k in out_kinds.items() if getattr(args, n)]
     if cmd == "predict":
         inputs.append(("model card", Path(args.model).with_suffix(".json")))
@@ -142,6 +146,9 @@ def _file_args(args) -> tuple[list[tuple[str, Path]], list[tuple[str, Path, str]
     if cmd == "mesh":
         outputs += [(f"outdir/{f}", Path(args.outdir) / f, "store" if f == "ply" else "file")
                     for f in MESH_FILES.values()]  # fmt: skip
+    if cmd == "export-ome-zarr":
+        inputs += [(f"labels {n}", Path(p)) for n, p in _labels(args.labels).items()]
+        outputs += [(f"outdir/{f}", Path(args.outdir) / f, "store") for f in OME_ZARR_FILES]
     if cmd == "compare":
         outputs += [(f"outdir/{f}", Path(args.outdir) / f, "file") for f in COMPARE_FILES.values()]
         if Path(args.sheet).is_file():

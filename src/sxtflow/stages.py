@@ -11,6 +11,7 @@ import json
 import logging
 import os
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -648,7 +649,8 @@ def run_export_ome_zarr(
     of ``labels``: name → label volume on the tomogram's grid) and, when ``probabilities``
     (the predict rule's zarr store) is given, ``out_dir/probabilities.ome.zarr`` (one channel
     per class). ``levels``: pyramid levels (``"auto"``: halve while the smallest axis keeps
-    16 voxels, at most 6). The directory appears only when complete.
+    16 voxels, at most 6). Each store appears only when complete (other files in
+    ``out_dir`` are left alone).
 
     Returns
     -------
@@ -677,9 +679,9 @@ def run_export_ome_zarr(
             raise InputError(
                 probabilities, f"shape {tuple(probs.shape)} does not match the tomogram's {shape}"
             )
-    with io.atomic_path(out_dir, directory=True) as tmp:
-        tmp.mkdir()
-        image = tmp / "tomogram.ome.zarr"
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    with io.atomic_path(out_dir / "tomogram.ome.zarr", directory=True) as image:
         ngff.write_image(
             image, vol.data, vol.voxel_nm, name="tomogram", levels=n_levels, chunks=chunks
         )
@@ -687,15 +689,14 @@ def run_export_ome_zarr(
             ngff.write_labels(
                 image, name, data, vol.voxel_nm, levels=n_levels, table=table, chunks=chunks
             )
-        if probs is not None:
-            classes = {str(k): int(v) for k, v in dict(probs.attrs.get("classes", {})).items()}
-            names = sorted(classes, key=classes.get) or [
-                f"class_{i}" for i in range(probs.shape[0])
-            ]
-            colours = [table.colour(n) if n in table.names else "#ffffff" for n in names]
+    if probs is not None:
+        classes = {str(k): int(v) for k, v in dict(probs.attrs.get("classes", {})).items()}
+        names = sorted(classes, key=classes.get) or [f"class_{i}" for i in range(probs.shape[0])]
+        colours = [table.colour(n) if n in table.names else "#ffffff" for n in names]
+        with io.atomic_path(out_dir / "probabilities.ome.zarr", directory=True) as tmp:
             ngff.write_image(
-                tmp / "probabilities.ome.zarr", probs, vol.voxel_nm, name="probabilities",
-                levels=n_levels, chunks=chunks, channels=names, colours=colours,
+                tmp, probs, vol.voxel_nm, name="probabilities", levels=n_levels,
+                chunks=chunks, channels=names, colours=colours,
             )  # fmt: skip
     log.info(
         "OME-Zarr: %d levels, labels %s%s", n_levels, list(label_vols),
