@@ -334,15 +334,9 @@ def run_train_tomograms(
     classes: Mapping[str, int],
     spec,
     block: Sequence[int] = (64, 128, 128),
-    seed: int = 0,
-    estimator: str = "random_forest",
-    n_estimators: int = 100,
-    max_depth: int | None = 18,
-    min_samples_leaf: int = 3,
-    max_per_class: int = 50000,
-    class_weight: str = "balanced",
     threads: int = 1,
     cache: dict | None = None,
+    **options,
 ):
     """Train as :func:`run_train` does, from tomograms instead of feature stores.
 
@@ -352,7 +346,9 @@ def run_train_tomograms(
     tomograms with the same ``spec`` and options. Used by the annotation loop
     (``sxtflow napari``), where a few painted slices should not cost a whole feature store.
     ``cache`` (a dict, kept by the caller) holds computed feature blocks per tomogram, so
-    training again after more painting computes only the new blocks.
+    training again after more painting computes only the new blocks. ``options`` are
+    :func:`run_train`'s (``seed``, ``estimator``, ``n_estimators``, ``max_depth``,
+    ``min_samples_leaf``, ``max_per_class``, ``class_weight``), with its defaults.
 
     Returns
     -------
@@ -373,12 +369,18 @@ def run_train_tomograms(
             key = (str(tpath), os.stat(tpath).st_mtime_ns, json.dumps(spec.to_dict()), chunks)
             blocks = cache.setdefault(key, {})
         pairs.append((features.BlockFeatures(vol.data, spec, chunks, blocks), ann, str(apath)))
-    options = dict(
-        n_estimators=n_estimators, max_depth=max_depth, min_samples_leaf=min_samples_leaf,
-        seed=seed, threads=threads, max_per_class=max_per_class, estimator=estimator,
-        class_weight=class_weight,
-    )  # fmt: skip
-    return _train_and_save(pairs, spec, classes, out_model, annotation_paths, **options)
+    import inspect
+
+    params = inspect.signature(run_train).parameters.values()  # run_train's defaults
+    defaults = {
+        p.name: p.default
+        for p in params
+        if p.kind is p.KEYWORD_ONLY and p.default is not p.empty and p.name != "threads"
+    }
+    options = {**defaults, **options}
+    return _train_and_save(
+        pairs, spec, classes, out_model, annotation_paths, threads=threads, **options
+    )
 
 
 def run_predict(
