@@ -209,12 +209,12 @@ def amira_header(kind, shape, bbox, encoding="", binary="BINARY-LITTLE-ENDIAN 2.
 def test_amira_binary_float_voxel_from_bounding_box(tmp_path):
     data = RNG.random((3, 4, 5)).astype(np.float32)
     # x: 5 voxels over 0..0.12 µm -> 0.03 µm = 30 nm; y: 4 over 0..0.06 -> 20 nm; z 3 over 0..0.1
-    head = amira_header("float Data", data.shape, (0, 0.12, 0, 0.06, 0, 0.1))
+    head = amira_header("float Data", data.shape, (0, 0.12, 0, 0.06, 0, 0.1), units="µm")
     (tmp_path / "lac.am").write_bytes(head + data.astype("<f4").tobytes() + b"\n")
     vol = read_volume(tmp_path / "lac.am")
     np.testing.assert_array_equal(vol.data, data)
     assert vol.voxel_nm == pytest.approx((50.0, 20.0, 30.0))
-    assert vol.meta["amira_unit_assumed"] == "um"
+    assert vol.meta["voxel_source"] == "header"
 
 
 def test_amira_ascii_ushort_and_nm_units(tmp_path):
@@ -244,7 +244,7 @@ def test_amira_label_field_rle_and_zip_as_uint8(tmp_path):
     z = zlib.compress(flat.tobytes())
     head = amira_header("byte Labels", labels.shape, (0, 3, 0, 2, 0, 1), f"(HxZip,{len(z)})")
     (tmp_path / "z.am").write_bytes(head + z + b"\n")
-    np.testing.assert_array_equal(read_volume(tmp_path / "z.am").data, labels)
+    np.testing.assert_array_equal(read_volume(tmp_path / "z.am", voxel_nm=10).data, labels)
 
 
 @pytest.mark.parametrize("ascii", [False, True])

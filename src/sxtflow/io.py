@@ -412,13 +412,23 @@ def read_volume(path: str | os.PathLike, voxel_nm=None, *, allow_nan: bool = Fal
     ----------
     path : path-like
     voxel_nm : float or 3-tuple, optional
-        Voxel size in nm. Overrides the header; required when the file has none.
+        Voxel size in nm (the sample sheet's ``voxel_nm``). Wins over the header, with a
+        warning when they differ by more than :data:`VOXEL_MISMATCH_WARN` (both are kept in
+        ``meta["voxel_nm_header"]``); required when the file has none. Units are never
+        guessed: TIFF, an AmiraMesh ``BoundingBox`` without ``Units``, MRC with a voxel size of
+        0 or 1 Å (unset) and HDF5 without ``voxel_size_nm`` have no voxel size.
     allow_nan : bool
         If false (default), NaN/inf values are an error.
 
     Returns
     -------
     Volume
+
+    Raises
+    ------
+    InputError
+        Missing, unreadable, non-3D or non-finite data, or no voxel size in the file and
+        none given (the message says why and names the sheet's ``voxel_nm`` column).
     """
     path = Path(path)
     if not path.exists():
@@ -426,6 +436,7 @@ def read_volume(path: str | os.PathLike, voxel_nm=None, *, allow_nan: bool = Fal
     fmt = _sniff(path)
     meta: dict = {}
     header_voxel = None
+    no_voxel = f"a {fmt.upper()} file carries no voxel size"
     try:
         if fmt == "mrc":
             import mrcfile
@@ -433,7 +444,9 @@ def read_volume(path: str | os.PathLike, voxel_nm=None, *, allow_nan: bool = Fal
             with mrcfile.open(path, permissive=False, header_only=False) as mrc:
                 data = np.asarray(mrc.data)
                 vs = mrc.voxel_size
-                header_voxel = tuple(float(vs[a]) / 10.0 for a in ("z", "y", "x"))
+                header_voxel = _mrc_voxel_nm(vs)
+                if header_voxel is None:
+                    no_voxel = f"the MRC header's voxel size is {float(vs.x):g} Å (unset)"
                 for label in mrc.header.label[: int(mrc.header.nlabl)]:
                     text = bytes(label).decode("ascii", "replace").strip()
                     if text.startswith("sxtflow "):
@@ -448,8 +461,15 @@ def read_volume(path: str | os.PathLike, voxel_nm=None, *, allow_nan: bool = Fal
             data = tifffile.imread(path)
         elif fmt == "amira":
             data, header_voxel, meta = read_amira(path)
+            if header_voxel is None:
+                no_voxel = (
+                    "the AmiraMesh BoundingBox has no Units (Coordinates), so its size is unitless"
+                    if "amira_bbox_unitless" in meta
+                    else "the AmiraMesh file has no BoundingBox"
+                )
         elif fmt == "hdf5":
             data, header_voxel = _read_hdf5_volume(path)
+            no_voxel = "the HDF5 dataset has no voxel_size_nm attribute"
         elif fmt == "zarr":
             raise InputError(
                 path, "is a zarr store; volumes are read from MRC, TIFF, HDF5 or AmiraMesh files"
@@ -464,10 +484,15 @@ def read_volume(path: str | os.PathLike, voxel_nm=None, *, allow_nan: bool = Fal
         raise InputError(path, f"expected a 3D volume (z, y, x), got shape {data.shape}")
     if not allow_nan:
         check_finite(data, path)
+    valid = header_voxel is not None and all(np.isfinite(v) and v > 0 for v in header_voxel)
     if voxel_nm is None:
-        if header_voxel is None or all(v == 0 for v in header_voxel):
-            raise InputError(path, "no voxel size in the header; give voxel_nm in the sample sheet")
-        if not all(np.isfinite(v) and v > 0 for v in header_voxel):
+        if header_voxel is None:
+            raise InputError(
+                path,
+                f"no voxel size in the file ({no_voxel}); give it in nm in the sample "
+                "sheet's voxel_nm column",
+            )
+        if not valid:
             shown = ", ".join(f"{v:g}" for v in header_voxel)
             raise InputError(
                 path,
@@ -475,7 +500,40 @@ def read_volume(path: str | os.PathLike, voxel_nm=None, *, allow_nan: bool = Fal
                 "a corrupt header; give voxel_nm in the sample sheet",
             )
         voxel_nm = header_voxel
+        meta["voxel_source"] = "header"
+    else:
+        meta["voxel_source"] = "sample sheet"
+        given = np.broadcast_to(np.asarray(voxel_nm, dtype=float), (3,))
+        if valid:
+            meta["voxel_nm_header"] = list(header_voxel)
+            if np.any(np.abs(given / np.asarray(header_voxel) - 1) > VOXEL_MISMATCH_WARN):
+                import logging
+
+                logging.getLogger("sxtflow").warning(
+                    "%s: the sample sheet's voxel_nm %s nm differs by more than %g %% from the "
+                    "file's %s nm; using the sheet's",
+                    path,
+                    "/".join(f"{v:g}" for v in given),
+                    100 * VOXEL_MISMATCH_WARN,
+                    "/".join(f"{v:g}" for v in header_voxel),
+                )
     return Volume(np.ascontiguousarray(data), voxel_nm, meta)
+
+
+#: Relative difference between the sample sheet's voxel size and a file's above which a
+#: warning is logged (the sheet wins).
+VOXEL_MISMATCH_WARN = 0.01
+
+
+def _mrc_voxel_nm(voxel_size) -> tuple[float, float, float] | None:
+    """(z, y, x) nm from an MRC voxel size (Å, record with x, y, z); None when unset: 0 Å,
+    or 1 Å, which many programs write when they know no pixel size. Negative or non-finite
+    values are returned as they are (a corrupt header, reported by the caller)."""
+    vs = tuple(float(voxel_size[a]) for a in ("z", "y", "x"))
+    unset = any(v == 0 or abs(v - 1.0) < 1e-6 for v in vs)
+    if unset and all(np.isfinite(v) and v >= 0 for v in vs):
+        return None
+    return tuple(v / 10.0 for v in vs)
 
 
 # --------------------------------------------------------------------------- AmiraMesh
@@ -528,9 +586,10 @@ def read_amira(path: str | os.PathLike) -> tuple[np.ndarray, tuple | None, dict]
         Label fields (``byte``) come out as uint8.
     voxel_nm : tuple of 3 floats or None
         From ``BoundingBox xmin xmax ymin ymax zmin zmax`` (centres of the first and last
-        voxels, so voxel = extent / (n − 1)) in the ``Units { Coordinates }`` unit,
-        micrometres when absent (Amira's default for microscopy data; recorded in
-        ``meta["amira_unit_assumed"]``). None without a bounding box.
+        voxels, so voxel = extent / (n − 1)) in the ``Units { Coordinates }`` unit. None
+        without a bounding box, and None when the header has no ``Units``: Amira's
+        coordinates are unitless then (µm, nm and Å all occur), so the size is not guessed;
+        the unitless voxel extent is kept in ``meta["amira_bbox_unitless"]``.
     meta : dict
         ``format``, ``amira_field`` and ``kind`` (``"labels"`` for label fields).
     """
@@ -600,17 +659,16 @@ def read_amira(path: str | os.PathLike) -> tuple[np.ndarray, tuple | None, dict]
         vals = [float(v) for v in bb.group(1).replace(",", " ").split()]
         if len(vals) == 6:
             unit_m = re.search(r"Coordinates\s+\"([^\"]+)\"", header)
-            if unit_m:
-                scale = _unit_scale(unit_m.group(1), "um", path, "coordinate")
-            else:
-                scale = 1e3
-                meta["amira_unit_assumed"] = "um"
             ext = np.array([vals[1] - vals[0], vals[3] - vals[2], vals[5] - vals[4]])
             counts = np.array([nx, ny, nz], dtype=float)
-            vx, vy, vz = (ext / np.maximum(counts - 1, 1)) * scale
+            vx, vy, vz = ext / np.maximum(counts - 1, 1)
             if nz == 1:
                 vz = vx
-            voxel = (float(vz), float(vy), float(vx))
+            if unit_m:
+                scale = _unit_scale(unit_m.group(1), "um", path, "coordinate")
+                voxel = (float(vz) * scale, float(vy) * scale, float(vx) * scale)
+            else:  # units are never guessed: the sample sheet must give voxel_nm
+                meta["amira_bbox_unitless"] = [float(vz), float(vy), float(vx)]
     return data, voxel, meta
 
 
@@ -795,18 +853,19 @@ def read_projections(
         raise InputError(path, "file does not exist")
     fmt = _sniff(path)
     try:
+        # the file's own pixel size is read even when one is given, to compare them
         if fmt == "hdf5":
             import h5py
 
             with h5py.File(path, "r") as fh:
                 if "exchange/data" in fh:
-                    parts = _read_dxchange(fh, path, pixel_nm)
+                    parts = _read_dxchange(fh, path, None)
                 else:
-                    parts = _read_nxtomo(fh, path, pixel_nm)
+                    parts = _read_nxtomo(fh, path, None)
         elif fmt in ("mrc", "tiff"):
-            parts = _read_stack(path, fmt, pixel_nm, angles is not None)
+            parts = _read_stack(path, fmt, None, angles is not None)
         elif fmt == "txrm":
-            parts = _read_txrm(path, pixel_nm, angles is not None)
+            parts = _read_txrm(path, None, angles is not None)
         else:
             raise InputError(path, f"{fmt} files cannot hold a tilt series here")
     except InputError:
@@ -814,6 +873,23 @@ def read_projections(
     except Exception as exc:  # truncated or corrupt
         raise InputError(path, f"cannot read {fmt.upper()} file ({exc})") from exc
     data, theta, flats, darks, pix, meta = parts
+    if pix is not None and not (np.isfinite(pix) and pix > 0):
+        pix = None
+    if pixel_nm is not None:
+        if pix is not None:
+            meta["pixel_nm_header"] = float(pix)
+            if abs(float(pixel_nm) / pix - 1) > VOXEL_MISMATCH_WARN:
+                import logging
+
+                logging.getLogger("sxtflow").warning(
+                    "%s: the sample sheet's voxel_nm %g nm differs by more than %g %% from "
+                    "the file's pixel size %g nm; using the sheet's",
+                    path,
+                    float(pixel_nm),
+                    100 * VOXEL_MISMATCH_WARN,
+                    pix,
+                )
+        pix = float(pixel_nm)
     if angles is not None:
         theta = np.deg2rad(np.asarray(angles, dtype=float).ravel())
     meta["format"] = meta.get("format", fmt)
@@ -1179,9 +1255,9 @@ def _read_stack(path: Path, fmt: str, pixel_nm, have_angles: bool):
 
         with mrcfile.open(path, permissive=False) as mrc:
             data = np.asarray(mrc.data, dtype=np.float32)
-            vs = float(mrc.voxel_size.x) / 10.0
-        if pixel_nm is None and vs > 0:
-            pixel_nm = vs
+            vs = float(mrc.voxel_size.x)  # Å; 0 or 1 Å mean "unset"
+        if pixel_nm is None and np.isfinite(vs) and vs > 0 and abs(vs - 1.0) > 1e-6:
+            pixel_nm = vs / 10.0
     else:
         import tifffile
 
