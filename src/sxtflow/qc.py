@@ -8,7 +8,7 @@ import numpy as np
 
 from .io import Volume, atomic_path
 
-__all__ = ["reconstruction_preview"]
+__all__ = ["reconstruction_preview", "uncertainty_preview"]
 
 
 def reconstruction_preview(
@@ -49,6 +49,13 @@ def reconstruction_preview(
         title += f", ice {ice:.3f} µm⁻¹"
     ax.set_title(title)
     fig.colorbar(im, ax=ax, label="LAC (µm⁻¹)")
+    warnings = volume.meta.get("qc_warnings") or []
+    if warnings:
+        ax.text(
+            0.01, 0.01, "WARNING\n" + "\n".join(w.split(" at ")[0] for w in warnings),
+            transform=ax.transAxes, color="tab:red", fontsize=8, va="bottom",
+            bbox={"facecolor": "white", "alpha": 0.8, "edgecolor": "tab:red"},
+        )  # fmt: skip
     if sinogram is not None:
         ax = axes[0, 1]
         ax.imshow(sinogram, cmap="gray", aspect="auto")

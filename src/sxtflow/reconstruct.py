@@ -63,6 +63,7 @@ __all__ = [
     "bin_projections",
     "crop_projections",
     "auto_algorithm",
+    "angular_coverage",
     "shift_projections",
     "align_coarse",
     "align_projections",
@@ -614,8 +615,7 @@ def align_projections(
     n = data.shape[2]
     center = _default_center(n) if center is None else float(center)
     if algorithm is None:
-        span = float(np.ptp(np.mod(theta, 2 * np.pi))) if theta.size > 1 else 0.0
-        algorithm = "fbp" if span >= np.deg2rad(170) else "sirt"
+        algorithm = "fbp" if angular_coverage(theta) >= np.deg2rad(FULL_ROTATION_DEG) else "sirt"
     shifts = align_coarse(data, theta) if initial is None else np.array(initial, dtype=float)
 
     def reproject(shifts):
@@ -1577,6 +1577,26 @@ def available_backends() -> list[str]:
 FULL_ROTATION_DEG = 170.0
 
 
+def angular_coverage(theta) -> float:
+    """Angular range a tilt series samples (radians): the span of the angles plus one step.
+
+    Each projection stands for an interval one step wide, so 16 angles 0°, 11.25°, …,
+    168.75° cover the full 180° although they span 168.75°. The step is the median spacing of
+    the sorted angles; one angle covers nothing.
+
+    Examples
+    --------
+    >>> round(float(np.rad2deg(angular_coverage(np.deg2rad(np.arange(16) * 11.25)))), 2)
+    180.0
+    >>> round(float(np.rad2deg(angular_coverage(np.deg2rad(np.arange(-60, 61, 2.0))))), 2)
+    122.0
+    """
+    theta = np.sort(np.asarray(theta, dtype=float).ravel())
+    if theta.size < 2:
+        return 0.0
+    return float(theta[-1] - theta[0] + np.median(np.diff(theta)))
+
+
 def auto_algorithm(theta, backend: str = "builtin") -> str:
     """The reconstruction algorithm for a tilt range: FBP or, with a missing wedge, SIRT-TV.
 
@@ -1590,8 +1610,8 @@ def auto_algorithm(theta, backend: str = "builtin") -> str:
     Returns
     -------
     str
-        ``"fbp"`` when the angles span at least :data:`FULL_ROTATION_DEG` (170°), else
-        ``"sirt-tv"`` (``"sirt"`` for astra/tomopy).
+        ``"fbp"`` when the angles cover at least :data:`FULL_ROTATION_DEG` (170°; span plus
+        one step, :func:`angular_coverage`), else ``"sirt-tv"`` (``"sirt"`` for astra/tomopy).
 
     Examples
     --------
@@ -1602,9 +1622,7 @@ def auto_algorithm(theta, backend: str = "builtin") -> str:
     >>> auto_algorithm(np.deg2rad(np.arange(-60, 61, 1.0)), "astra")
     'sirt'
     """
-    theta = np.asarray(theta, dtype=float)
-    span = float(np.ptp(theta)) if theta.size else 0.0
-    if span >= np.deg2rad(FULL_ROTATION_DEG):
+    if angular_coverage(theta) >= np.deg2rad(FULL_ROTATION_DEG):
         return "fbp"
     return "sirt" if backend in ("astra", "tomopy") else "sirt-tv"
 
