@@ -17,18 +17,32 @@ from pathlib import Path
 from . import __version__, stages
 from .classify import CLASS_WEIGHTS, ESTIMATORS
 from .io import InputError
+from .options import DEFAULTS
 from .progress import log_to
 
+# every default below comes from sxtflow.options (as the config's and the stages' do)
+_SIM, _REC, _FEAT, _TRAIN = (DEFAULTS[k] for k in ("simulate", "reconstruct", "features", "train"))
 
-def _classes(text: str | None) -> dict[str, int]:
-    from .labels import default_labels
 
-    names = (text or "ice,cytoplasm,nucleus,vacuole,lipid_droplet,mitochondrion").split(",")
-    table = default_labels()
-    try:
-        return {n.strip(): table.value(n.strip()) for n in names if n.strip()}
-    except KeyError as exc:  # argparse turns only ArgumentTypeError into a usage error
-        raise argparse.ArgumentTypeError(exc.args[0]) from None
+def _class_names(text: str) -> list[str]:
+    return [n.strip() for n in text.split(",") if n.strip()]
+
+
+def _resolve_classes(args, parser) -> None:
+    """``args.classes`` → {name: value} of ``--label-table`` (default: the bundled table);
+    default classes from the options; an unknown name is a usage error."""
+    from .labels import load_labels
+
+    if not hasattr(args, "classes"):
+        return
+    table = load_labels(getattr(args, "label_table", None))
+    names = args.classes or DEFAULTS["classes"]
+    unknown = [n for n in names if n not in table.names]
+    if unknown:
+        parser.error(
+            f"argument --classes: unknown label {unknown[0]!r}; known: {', '.join(table.names)}"
+        )
+    args.classes = table.class_values(names)
 
 
 def _ints(text: str) -> tuple[int, ...]:
@@ -219,32 +233,47 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="sxtflow", description=__doc__.splitlines()[0])
     p.add_argument("--version", action="version", version=f"sxtflow {__version__}")
     sub = p.add_subparsers(dest="command", required=True)
-    cls_help = "comma-separated class names (default: the demo's six)"
+    cls_help = f"comma-separated class names (default: {','.join(DEFAULTS['classes'])})"
+
+    def labelled(s):
+        s.add_argument("--classes", type=_class_names, default=None, help=cls_help)
+        s.add_argument(
+            "--label-table", default=None, help="label table TSV (default: the bundled table)"
+        )
 
     s = sub.add_parser("simulate", help="simulate a cell with ground truth and its tilt series")
     s.add_argument("projections", help="output Data Exchange HDF5")
     s.add_argument("labels", help="output truth label volume (MRC)")
     s.add_argument("lac", help="output truth LAC volume in 1/um (MRC)")
     s.add_argument("--cell-type", default="yeast", choices=["yeast", "lymphocyte"])
-    s.add_argument("--shape", type=_ints, default=(96, 112, 112), help="z,y,x voxels")
-    s.add_argument("--voxel-nm", type=float, default=50.0)
+    s.add_argument("--shape", type=_ints, default=tuple(_SIM["shape"]), help="z,y,x voxels")
+    s.add_argument("--voxel-nm", type=float, default=_SIM["voxel_nm"])
     s.add_argument("--seed", type=int, default=0)
     s.add_argument(
         "--condition", type=json.loads, default={}, help="JSON, e.g. '{\"lipid_droplets\": 8}'"
     )
-    s.add_argument("--n-angles", type=_positive_int, default=120)
-    s.add_argument("--tilt-range-deg", type=float, default=None, help="e.g. 65 for +-65 deg")
-    s.add_argument("--photons", type=float, default=3000.0)
-    s.add_argument("--blur-nm", type=float, default=40.0)
-    s.add_argument("--jitter-px", type=float, default=0.0)
+    s.add_argument("--n-angles", type=_positive_int, default=_SIM["n_angles"])
+    s.add_argument(
+        "--tilt-range-deg", type=float, default=_SIM["tilt_range_deg"], help="e.g. 65 for +-65 deg"
+    )
+    s.add_argument("--photons", type=float, default=_SIM["photons"])
+    s.add_argument("--blur-nm", type=float, default=_SIM["blur_nm"])
+    s.add_argument("--jitter-px", type=float, default=_SIM["jitter_px"])
+    s.add_argument("--energy-ev", type=float, default=_SIM["energy_ev"])
 
     s = sub.add_parser("annotate", help="virtual annotator: sparse labels from a truth volume")
     s.add_argument("truth")
     s.add_argument("output")
-    s.add_argument("--classes", type=_classes, default=None, help=cls_help)
-    s.add_argument("--slices-per-class", type=_positive_int, default=3)
-    s.add_argument("--mode", default="scribbles", choices=["scribbles", "slices"])
-    s.add_argument("--rim", action="store_true", help="trace both sides of each boundary")
+    s.add_argument("--classes", type=_class_names, default=None, help=cls_help)
+    ann = _SIM["annotation"]
+    s.add_argument("--slices-per-class", type=_positive_int, default=ann["slices_per_class"])
+    s.add_argument("--mode", default=ann["mode"], choices=["scribbles", "slices"])
+    s.add_argument(
+        "--rim",
+        action=argparse.BooleanOptionalAction,
+        default=ann["rim"],
+        help="trace both sides of each boundary",
+    )
     s.add_argument("--seed", type=int, default=0)
 
     s = sub.add_parser("reconstruct", help="projections (or a tomogram) -> LAC tomogram in 1/um")
@@ -256,46 +285,69 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--voxel-nm", type=float, default=None)
     s.add_argument(
         "--algorithm",
-        default="auto",
+        default=_REC["algorithm"],
         choices=["auto", "fbp", "sirt", "sirt-tv"],
-        help="auto: fbp for >= 170 deg of tilt, else sirt-tv",
+        help="auto: fbp when the tilt covers >= 170 deg (span + one step), else sirt-tv",
     )
-    s.add_argument("--filter", default="shepp-logan")
+    s.add_argument("--filter", default=_REC["filter"])
     s.add_argument(
-        "--center", type=_center, default="auto", help="'auto' or a pixel-centre column index"
+        "--center", type=_center, default=_REC["center"], help="'auto' or a pixel-centre column"
     )
-    s.add_argument("--iterations", type=_positive_int, default=300, help="sirt / sirt-tv")
-    s.add_argument("--tv-weight", type=float, default=0.01, help="sirt-tv only, 1/um")
-    s.add_argument("--backend", default="builtin", choices=["builtin", "astra", "tomopy"])
-    s.add_argument("--stripe", action="store_true", help="remove detector stripes (rings)")
-    s.add_argument("--align", action="store_true", help="tilt-series alignment")
-    s.add_argument("--binning", type=_positive_int, default=1)
-    s.add_argument("--crop-rows", type=_ints, default=None, help="start,stop detector rows")
-    s.add_argument("--crop-cols", type=_ints, default=None, help="start,stop detector columns")
+    s.add_argument(
+        "--iterations", type=_positive_int, default=_REC["iterations"], help="sirt / sirt-tv"
+    )
+    s.add_argument("--tv-weight", type=float, default=_REC["tv_weight"], help="sirt-tv, 1/um")
+    s.add_argument("--backend", default=_REC["backend"], choices=["builtin", "astra", "tomopy"])
+    s.add_argument(
+        "--stripe", action=argparse.BooleanOptionalAction, default=_REC["stripe"],
+        help="remove detector stripes (rings)",
+    )  # fmt: skip
+    s.add_argument(
+        "--align", action=argparse.BooleanOptionalAction, default=_REC["align"],
+        help="tilt-series alignment",
+    )  # fmt: skip
+    s.add_argument("--binning", type=_positive_int, default=_REC["binning"])
+    s.add_argument(
+        "--crop-rows", type=_ints, default=_REC["crop_rows"], help="start,stop detector rows"
+    )
+    s.add_argument(
+        "--crop-cols", type=_ints, default=_REC["crop_cols"], help="start,stop detector columns"
+    )
+    s.add_argument(
+        "--resample-to-nm", type=float, default=_REC["resample_to_nm"],
+        help="put the tomogram on a grid of this voxel size (anti-aliased)",
+    )  # fmt: skip
+    s.add_argument(
+        "--energy-ev", type=float, default=_REC["energy_ev"],
+        help="photon energy for the LAC plausibility check (the file's wins)",
+    )  # fmt: skip
 
     s = sub.add_parser("features", help="multi-scale voxel features into a zarr store")
     s.add_argument("tomogram")
     s.add_argument("output")
-    s.add_argument("--sigmas", type=_floats, default=None, help="scales in voxels, e.g. 0.7,1.6")
-    s.add_argument("--families", type=lambda t: t.split(","), default=None)
+    s.add_argument(
+        "--sigmas", type=_floats, default=_FEAT["sigmas"], help="scales in voxels, e.g. 0.7,1.6"
+    )
+    s.add_argument("--families", type=lambda t: t.split(","), default=_FEAT["families"])
     s.add_argument(
         "--family-sigmas",
         type=_family_sigmas,
-        default=None,
+        default=_FEAT["family_sigmas"],
         help="scales for single families, e.g. 'gaussian=0.7,1.6,3.5,8;ggm=0.7'",
     )
-    s.add_argument("--block", type=_block, default=(64, 64, 64), help="z,y,x voxels")
+    s.add_argument("--block", type=_block, default=tuple(_FEAT["block"]), help="z,y,x voxels")
 
     s = sub.add_parser("train", help="train the voxel classifier on sparse annotations")
     s.add_argument("--features", nargs="+", required=True)
     s.add_argument("--annotations", nargs="+", required=True)
     s.add_argument("--model", required=True, help="output .skops (card written beside as .json)")
-    s.add_argument("--classes", type=_classes, default=None, help=cls_help)
-    s.add_argument("--estimator", default="random_forest", choices=ESTIMATORS)
-    s.add_argument("--n-estimators", type=_positive_int, default=100)
-    s.add_argument("--max-depth", type=_depth, default=18, help="an int or 'none' (unlimited)")
-    s.add_argument("--min-samples-leaf", type=_positive_int, default=3)
-    s.add_argument("--class-weight", default="balanced", choices=list(CLASS_WEIGHTS))
+    labelled(s)
+    s.add_argument("--estimator", default=_TRAIN["estimator"], choices=ESTIMATORS)
+    s.add_argument("--n-estimators", type=_positive_int, default=_TRAIN["n_estimators"])
+    s.add_argument("--max-depth", type=_depth, default=_TRAIN["max_depth"], help="an int or 'none'")
+    s.add_argument("--min-samples-leaf", type=_positive_int, default=_TRAIN["min_samples_leaf"])
+    s.add_argument("--max-per-class", type=_positive_int, default=_TRAIN["max_per_class"])
+    s.add_argument("--class-weight", default=_TRAIN["class_weight"], choices=list(CLASS_WEIGHTS))
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--threads", type=_positive_int, default=1)
 
@@ -304,38 +356,49 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("model")
     s.add_argument("labels")
     s.add_argument("--uncertainty", default=None)
-    s.add_argument("--block", type=_block, default=(64, 128, 128), help="z,y,x voxels")
+    s.add_argument(
+        "--block", type=_block, default=tuple(DEFAULTS["predict"]["block"]), help="z,y,x voxels"
+    )
     s.add_argument("--threads", type=_positive_int, default=1)
 
     s = sub.add_parser("evaluate", help="Dice/IoU per class against a truth label volume")
     s.add_argument("labels")
     s.add_argument("truth")
     s.add_argument("output")
-    s.add_argument("--classes", type=_classes, default=None, help=cls_help)
+    labelled(s)
     s.add_argument("--sample", default="sample")
+    s.add_argument(
+        "--ignore", type=lambda t: [int(v) for v in t.split(",")],
+        default=DEFAULTS["evaluate"]["ignore"], help="truth values not scored, e.g. 255",
+    )  # fmt: skip
 
     s = sub.add_parser("mesh", help="GLB scene, PLY per class, 3D render and slice panel")
     s.add_argument("labels")
     s.add_argument("tomogram")
     s.add_argument("outdir")
-    s.add_argument("--classes", type=_classes, default=None, help=cls_help)
-    s.add_argument("--smooth-iterations", type=int, default=20)
+    labelled(s)
+    s.add_argument("--smooth-iterations", type=int, default=DEFAULTS["mesh"]["smooth_iterations"])
 
     s = sub.add_parser("measure", help="per-object and per-cell tables")
     s.add_argument("labels")
     s.add_argument("tomogram")
     s.add_argument("organelles")
     s.add_argument("cell")
-    s.add_argument("--classes", type=_classes, default=None, help=cls_help)
-    s.add_argument("--min-volume-um3", type=float, default=0.0)
+    labelled(s)
+    s.add_argument("--min-volume-um3", type=float, default=DEFAULTS["measure"]["min_volume_um3"])
 
     s = sub.add_parser("compare", help="compare conditions from per-cell and per-object tables")
     s.add_argument(
         "sheet", help="TSV with columns sample, condition, cell (path), organelles (path)"
     )
     s.add_argument("outdir")
-    s.add_argument("--reference", required=True)
-    s.add_argument("--classes", type=_classes, default=None, help=cls_help)
+    s.add_argument(
+        "--reference", default=DEFAULTS["compare"]["reference"],
+        help="the control condition (default: the only condition)",
+    )  # fmt: skip
+    labelled(s)
+    s.add_argument("--alpha", type=float, default=DEFAULTS["compare"]["alpha"])
+    s.add_argument("--n-boot", type=int, default=DEFAULTS["compare"]["n_boot"])
     s.add_argument("--seed", type=int, default=0)
 
     s = sub.add_parser("export-ome-zarr", help="tomogram, labels, probabilities -> OME-Zarr (NGFF)")
@@ -360,11 +423,11 @@ def _run(args) -> None:
             args.projections, args.labels, args.lac, cell_type=args.cell_type, shape=args.shape,
             voxel_nm=args.voxel_nm, seed=args.seed, condition=args.condition,
             n_angles=args.n_angles, tilt_range_deg=args.tilt_range_deg, photons=args.photons,
-            blur_nm=args.blur_nm, jitter_px=args.jitter_px,
+            blur_nm=args.blur_nm, jitter_px=args.jitter_px, energy_ev=args.energy_ev,
         )  # fmt: skip
     elif cmd == "annotate":
         stages.run_annotate(
-            args.truth, args.output, classes=list(args.classes or _classes(None)),
+            args.truth, args.output, classes=list(args.classes),
             slices_per_class=args.slices_per_class, mode=args.mode, rim=args.rim,
             seed=args.seed,
         )  # fmt: skip
@@ -375,6 +438,7 @@ def _run(args) -> None:
             center=args.center, iterations=args.iterations, backend=args.backend,
             tv_weight=args.tv_weight, stripe=args.stripe, align=args.align,
             binning=args.binning, crop_rows=args.crop_rows, crop_cols=args.crop_cols,
+            resample_to_nm=args.resample_to_nm, energy_ev=args.energy_ev,
         )  # fmt: skip
     elif cmd == "features":
         stages.run_features(
@@ -383,9 +447,10 @@ def _run(args) -> None:
         )  # fmt: skip
     elif cmd == "train":
         stages.run_train(
-            args.features, args.annotations, args.model, classes=args.classes or _classes(None),
-            estimator=args.estimator, n_estimators=args.n_estimators, max_depth=args.max_depth,
-            min_samples_leaf=args.min_samples_leaf, seed=args.seed,
+            args.features, args.annotations, args.model, classes=args.classes,
+            labels=args.label_table, estimator=args.estimator, n_estimators=args.n_estimators,
+            max_depth=args.max_depth, min_samples_leaf=args.min_samples_leaf,
+            max_per_class=args.max_per_class, seed=args.seed,
             class_weight=args.class_weight, threads=args.threads,
         )  # fmt: skip
     elif cmd == "predict":
@@ -395,20 +460,20 @@ def _run(args) -> None:
         )  # fmt: skip
     elif cmd == "evaluate":
         stages.run_evaluate(
-            args.labels, args.truth, args.output, classes=args.classes or _classes(None),
-            sample=args.sample,
+            args.labels, args.truth, args.output, classes=args.classes, sample=args.sample,
+            labels=args.label_table, ignore=args.ignore,
         )  # fmt: skip
     elif cmd == "mesh":
         out = {k: Path(args.outdir) / v for k, v in MESH_FILES.items()}
         stages.run_mesh(
             args.labels, args.tomogram, out["scene"], out["ply"], out["render"],
-            out["slices"], classes=args.classes or _classes(None),
+            out["slices"], classes=args.classes, labels=args.label_table,
             smooth_iterations=args.smooth_iterations,
         )  # fmt: skip
     elif cmd == "measure":
         stages.run_measure(
             args.labels, args.tomogram, args.organelles, args.cell,
-            classes=args.classes or _classes(None), min_volume_um3=args.min_volume_um3,
+            classes=args.classes, min_volume_um3=args.min_volume_um3,
         )  # fmt: skip
     elif cmd == "compare":
         sheet = _compare_sheet(args.sheet)
@@ -417,7 +482,8 @@ def _run(args) -> None:
             list(sheet["cell"]), list(sheet["organelles"]),
             sheet[["sample", "condition"]].to_dict("records"),
             **{k: out / v for k, v in COMPARE_FILES.items()},
-            classes=args.classes or _classes(None), reference=args.reference, seed=args.seed,
+            classes=args.classes, reference=args.reference, alpha=args.alpha,
+            n_boot=args.n_boot, seed=args.seed,
         )  # fmt: skip
     elif cmd == "export-ome-zarr":
         levels = args.levels if args.levels == "auto" else int(args.levels)
@@ -446,6 +512,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     log_to(None)
     try:
+        _resolve_classes(args, parser)
         check_paths(args)
         _run(args)
     except (InputError, KeyError, ValueError) as exc:

@@ -16,9 +16,9 @@ without ties; the exact permutation distribution with ties, e.g. organelle count
 use the normal approximation only for large samples.
 
 Multiple testing: the measures are split into two families. **Primary** measures are
-the few named in advance (config ``compare.measures``, default
-:data:`DEFAULT_PRIMARY_MEASURES`: cell volume, organelle volume fractions, lipid droplet
-count); every other numeric column is **exploratory**. p-values are
+the few named in advance (config ``compare.measures``; by default those of
+:func:`sxtflow.plan.default_measures` for the classes in the table: cell volume, the volume
+fraction and count of every organelle class); every other numeric column is **exploratory**. p-values are
 Benjamini–Hochberg adjusted within each family (measures × comparisons) into
 ``q_value``, so the many exploratory columns do not dilute the power on the measures
 that matter. Effect sizes are the difference of medians with a seeded
@@ -45,12 +45,12 @@ from sxtflow.io import atomic_path
 
 __all__ = [
     "DEFAULT_OBJECT_MEASURES",
-    "DEFAULT_PRIMARY_MEASURES",
     "primary_measures",
     "stack_tables",
     "per_cell",
     "summarise",
     "test_conditions",
+    "untested",
     "dunn_test",
     "mann_whitney",
     "holm",
@@ -64,21 +64,6 @@ __all__ = [
 ]
 
 DEFAULT_OBJECT_MEASURES: tuple[str, ...] = ("volume_um3", "sphericity", "lac_mean_per_um")
-
-DEFAULT_PRIMARY_MEASURES: tuple[str, ...] = (
-    "cell_volume_um3",
-    "nucleus_fraction",
-    "vacuole_fraction",
-    "mitochondrion_fraction",
-    "lipid_droplet_fraction",
-    "lipid_droplet_count",
-)
-"""Per-cell columns tested as the primary family when the config names none.
-
-Cell size, the volume fraction of each organelle class (organelle volume / cell volume)
-and the number of lipid droplets: few, interpretable, and not redundant with each
-other. Columns absent from the table (a class not segmented) are skipped.
-"""
 
 _ID_COLUMNS = ("sample", "condition")
 
@@ -319,8 +304,8 @@ def primary_measures(cells: pd.DataFrame, requested: Iterable[str] | None = None
         One row per cell.
     requested : list of str, optional
         Column names chosen in advance (config ``compare.measures``). Every one must be a
-        numeric column of ``cells``. Default: the columns of
-        :data:`DEFAULT_PRIMARY_MEASURES` that ``cells`` has.
+        numeric column of ``cells``. Default: :func:`sxtflow.plan.default_measures` of the
+        classes with a ``<class>_fraction`` column, those that ``cells`` has.
 
     Returns
     -------
@@ -342,7 +327,14 @@ def primary_measures(cells: pd.DataFrame, requested: Iterable[str] | None = None
     ['x_um']
     """
     if requested is None:
-        return [m for m in DEFAULT_PRIMARY_MEASURES if m in cells.columns]
+        from .plan import CELL_COLUMNS, default_measures
+
+        classes = [
+            c.removesuffix("_fraction")
+            for c in cells.columns
+            if c.endswith("_fraction") and c not in CELL_COLUMNS
+        ]
+        return [m for m in default_measures(classes) if m in cells.columns]
     requested = [requested] if isinstance(requested, str) else list(dict.fromkeys(requested))
     if not requested:
         raise ValueError("the list of primary measures is empty (omit it for the default)")
@@ -751,6 +743,56 @@ def test_conditions(
 
 # keep pytest from collecting this function when a test module imports it by name
 test_conditions.__test__ = False  # type: ignore[attr-defined]
+
+
+def untested(
+    cells: pd.DataFrame,
+    primary: Iterable[str],
+    *,
+    reference: str,
+    note: str,
+    measures: Iterable[str] | None = None,
+) -> pd.DataFrame:
+    """The table of :func:`test_conditions` when nothing can be tested (e.g. one condition).
+
+    One row per measure (the primary ones first, ``family`` as in :func:`test_conditions`)
+    with ``n`` cells, the condition's median as ``median_difference`` NaN, no p-value,
+    ``significant`` False and the reason in ``note``, so the report says why there are no
+    tests.
+
+    Examples
+    --------
+    >>> cells = pd.DataFrame({"condition": ["wt", "wt"], "cell_volume_um3": [30.0, 32.0]})
+    >>> t = untested(cells, ["cell_volume_um3"], reference="wt", note="one condition")
+    >>> t[["measure", "n", "family", "note"]].values.tolist()
+    [['cell_volume_um3', 2, 'primary', 'one condition']]
+    """
+    _check_cells(cells)
+    prim = primary_measures(cells, list(primary)) if primary is not None else []
+    rest = [m for m in _resolve_measures(cells, measures) if m not in prim]
+    rows = []
+    for m in prim + rest:
+        n = int(np.isfinite(cells[m].to_numpy(dtype=float)).sum())
+        rows.append(
+            {
+                "measure": m,
+                "condition": reference,
+                "reference": reference,
+                "n": n,
+                "n_reference": n,
+                "test": "",
+                "significant": False,
+                "family": "primary" if m in prim else "exploratory",
+                "p_method": "",
+                "omnibus_test": "",
+                "note": note,
+            }
+        )
+    out = pd.DataFrame(rows, columns=TEST_COLUMNS)
+    out["significant"] = out["significant"].astype(bool)
+    for c in ("n", "n_reference"):
+        out[c] = out[c].astype(np.int64)
+    return out
 
 
 # --------------------------------------------------------------------------- plots

@@ -12,6 +12,9 @@ Conventions
   (:mod:`sxtflow.mesh`; ~+1 % on balls of radius ≥ 10 voxels). Below an equivalent-sphere
   radius of ``small_radius_vox`` voxels (default 5) the area, and so the sphericity, is not
   trustworthy: such rows have ``small_object = True``.
+* ``in_cell``: the object lies in the cell (the largest component of all cell classes);
+  pieces apart from it (debris, a neighbour cut by the field of view) are listed but not
+  counted in the per-cell summary (:func:`cell_summary`), so fractions stay ≤ 1.
 * The surface of an object is its whole boundary, including interfaces with objects it
   encloses (the cytoplasm's area includes the nuclear envelope and every organelle surface).
 * ``sphericity`` ψ = π^(1/3) (6 V)^(2/3) / A with V from voxels and A from the mesh
@@ -76,6 +79,7 @@ OBJECT_COLUMNS = [
     "lac_p90_per_um",
     "cell_surface_distance_um",
     "small_object",
+    "in_cell",
 ]
 
 
@@ -351,21 +355,15 @@ def measure_objects(
         if mask.sum() * voxel_volume < min_volume_um3:
             continue
         start = tuple(s.start for s in sl)
-        rows.append(
-            _row(
-                name,
-                oid,
-                mask,
-                start,
-                lacd[sl],
-                spacing,
-                smooth_iterations,
-                small_n,
-                depth_of,
-            )
-        )
+        row = _row(name, oid, mask, start, lacd[sl], spacing, smooth_iterations, small_n, depth_of)
+        # an object of a cell class lies wholly inside one component of their union: in the
+        # cell or in a piece apart from it (debris, a neighbour cut by the field of view)
+        row["in_cell"] = bool(cell[sl][mask].any())
+        rows.append(row)
+    if rows and rows[0]["class"] == CELL_CLASS:
+        rows[0]["in_cell"] = True
     out = pd.DataFrame(rows, columns=OBJECT_COLUMNS)
-    out = out.astype({"object_id": int, "n_voxels": int, "small_object": bool})
+    out = out.astype({"object_id": int, "n_voxels": int, "small_object": bool, "in_cell": bool})
     if relations:
         from .relations import object_relations
 
@@ -404,8 +402,12 @@ def cell_summary(objects: pd.DataFrame, classes: Iterable[str] | None = None) ->
         ``cell_lac_mean_per_um``, and for each class ``<class>_count``,
         ``<class>_volume_um3``, ``<class>_fraction`` (class volume / cell volume) and
         ``<class>_lac_mean_per_um`` (volume-weighted mean of the objects' means = mean over
-        all the class's voxels). Cell values are NaN without a cell row.
+        all the class's voxels). Cell values are NaN without a cell row. With an ``in_cell``
+        column, only the objects in the cell count, so no fraction exceeds 1 when the
+        segmentation holds pieces apart from the cell.
     """
+    if "in_cell" in objects.columns:
+        objects = objects[objects["in_cell"].astype(bool)]
     cell = objects[objects["class"] == CELL_CLASS]
     row: dict[str, float] = {}
     if len(cell):

@@ -434,6 +434,7 @@ def slice_panel(
     opacity: float = 0.35,
     title: str | None = None,
     dpi: int = 150,
+    table=None,
 ) -> Path:
     """Three orthogonal slices (xy, xz, yz) through the centre with a label overlay.
 
@@ -444,8 +445,8 @@ def slice_panel(
     labels : Volume
         Class labels, same shape as ``lac``.
     colours : dict
-        Label value (int) or label name (str, looked up in
-        :func:`sxtflow.labels.default_labels`) → hex colour. Only listed labels are overlaid.
+        Label value (int) or label name (str, looked up in ``table``) → hex colour. Only
+        listed labels are overlaid.
     path : path-like
         Output PNG (written atomically).
     centre : (int, int, int), optional
@@ -454,6 +455,8 @@ def slice_panel(
         Overlay opacity.
     title : str, optional
     dpi : int
+    table : LabelTable, optional
+        Label names and values (default :func:`sxtflow.labels.default_labels`).
 
     Returns
     -------
@@ -472,10 +475,11 @@ def slice_panel(
     cz, cy, cx = (nz // 2, ny // 2, nx // 2) if centre is None else (int(c) for c in centre)
     lut: dict[int, np.ndarray] = {}
     names: dict[int, str] = {}
+    table = default_labels() if table is None else table
     for key, col in colours.items():
-        value = default_labels().value(key) if isinstance(key, str) else int(key)
+        value = table.value(key) if isinstance(key, str) else int(key)
         lut[value] = _rgba(col)
-        names[value] = str(key) if isinstance(key, str) else default_labels().name(value)
+        names[value] = str(key) if isinstance(key, str) else table.name(value)
     finite = lac.data[np.isfinite(lac.data)]
     vmin, vmax = np.percentile(finite, [1, 99]) if finite.size else (0.0, 1.0)
     if vmax <= vmin:

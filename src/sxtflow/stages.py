@@ -18,10 +18,24 @@ import pandas as pd
 
 from . import io
 from .io import InputError, Volume
+from .options import DEFAULTS
 
 log = logging.getLogger("sxtflow")
 
 PathLike = str | os.PathLike
+
+# keyword defaults of the stages: the one definition in sxtflow.options
+_SIM = DEFAULTS["simulate"]
+_ANN = _SIM["annotation"]
+_REC = DEFAULTS["reconstruct"]
+_FEAT = DEFAULTS["features"]
+_TRAIN = DEFAULTS["train"]
+_MEASURE = DEFAULTS["measure"]
+_COMPARE = DEFAULTS["compare"]
+
+#: Largest relative difference of voxel size between a model's training tomograms and a
+#: tomogram it segments (features are computed in voxels, so their scale moves with it).
+MODEL_VOXEL_TOLERANCE = 0.05
 
 
 # --------------------------------------------------------------------------- simulate
@@ -33,16 +47,16 @@ def run_simulate(
     out_lac: PathLike,
     *,
     cell_type: str,
-    shape: Sequence[int],
-    voxel_nm: float,
     seed: int,
+    shape: Sequence[int] = _SIM["shape"],
+    voxel_nm: float = _SIM["voxel_nm"],
     condition: Mapping | None = None,
-    n_angles: int = 120,
-    tilt_range_deg: float | None = None,
-    photons: float | None = 3000.0,
-    blur_nm: float = 0.0,
-    jitter_px: float = 0.0,
-    energy_ev: float = 517.0,
+    n_angles: int = _SIM["n_angles"],
+    tilt_range_deg: float | None = _SIM["tilt_range_deg"],
+    photons: float | None = _SIM["photons"],
+    blur_nm: float = _SIM["blur_nm"],
+    jitter_px: float = _SIM["jitter_px"],
+    energy_ev: float = _SIM["energy_ev"],
 ) -> None:
     """Simulate one cell: truth LAC (µm⁻¹) and labels, then its raw tilt series (HDF5)."""
     from . import simulate
@@ -72,9 +86,9 @@ def run_annotate(
     out: PathLike,
     *,
     classes: Sequence[str],
-    slices_per_class: int = 3,
-    mode: str = "scribbles",
-    rim: bool = False,
+    slices_per_class: int = _ANN["slices_per_class"],
+    mode: str = _ANN["mode"],
+    rim: bool = _ANN["rim"],
     seed: int = 0,
 ) -> None:
     """Virtual annotator: sparse, manual-style labels drawn from a truth label volume."""
@@ -116,23 +130,32 @@ def run_reconstruct(
     *,
     kind: str = "projections",
     voxel_nm: float | None = None,
-    algorithm: str = "auto",
-    filter: str = "shepp-logan",  # noqa: A002 - the config key's name
-    center: str | float = "auto",
-    iterations: int = 100,
-    backend: str = "builtin",
-    stripe: bool = False,
-    align: bool = False,
-    binning: int = 1,
-    crop_rows: Sequence[int] | None = None,
-    crop_cols: Sequence[int] | None = None,
-    tv_weight: float = 0.01,
+    algorithm: str = _REC["algorithm"],
+    filter: str = _REC["filter"],  # noqa: A002 - the config key's name
+    center: str | float = _REC["center"],
+    iterations: int = _REC["iterations"],
+    backend: str = _REC["backend"],
+    stripe: bool = _REC["stripe"],
+    align: bool = _REC["align"],
+    binning: int = _REC["binning"],
+    crop_rows: Sequence[int] | None = _REC["crop_rows"],
+    crop_cols: Sequence[int] | None = _REC["crop_cols"],
+    tv_weight: float = _REC["tv_weight"],
+    resample_to_nm: float | None = _REC["resample_to_nm"],
+    energy_ev: float = _REC["energy_ev"],
 ) -> Volume:
     """Projections → calibrated LAC tomogram (µm⁻¹); a tomogram input is checked and copied.
 
-    ``voxel_nm`` (nm) overrides the file's pixel/voxel size; NaN or None means "from the file".
+    ``voxel_nm`` (nm, the sample sheet's) wins over the file's pixel/voxel size (with a
+    warning when they differ by more than 1 %); NaN or None means "from the file", and a file
+    without one (TIFF, unitless AmiraMesh, MRC with 0 or 1 Å) is then an error.
+    ``resample_to_nm`` puts the tomogram on a grid of that voxel size (anti-aliased,
+    :func:`sxtflow.resample.resample_volume`; ``meta["resampled_from"]``). The QC JSON and
+    preview warn when the ice or cell LAC is implausible for ``energy_ev`` (the file's energy
+    when it records one; :func:`sxtflow.plausibility.lac_plausibility`).
     """
     from . import qc, reconstruct
+    from .plausibility import lac_plausibility
 
     if voxel_nm is not None and not np.isfinite(voxel_nm):
         voxel_nm = None
@@ -147,7 +170,9 @@ def run_reconstruct(
     else:
         proj = io.read_projections(raw, pixel_nm=voxel_nm)
         if proj.pixel_nm is None:
-            raise InputError(raw, "no pixel size in the file; give voxel_nm in the sample sheet")
+            raise InputError(
+                raw, "no pixel size in the file; give it in the sample sheet's voxel_nm column"
+            )
         vol = _named(raw, reconstruct.reconstruct)(
             proj,
             algorithm=algorithm,
@@ -168,10 +193,31 @@ def run_reconstruct(
             vol.meta["true_shifts_rms_px"] = float(
                 np.sqrt(np.mean(np.square(proj.meta["shifts_px"])))
             )
+        if "energy_eV" in proj.meta:
+            energy_ev = float(proj.meta["energy_eV"])
+    if resample_to_nm and not np.allclose(vol.voxel_nm, resample_to_nm, rtol=1e-3):
+        from .resample import resample_volume
+
+        log.info("resampling %s nm voxels to %s nm", vol.voxel_nm, resample_to_nm)
+        vol = resample_volume(vol, resample_to_nm)
+        vol.meta["ice_lac_per_um"] = float(reconstruct.ice_lac(vol.data))
+    check = lac_plausibility(vol, energy_ev)
+    vol.meta["cell_lac_per_um"] = check["cell_lac_per_um"]
+    vol.meta["energy_ev"] = float(energy_ev)
+    vol.meta["qc_warnings"] = check["warnings"]
+    for line in check["warnings"]:
+        log.warning("%s: %s", raw, line)
     io.write_volume(out_tomogram, vol)
     if out_qc:
         io.write_json(
-            out_qc, {"input": str(raw), "kind": kind, "voxel_nm": vol.voxel_nm, **vol.meta}
+            out_qc,
+            {
+                "input": str(raw),
+                "kind": kind,
+                "voxel_nm": vol.voxel_nm,
+                "plausible_lac_per_um": check["ranges"],
+                **vol.meta,
+            },
         )
     if out_preview:
         qc.reconstruction_preview(vol, out_preview, sinogram=sinogram)
@@ -196,10 +242,10 @@ def run_features(
     tomogram: PathLike,
     out: PathLike,
     *,
-    sigmas: Sequence[float] | None = None,
-    families: Sequence[str] | None = None,
-    family_sigmas: dict[str, Sequence[float]] | None = None,
-    block: Sequence[int] = (64, 64, 64),
+    sigmas: Sequence[float] | None = _FEAT["sigmas"],
+    families: Sequence[str] | None = _FEAT["families"],
+    family_sigmas: dict[str, Sequence[float]] | None = _FEAT["family_sigmas"],
+    block: Sequence[int] = _FEAT["block"],
 ) -> None:
     """Multi-scale voxel features of a tomogram, block-wise, into a zarr store.
 
@@ -234,30 +280,95 @@ def check_block(block: Sequence[int], shape: Sequence[int] | None = None) -> tup
     return out
 
 
-def _read_annotation(path: PathLike, shape, voxel_nm, what: str = "annotation") -> np.ndarray:
-    """A sparse label volume on the tomogram's grid (0 = not annotated), or a clear error."""
+def _label_table(labels):
+    """A :class:`~sxtflow.labels.LabelTable` from a table, a path, or None (bundled)."""
+    from .labels import LabelTable, load_labels
+
+    return labels if isinstance(labels, LabelTable) else load_labels(labels)
+
+
+def _integer_labels(data: np.ndarray, path, what: str) -> np.ndarray:
+    """uint8 label values, or an error naming non-integer or out-of-range values."""
+    if data.dtype.kind == "f" and not np.all(data == np.round(data)):
+        raise InputError(path, f"{what} holds non-integer values; expected label values")
+    if data.size and (data.min() < 0 or data.max() > 255):
+        raise InputError(path, f"{what} values {data.min()}..{data.max()} are outside 0..255")
+    return data.astype(np.uint8)
+
+
+def _on_grid(path, what: str, shape, voxel_nm, source: Mapping | None = None) -> np.ndarray:
+    """A label volume (annotation, truth) on a tomogram's grid, or a clear error.
+
+    A file without a voxel size is taken to lie on the tomogram's grid. When the tomogram was
+    resampled (``source`` = its ``meta["resampled_from"]``), a volume on the original grid is
+    resampled with it (:func:`sxtflow.resample.resample_labels`).
+    """
     try:
-        ann = io.read_volume(path, voxel_nm=None)
+        vol = io.read_volume(path, voxel_nm=None)
     except InputError as exc:
         if "no voxel size" not in exc.problem:
             raise
-        ann = io.read_volume(path, voxel_nm=voxel_nm)
-    if ann.data.shape != tuple(shape):
+        vol = io.read_volume(path, voxel_nm=voxel_nm)  # no size of its own: judged by shape
+        if source and vol.data.shape == tuple(source["shape"]):
+            vol = Volume(vol.data, tuple(source["voxel_nm"]), vol.meta)
+    data = _integer_labels(vol.data, path, what)
+    on_source = (
+        source is not None
+        and data.shape == tuple(source["shape"])
+        and np.allclose(vol.voxel_nm, source["voxel_nm"], rtol=0.01)
+    )
+    if on_source:
+        from .resample import resample_labels
+
+        log.info("%s: resampling the %s from %s to %s nm", path, what, vol.voxel_nm, voxel_nm)
+        return resample_labels(data, vol.voxel_nm, voxel_nm, sparse=what == "annotation")
+    if data.shape != tuple(shape):
         raise InputError(
-            path, f"{what} shape {ann.data.shape} differs from the tomogram's {tuple(shape)}"
+            path, f"{what} shape {data.shape} differs from the tomogram's {tuple(shape)}"
         )
-    if not np.allclose(ann.voxel_nm, voxel_nm, rtol=1e-3):
+    if not np.allclose(vol.voxel_nm, voxel_nm, rtol=0.01):
         raise InputError(
             path,
-            f"{what} voxel size {ann.voxel_nm} nm differs from the tomogram's {voxel_nm} nm",
+            f"{what} voxel size {tuple(round(v, 3) for v in vol.voxel_nm)} nm differs from "
+            f"the tomogram's {tuple(round(v, 3) for v in voxel_nm)} nm",
         )
-    data = ann.data
-    if data.dtype.kind == "f":
-        if not np.all(data == np.round(data)):
-            raise InputError(path, f"{what} holds non-integer values; expected label values")
-    if data.min() < 0 or data.max() > 255:
-        raise InputError(path, f"{what} values {data.min()}..{data.max()} are outside 0..255")
-    return data.astype(np.uint8)
+    return data
+
+
+def _read_annotation(
+    path: PathLike, shape, voxel_nm, what: str = "annotation", source: Mapping | None = None
+) -> np.ndarray:
+    """A sparse label volume on the tomogram's grid (0 = not annotated), or a clear error."""
+    return _on_grid(path, what, shape, voxel_nm, source)
+
+
+def _nm(voxel_nm) -> str:
+    """``"40"`` for an isotropic voxel size, ``"50/40/40"`` (z/y/x) otherwise."""
+    values = [float(v) for v in np.broadcast_to(np.asarray(voxel_nm, float), (3,))]
+    return f"{values[0]:g}" if len(set(values)) == 1 else "/".join(f"{v:g}" for v in values)
+
+
+def _voxel_differs(a, b, tolerance: float) -> float:
+    """Largest relative difference of two voxel sizes (0 when within ``tolerance``)."""
+    rel = float(np.max(np.abs(np.asarray(a, float) / np.asarray(b, float) - 1)))
+    return rel if rel > tolerance else 0.0
+
+
+def _one_voxel_size(first, voxel_nm, path, first_path):
+    """The training voxel size: the first tomogram's; another one is refused (features are in
+    voxels, so one model cannot learn from both)."""
+    if first is None:
+        return tuple(voxel_nm)
+    if _voxel_differs(voxel_nm, first, MODEL_VOXEL_TOLERANCE):
+        raise InputError(
+            path,
+            f"voxel size {_nm(voxel_nm)} nm differs by more than "
+            f"{100 * MODEL_VOXEL_TOLERANCE:g} % from the first annotated tomogram's "
+            f"{_nm(first)} nm ({first_path}): features are computed in voxels, so one "
+            "model cannot learn from both. Put them on one grid (config "
+            "reconstruct.resample_to_nm) or annotate tomograms of one voxel size",
+        )
+    return first
 
 
 def run_train(
@@ -266,43 +377,101 @@ def run_train(
     out_model: PathLike,
     *,
     classes: Mapping[str, int],
+    labels=None,
+    tomogram_paths: Sequence[PathLike] | None = None,
     seed: int = 0,
-    estimator: str = "random_forest",
-    n_estimators: int = 100,
-    max_depth: int | None = 18,
-    min_samples_leaf: int = 3,
-    max_per_class: int = 50000,
-    class_weight: str = "balanced",
+    estimator: str = _TRAIN["estimator"],
+    n_estimators: int = _TRAIN["n_estimators"],
+    max_depth: int | None = _TRAIN["max_depth"],
+    min_samples_leaf: int = _TRAIN["min_samples_leaf"],
+    max_per_class: int = _TRAIN["max_per_class"],
+    class_weight: str = _TRAIN["class_weight"],
     threads: int = 1,
 ) -> dict:
-    """Train the voxel classifier on the sparse annotations of one or more tomograms."""
+    """Train the voxel classifier on the sparse annotations of one or more tomograms.
+
+    Annotations hold values of the label table ``labels`` (a path, a
+    :class:`~sxtflow.labels.LabelTable`, or None for the bundled one); finer labels
+    (``nucleolus``) count as their class (:meth:`~sxtflow.labels.LabelTable.class_of`).
+    Every tomogram must have the same voxel size (within
+    :data:`MODEL_VOXEL_TOLERANCE`): features are computed in voxels. ``tomogram_paths``
+    (the tomograms the features came from) let annotations on a tomogram's original grid
+    follow it when it was resampled (config ``reconstruct.resample_to_nm``). The model card
+    records the voxel size, the label table, the classes and the feature spec.
+    """
     from . import features
 
     if len(features_paths) != len(annotation_paths) or not features_paths:
         raise ValueError("train needs one annotation per feature store, and at least one")
     pairs = []
-    spec = None
-    for fpath, apath in zip(features_paths, annotation_paths, strict=True):
+    spec = voxel = None
+    metas = [io.read_meta(p) for p in tomogram_paths] if tomogram_paths else None
+    for i, (fpath, apath) in enumerate(zip(features_paths, annotation_paths, strict=True)):
         arr, fspec, voxel_nm = features.open_features(fpath)
         if spec is not None and fspec != spec:
             raise InputError(fpath, "feature specification differs from the other tomograms'")
+        voxel = _one_voxel_size(voxel, voxel_nm, fpath, features_paths[0])
         spec = fspec
-        ann = _read_annotation(apath, arr.shape[1:], voxel_nm)
+        source = metas[i].get("resampled_from") if metas else None
+        ann = _read_annotation(apath, arr.shape[1:], voxel_nm, source=source)
         pairs.append((arr, ann, str(apath)))
     options = dict(
         n_estimators=n_estimators, max_depth=max_depth, min_samples_leaf=min_samples_leaf,
         seed=seed, threads=threads, max_per_class=max_per_class, estimator=estimator,
         class_weight=class_weight,
     )  # fmt: skip
-    return _train_and_save(pairs, spec, classes, out_model, annotation_paths, **options)[1]
+    return _train_and_save(
+        pairs, spec, classes, out_model, annotation_paths, labels=labels, voxel_nm=voxel,
+        **options,
+    )[1]  # fmt: skip
 
 
-def _train_and_save(pairs, spec, classes, out_model, annotation_paths, *, threads, **options):
-    """``classify.train`` on ``(features, annotation, path)`` pairs; the model saved (skops)."""
+def _train_and_save(
+    pairs, spec, classes, out_model, annotation_paths, *, labels, voxel_nm, threads, **options
+):
+    """``classify.train`` on ``(features, annotation, path)`` pairs; the model saved (skops).
+
+    Annotations are mapped onto the classes through the label table (values outside it, or
+    of no class, are errors naming the file); every class needs annotated voxels (the error
+    names the classes found). The card records the voxel size and the label table.
+    """
     from . import classify
 
-    model, card = classify.train(pairs, dict(classes), spec=spec, n_jobs=threads, **options)
+    table = _label_table(labels)
+    classes = {str(k): int(v) for k, v in classes.items()}
+    for name, value in classes.items():
+        if table.values.get(name) != value:
+            raise ValueError(f"class {name!r}={value} is not a label of {table.source}")
+    lut = table.segmentation_lut(list(classes))
+    mapped, found = [], set()
+    for features, ann, apath in pairs:
+        bad = table.unmapped_values(np.unique(ann), list(classes))
+        if bad["unknown"]:
+            raise InputError(
+                apath, f"annotation values {bad['unknown']} are not in the label table "
+                f"({table.source})",
+            )  # fmt: skip
+        if bad["unmapped"]:
+            names = [f"{v} ({table.name(v)})" for v in bad["unmapped"]]
+            raise InputError(
+                apath, f"annotation values {', '.join(names)} belong to none of the classes "
+                f"({', '.join(classes)})",
+            )  # fmt: skip
+        ann = lut[ann]
+        found |= set(np.unique(ann).tolist()) - {0}
+        mapped.append((features, ann, apath))
+    missing = [n for n, v in classes.items() if v not in found]
+    if missing:
+        present = [n for n, v in classes.items() if v in found]
+        raise ValueError(
+            f"class(es) {', '.join(missing)} have no annotated voxels in any annotation "
+            f"({', '.join(map(str, annotation_paths))}); annotate them, or set the config's "
+            f"`classes` to the classes you annotated (found: {', '.join(present) or 'none'})"
+        )
+    model, card = classify.train(mapped, dict(classes), spec=spec, n_jobs=threads, **options)
     card["training_annotations"] = [str(p) for p in annotation_paths]
+    card["voxel_nm"] = [float(v) for v in voxel_nm]
+    card["label_table"] = {"source": table.source, "labels": table.to_records()}
     if out_model is not None:
         classify.save_model(out_model, model, card)
     return model, card
@@ -333,7 +502,8 @@ def run_train_tomograms(
     *,
     classes: Mapping[str, int],
     spec,
-    block: Sequence[int] = (64, 128, 128),
+    labels=None,
+    block: Sequence[int] = DEFAULTS["predict"]["block"],
     threads: int = 1,
     cache: dict | None = None,
     **options,
@@ -346,9 +516,10 @@ def run_train_tomograms(
     tomograms with the same ``spec`` and options. Used by the annotation loop
     (``sxtflow napari``), where a few painted slices should not cost a whole feature store.
     ``cache`` (a dict, kept by the caller) holds computed feature blocks per tomogram, so
-    training again after more painting computes only the new blocks. ``options`` are
-    :func:`run_train`'s (``seed``, ``estimator``, ``n_estimators``, ``max_depth``,
-    ``min_samples_leaf``, ``max_per_class``, ``class_weight``), with its defaults.
+    training again after more painting computes only the new blocks. ``labels`` is the label
+    table (as in :func:`run_train`); ``options`` are :func:`run_train`'s (``seed``,
+    ``estimator``, ``n_estimators``, ``max_depth``, ``min_samples_leaf``, ``max_per_class``,
+    ``class_weight``), with its defaults.
 
     Returns
     -------
@@ -360,9 +531,12 @@ def run_train_tomograms(
     if len(tomogram_paths) != len(annotation_paths) or not tomogram_paths:
         raise ValueError("training needs one annotation per tomogram, and at least one")
     pairs = []
+    voxel = None
     for tpath, apath in zip(tomogram_paths, annotation_paths, strict=True):
         vol = io.read_volume(tpath)
-        ann = _read_annotation(apath, vol.data.shape, vol.voxel_nm)
+        voxel = _one_voxel_size(voxel, vol.voxel_nm, tpath, tomogram_paths[0])
+        source = vol.meta.get("resampled_from")
+        ann = _read_annotation(apath, vol.data.shape, vol.voxel_nm, source=source)
         chunks = _training_block(ann, spec.halo, block)
         blocks = None
         if cache is not None:  # per tomogram file (and its modification time), spec and chunks
@@ -372,15 +546,45 @@ def run_train_tomograms(
     import inspect
 
     params = inspect.signature(run_train).parameters.values()  # run_train's defaults
+    own = {"threads", "labels", "tomogram_paths"}
     defaults = {
         p.name: p.default
         for p in params
-        if p.kind is p.KEYWORD_ONLY and p.default is not p.empty and p.name != "threads"
+        if p.kind is p.KEYWORD_ONLY and p.default is not p.empty and p.name not in own
     }
     options = {**defaults, **options}
     return _train_and_save(
-        pairs, spec, classes, out_model, annotation_paths, threads=threads, **options
-    )
+        pairs, spec, classes, out_model, annotation_paths, labels=labels, voxel_nm=voxel,
+        threads=threads, **options,
+    )  # fmt: skip
+
+
+def check_model_voxel(card: Mapping, voxel_nm, tomogram_path=None, model_path=None) -> None:
+    """Refuse a tomogram whose voxel size differs from the model's by more than
+    :data:`MODEL_VOXEL_TOLERANCE` (features are in voxels: the model would see another scale).
+
+    Raises
+    ------
+    InputError
+        Naming the tomogram, both voxel sizes and what to do (resample or retrain); also for
+        a model card without a voxel size.
+    """
+    trained = card.get("voxel_nm")
+    if trained is None:
+        raise InputError(
+            model_path, "the model card records no voxel size (an older model); retrain it"
+        )
+    rel = _voxel_differs(voxel_nm, trained, MODEL_VOXEL_TOLERANCE)
+    if rel:
+        t, v = _nm(trained), _nm(voxel_nm)
+        raise InputError(
+            tomogram_path,
+            f"voxel size {v} nm differs by {100 * rel:.0f} % (more than "
+            f"{100 * MODEL_VOXEL_TOLERANCE:g} %) from the {t} nm the model {model_path} was "
+            f"trained at: its features are in voxels, so it would see another scale. Resample "
+            f"the tomograms to one voxel size (config reconstruct.resample_to_nm: "
+            f"{float(trained[0]):g}) or retrain with annotations at {v} nm",
+        )
 
 
 def run_predict(
@@ -392,10 +596,13 @@ def run_predict(
     *,
     out_suggestions: PathLike | None = None,
     out_preview: PathLike | None = None,
-    block: Sequence[int] = (64, 128, 128),
+    block: Sequence[int] = DEFAULTS["predict"]["block"],
     threads: int = 1,
 ) -> None:
     """Segment a tomogram block-wise: features per block (with halo) classified at once.
+
+    The tomogram's voxel size must be within :data:`MODEL_VOXEL_TOLERANCE` of the model's
+    (:func:`check_model_voxel`).
 
     No feature store is needed, so memory is bounded by the block, not the tomogram.
     Writes labels (class values), uncertainty (1 − probability margin), optionally the
@@ -412,6 +619,7 @@ def run_predict(
     vol = io.read_volume(tomogram_path)
     io.check_lac(vol.data, tomogram_path)
     model, card = classify.load_model(model_path)
+    check_model_voxel(card, vol.voxel_nm, tomogram_path, model_path)
     shape = vol.data.shape
     mask = prediction_mask(vol)
     block = check_block(block, shape)  # a block beyond the volume is the whole volume
@@ -433,7 +641,10 @@ def run_predict(
             out_uncertainty=unc,
             mask=mask,
         )
-    io.write_volume(out_labels, Volume(labels, vol.voxel_nm, {"classes": card["classes"]}))
+    meta = {"classes": card["classes"]}
+    if "resampled_from" in vol.meta:
+        meta["resampled_from"] = vol.meta["resampled_from"]
+    io.write_volume(out_labels, Volume(labels, vol.voxel_nm, meta))
     if out_uncertainty:
         io.write_volume(
             out_uncertainty, Volume(unc, vol.voxel_nm, {"unit": "1 - probability margin"})
@@ -453,6 +664,13 @@ def run_predict(
         )
 
 
+def _per_class(given: Mapping | None, defaults: Mapping, classes: Mapping) -> dict:
+    """A per-class option: as given, else the default entries of the ``classes``."""
+    if given is not None:
+        return dict(given)
+    return {k: v for k, v in defaults.items() if k in classes}
+
+
 def run_refine(
     prediction_path: PathLike,
     out_labels: PathLike,
@@ -460,10 +678,14 @@ def run_refine(
     classes: Mapping[str, int],
     rules: Mapping[str, Mapping] | None = None,
 ) -> None:
-    """Per-class clean-up (debris, object count, holes) of a predicted label volume."""
+    """Per-class clean-up (debris, object count, holes) of a predicted label volume.
+
+    ``rules`` default to the default rules (:mod:`sxtflow.options`) of the classes given.
+    """
     from .refine import refine_labels
 
     pred = io.read_volume(prediction_path)
+    rules = _per_class(rules, DEFAULTS["refine"], classes)
     out = refine_labels(pred.data, classes, pred.spacing_um, rules)
     changed = int(np.count_nonzero(out != pred.data))
     log.info("refine: %d voxels relabelled (%.3f %%)", changed, 100.0 * changed / out.size)
@@ -486,18 +708,70 @@ def cylinder_mask(shape) -> np.ndarray:
     return (y[:, None] ** 2 + x[None, :] ** 2) <= (min(ny, nx) // 2) ** 2
 
 
-def read_truth(path: PathLike, classes: Mapping[str, int]) -> Volume:
-    """A full ground-truth label volume mapped onto the segmentation classes."""
-    from .labels import default_labels
+def read_truth(
+    path: PathLike,
+    classes: Mapping[str, int],
+    *,
+    labels=None,
+    ignore: Sequence[int] = (),
+    shape: Sequence[int] | None = None,
+    voxel_nm=None,
+    source: Mapping | None = None,
+) -> tuple[Volume, int]:
+    """A full ground-truth label volume, checked and mapped onto the segmentation classes.
 
-    truth = io.read_volume(path)
-    values = np.unique(truth.data)
-    known = set(default_labels().table["value"].astype(int)) | {0}
-    unknown = [int(v) for v in values if int(v) not in known]
-    if unknown:
-        raise InputError(path, f"unknown label values {unknown} (see the bundled label table)")
-    mapped = default_labels().to_classes(truth.data, list(classes))
-    return Volume(mapped, truth.voxel_nm, truth.meta)
+    Parameters
+    ----------
+    path : path-like
+        The truth (values of the label table ``labels``; 0 = not scored).
+    classes : mapping of str to int
+        The segmentation classes.
+    labels : path-like or LabelTable, optional
+        The label table (None = bundled).
+    ignore : sequence of int
+        Truth values that are not scored (e.g. 255 = unsure); reported by the caller.
+    shape, voxel_nm : optional
+        The segmentation's grid: the truth must match it (a truth file without a voxel size
+        is taken to lie on it); ``source`` (``meta["resampled_from"]``) allows a truth on the
+        tomogram's original grid, resampled with it.
+
+    Returns
+    -------
+    (Volume, int)
+        The truth in class values (0 = not scored) and the number of ignored voxels.
+
+    Raises
+    ------
+    InputError
+        Values not in the label table, values that map to none of ``classes``, non-integer
+        values, or a shape or voxel size that differs from the segmentation's.
+    """
+    table = _label_table(labels)
+    if shape is None:
+        truth = io.read_volume(path)
+        data, voxel = _integer_labels(truth.data, path, "truth"), truth.voxel_nm
+    else:
+        data, voxel = _on_grid(path, "truth", shape, voxel_nm, source), voxel_nm
+    ignored = np.isin(data, np.asarray(list(ignore), dtype=np.int64))
+    n_ignored = int(np.count_nonzero(ignored))
+    data = np.where(ignored, 0, data).astype(np.uint8)
+    bad = table.unmapped_values(np.unique(data), list(classes))
+    if bad["unknown"]:
+        raise InputError(
+            path,
+            f"truth values {bad['unknown']} are not in the label table ({table.source}): "
+            "another numbering? Relabel the truth with the table's values, or list the values "
+            "that are not to be scored in the config's evaluate.ignore",
+        )
+    if bad["unmapped"]:
+        names = [f"{v} ({table.name(v)})" for v in bad["unmapped"]]
+        raise InputError(
+            path,
+            f"truth values {', '.join(names)} belong to none of the classes "
+            f"({', '.join(classes)}); add a class, or list them in evaluate.ignore",
+        )
+    mapped = table.to_classes(data, list(classes))
+    return Volume(mapped, voxel), n_ignored
 
 
 def run_evaluate(
@@ -508,35 +782,39 @@ def run_evaluate(
     classes: Mapping[str, int],
     sample: str,
     annotated: bool = False,
+    labels=None,
+    ignore: Sequence[int] = DEFAULTS["evaluate"]["ignore"],
 ) -> pd.DataFrame:
-    """Dice/IoU per class of a predicted segmentation against the truth."""
+    """Dice/IoU per class of a segmentation against a validated truth (:func:`read_truth`).
+
+    Voxels without truth (0) and voxels of the ``ignore`` values are not scored; the table's
+    ``n_ignored_voxels`` says how many were ignored.
+    """
     from .evaluate import dice_iou
 
     pred = io.read_volume(labels_path)
-    truth = read_truth(truth_path, classes)
-    if pred.data.shape != truth.data.shape:
-        raise InputError(
-            truth_path, f"shape {truth.data.shape} differs from the prediction's {pred.data.shape}"
-        )
-    # voxels without truth (0: outside the sample, or not segmented) are not scored
+    truth, n_ignored = read_truth(
+        truth_path,
+        classes,
+        labels=labels,
+        ignore=ignore,
+        shape=pred.data.shape,
+        voxel_nm=pred.voxel_nm,
+        source=pred.meta.get("resampled_from"),
+    )
+    if n_ignored:
+        log.info("%s: %d voxels of values %s not scored", truth_path, n_ignored, list(ignore))
+    # voxels without truth (0: outside the sample, not segmented, ignored) are not scored
     scored = truth.data != 0
     table = dice_iou(np.where(scored, pred.data, 0), truth.data, dict(classes))
     table.insert(0, "sample", sample)
     table.insert(1, "annotated", bool(annotated))
+    table["n_ignored_voxels"] = n_ignored
     io.write_table(out, table)
     return table
 
 
 # --------------------------------------------------------------------------- analyse
-
-
-def _colours(classes: Mapping[str, int]) -> dict[str, str]:
-    from .labels import default_labels
-
-    table = default_labels()
-    out = {name: table.colour(name) for name in classes}
-    out["cell"] = table.colour("cytoplasm")
-    return out
 
 
 def run_mesh(
@@ -548,16 +826,19 @@ def run_mesh(
     out_slices: PathLike,
     *,
     classes: Mapping[str, int],
-    smooth_iterations: int = 20,
+    labels=None,
+    smooth_iterations: int = DEFAULTS["mesh"]["smooth_iterations"],
 ) -> None:
-    """Surfaces per class (GLB scene + PLY per class), a 3D render and a virtual-slice panel."""
+    """Surfaces per class (GLB scene + PLY per class), a 3D render and a virtual-slice panel;
+    colours from the label table ``labels`` (path, table, or None for the bundled one)."""
     from . import mesh
 
-    labels = io.read_volume(labels_path)
+    table = _label_table(labels)
+    colours = table.colours(classes)
+    seg = io.read_volume(labels_path)
     lac = io.read_volume(tomogram_path)
     shown = {k: v for k, v in classes.items() if k != "ice"}
-    meshes = mesh.class_meshes(labels, shown, smooth_iterations=smooth_iterations)
-    colours = _colours(classes)
+    meshes = mesh.class_meshes(seg, shown, smooth_iterations=smooth_iterations)
     mesh.write_scene(out_scene, meshes, colours)
     with io.atomic_path(out_ply_dir, directory=True) as tmp:
         tmp.mkdir()
@@ -565,7 +846,7 @@ def run_mesh(
             if len(m.faces):
                 mesh.write_ply(tmp / f"{name}.ply", m)
     mesh.render(meshes, colours, out_render)
-    mesh.slice_panel(lac, labels, {classes[k]: colours[k] for k in shown}, out_slices)
+    mesh.slice_panel(lac, seg, {k: colours[k] for k in shown}, out_slices, table=table)
 
 
 def run_measure(
@@ -578,15 +859,17 @@ def run_measure(
     out_surface: PathLike | None = None,
     *,
     classes: Mapping[str, int],
-    min_volume_um3: float = 0.0,
-    smooth_iterations: int = 20,
-    contact_distance_um: float | None = None,
+    min_volume_um3: float = _MEASURE["min_volume_um3"],
+    smooth_iterations: int = DEFAULTS["mesh"]["smooth_iterations"],
+    contact_distance_um: float | None = _MEASURE["contact_distance_um"],
     separate: Mapping[str, float] | None = None,
     chromatin: Mapping | None = None,
     surface: Mapping | None = None,
 ) -> None:
     """Per-object morphometry, LAC and relations; per-cell summary with surface protrusions;
-    hetero/euchromatin split of the nucleus (table + radial profile)."""
+    hetero/euchromatin split of the nucleus (table + radial profile; empty tables without a
+    ``nucleus`` class). ``separate``, ``chromatin`` and ``surface`` default to the options of
+    :mod:`sxtflow.options` (``separate``: the default entries of the classes given)."""
     from . import chromatin as chrom
     from . import measure
     from . import surface as surf
@@ -605,27 +888,30 @@ def run_measure(
         smooth_iterations=smooth_iterations,
         relations=True,
         contact_distance_um=contact_distance_um,
-        separate=dict(separate or {}),
+        separate=_per_class(separate, _MEASURE["separate"], classes),
     )
     io.write_table(out_organelles, objects)
     names = [k for k in classes if k != "ice"]
     cell_row = measure.cell_summary(objects, classes=names)
     spacing = labels.spacing_um
     if out_surface is not None:
-        opts = dict(surface or {})
-        radius = float(opts.pop("body_radius_um", 0.5))
+        opts = {**DEFAULTS["surface"], **(surface or {})}
+        radius = float(opts.pop("body_radius_um"))
         cell = measure.cell_mask(labels.data, [classes[k] for k in names])
         body = surf.cell_body(cell, spacing, radius)
         prot, _ = surf.protrusions(cell, spacing, body=body, **opts)
         io.write_table(out_surface, prot)
         summary = surf.surface_summary(cell, spacing, prot, body=body, body_radius_um=radius)
-        cell_row = pd.concat([cell_row, summary.drop(columns=["cell_volume_um3"])], axis=1)
+        # the cell's own volume and surface come from measure (one column each)
+        summary = summary.drop(columns=[c for c in summary.columns if c in cell_row.columns])
+        cell_row = pd.concat([cell_row, summary], axis=1)
     if out_chromatin is not None:
         nucleus = labels.data == classes["nucleus"] if "nucleus" in classes else None
         if nucleus is None or not nucleus.any():
             table = pd.DataFrame()
         else:
-            _, table = chrom.split_chromatin(lac.data, nucleus, spacing, **(chromatin or {}))
+            opts = {**DEFAULTS["chromatin"], **(chromatin or {})}
+            _, table = chrom.split_chromatin(lac.data, nucleus, spacing, **opts)
         io.write_table(out_chromatin, table)
         if out_profile is not None:
             profile = chrom.radial_profile(table) if len(table) else pd.DataFrame()
@@ -720,52 +1006,76 @@ def run_compare(
     out_summary: PathLike,
     out_tests: PathLike,
     out_measures: PathLike,
-    out_fractions: PathLike,
+    out_fractions: PathLike | None = None,
     out_lac: PathLike | None = None,
     chromatin_paths: Sequence[PathLike] = (),
     out_chromatin: PathLike | None = None,
     classes: Mapping[str, int],
-    reference: str,
-    measures: Sequence[str] | None = None,
-    alpha: float = 0.05,
-    n_boot: int = 2000,
+    reference: str | None = _COMPARE["reference"],
+    measures: Sequence[str] | None = _COMPARE["measures"],
+    alpha: float = _COMPARE["alpha"],
+    n_boot: int = _COMPARE["n_boot"],
     seed: int = 0,
 ) -> pd.DataFrame:
     """Stack every cell's tables, summarise per condition, test conditions, plot.
 
     ``measures`` (config ``compare.measures``) names the primary measures: their own
     Benjamini–Hochberg family and the panels of the measures plot; every other column
-    is tested as exploratory. Default :data:`sxtflow.compare.DEFAULT_PRIMARY_MEASURES`.
+    is tested as exploratory. Default :func:`sxtflow.plan.default_measures` of ``classes``
+    (cell volume, fraction and count of every organelle class; the cell's own measures for
+    a cell-only class set). With one condition nothing is tested: the tests table holds
+    one row per primary measure whose ``note`` says why, the summary and plots are made.
+    ``reference`` defaults to the only condition; with several it is required.
+    ``out_fractions`` is drawn only with an organelle class, ``out_chromatin`` needs a nucleus.
     """
     from . import compare
+    from .plan import default_measures, organelle_classes
 
     sheet = pd.DataFrame(list(samples))
     names = list(sheet["sample"])
     if len(names) != len(cell_paths) or len(names) != len(organelle_paths):
         raise ValueError("one cell table and one organelle table per sample are needed")
+    conditions = sorted(set(sheet["condition"]))
+    if reference is None:
+        if len(conditions) > 1:
+            raise ValueError(f"name the reference condition (one of {', '.join(conditions)})")
+        reference = conditions[0]
     cells = compare.stack_tables(
         {s: io.read_table(p) for s, p in zip(names, cell_paths, strict=True)}, sheet
     )
     objects = compare.stack_tables(
         {s: io.read_table(p) for s, p in zip(names, organelle_paths, strict=True)}, sheet
     )
-    organelle_classes = [c for c in classes if c not in ("ice", "cytoplasm")]
-    # organelle measures aggregated per cell (the cell is the statistical unit)
-    org = compare.per_cell(objects, classes=organelle_classes, samples=sheet)
+    organelles = organelle_classes(classes)
+    # organelle measures aggregated per cell (the cell is the statistical unit), of the
+    # objects in the cell (pieces apart from it are not the cell's)
+    in_cell = objects[objects["in_cell"].astype(bool)] if "in_cell" in objects else objects
+    org = compare.per_cell(in_cell, classes=organelles, samples=sheet)
     org = org.drop(columns=[c for c in org.columns if c.endswith("_count")])
     cells = cells.merge(org, on=["sample", "condition"], how="left")
     io.write_table(out_cells, cells)
     io.write_table(out_objects, objects)
     io.write_table(out_summary, compare.summarise(cells))
-    primary = compare.primary_measures(cells, measures)
-    tests = compare.test_conditions(
-        cells, reference=reference, primary=primary, n_boot=n_boot, seed=seed, alpha=alpha
+    primary = compare.primary_measures(
+        cells, default_measures(classes) if measures is None else measures
     )
+    if len(conditions) > 1:
+        tests = compare.test_conditions(
+            cells, reference=reference, primary=primary, n_boot=n_boot, seed=seed, alpha=alpha
+        )
+    else:
+        why = (
+            f"one condition ({reference}): nothing to compare; per-condition values are in "
+            "summary.tsv and the plots"
+        )
+        log.info("%s", why)
+        tests = compare.untested(cells, primary, reference=reference, note=why)
     io.write_table(out_tests, tests)
     compare.plot_measures(cells, primary, out_measures, reference=reference, tests=tests)
-    compare.plot_fractions(
-        cells, [c for c in organelle_classes if f"{c}_fraction" in cells.columns], out_fractions
-    )
+    if out_fractions and organelles:
+        compare.plot_fractions(
+            cells, [c for c in organelles if f"{c}_fraction" in cells.columns], out_fractions
+        )
     if out_lac:
         lac_classes = [c for c in classes if c != "ice" and c in set(objects["class"])]
         compare.plot_lac_histograms(objects, out_lac, classes=lac_classes, reference=reference)
@@ -780,8 +1090,8 @@ def run_compare(
     log.info(
         "%d cells, %d tests (%d primary), %d primary and %d exploratory significant at FDR %.2f",
         len(cells),
-        len(tests),
-        len(primary_rows),
+        int(tests["p_value"].notna().sum()),
+        int(primary_rows["p_value"].notna().sum()),
         int(primary_rows["significant"].sum()),
         int(tests["significant"].sum() - primary_rows["significant"].sum()),
         alpha,

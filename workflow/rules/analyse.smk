@@ -1,5 +1,6 @@
 rule mesh:
     input:
+        unpack(label_table_input),
         labels="results/{sample}/labels.mrc",
         tomogram="results/{sample}/tomogram.mrc",
     output:

@@ -3,6 +3,7 @@ import zlib
 import sys
 from pathlib import Path
 
+from snakemake.logging import logger
 from snakemake.utils import validate
 
 # The library in src/ is importable here; rule scripts import it through scripts/_paths.py.
@@ -10,10 +11,14 @@ SRC = str(Path(workflow.basedir) / "src")
 if SRC not in sys.path:
     sys.path.insert(0, SRC)
 
-from sxtflow.labels import default_labels  # noqa: E402
+from sxtflow.labels import load_labels, locate_labels  # noqa: E402
+from sxtflow.options import with_defaults  # noqa: E402
+from sxtflow.plan import plan_config  # noqa: E402
 from sxtflow.samples import load_sample_sheet, sheet_as_text  # noqa: E402
 
-validate(config, schema="../schemas/config.schema.yaml")
+# Every key the config leaves out comes from sxtflow.options (the one place defaults live);
+# the schema then checks types and ranges of the whole config.
+validate(with_defaults(config), schema="../schemas/config.schema.yaml")
 
 samples = load_sample_sheet(config["samples"], base_dir=".")
 # load_sample_sheet already checks every row (with row/column messages); the schema check
@@ -21,13 +26,18 @@ samples = load_sample_sheet(config["samples"], base_dir=".")
 if workflow.is_main_process:
     validate(sheet_as_text(samples), schema="../schemas/samples.schema.yaml")
 
-LABELS = default_labels()
-CLASSES = {name: LABELS.value(name) for name in config["classes"]}
-if config["compare"]["reference"] not in set(samples["condition"]):
-    raise ValueError(
-        f"{config['samples']}: compare.reference {config['compare']['reference']!r} "
-        f"is not a condition of the sample sheet ({', '.join(sorted(set(samples['condition'])))})"
-    )
+# The label table (config `labels`, else resources/labels.tsv, else the bundled one) and the
+# class set: per-class entries of other classes are dropped with one warning, names in no
+# table are errors, here, before any job runs.
+LABEL_TABLE = locate_labels(config.get("labels"), ".")
+LABELS = load_labels(LABEL_TABLE)
+PLAN = plan_config(config, LABELS, samples["condition"])
+config.clear()
+config.update(PLAN.config)
+if workflow.is_main_process:
+    for line in PLAN.warnings:
+        logger.warning(f"sxtflow: {line}")
+CLASSES = PLAN.classes
 if not (samples["annotation"] != "").any():
     raise ValueError(
         f"{config['samples']}: no sample has an annotation; training needs at least one "
@@ -92,7 +102,77 @@ def get_training_inputs(wildcards):
     return {
         "features": [f"results/{s}/features.zarr" for s in ANNOTATED],
         "annotations": [annotation_path(s) for s in ANNOTATED],
+        "tomograms": [f"results/{s}/tomogram.mrc" for s in ANNOTATED],
+        **label_table_input(wildcards),
     }
+
+
+def label_table_input(wildcards):
+    """The label table as an input (editing it reruns its readers), unless it is the bundled one."""
+    return {"label_table": str(LABEL_TABLE)} if LABEL_TABLE else {}
+
+
+def compare_outputs():
+    """Outputs of the compare rule: plots that need an organelle class (fractions) or a
+    nucleus (chromatin profiles) only when the class set has one, so the report holds a
+    section for every figure it can draw and no empty one."""
+    out = {
+        "cells": "results/compare/cells.tsv",
+        "objects": "results/compare/organelles.tsv",
+        "summary": report(
+            "results/compare/summary.tsv",
+            caption="../report/summary.rst",
+            category="4. Statistics",
+            labels={"figure": "per-condition summary"},
+        ),
+        "tests": report(
+            "results/compare/tests.tsv",
+            caption="../report/tests.rst",
+            category="4. Statistics",
+            labels={"figure": "tests between conditions"},
+        ),
+        "measures": report(
+            "results/compare/measures.png",
+            caption="../report/measures.rst",
+            category="4. Statistics",
+            labels={"figure": "measures per condition"},
+        ),
+        "measures_svg": "results/compare/measures.svg",
+        "lac": report(
+            "results/compare/lac_histograms.png",
+            caption="../report/lac_histograms.rst",
+            category="4. Statistics",
+            labels={"figure": "LAC histograms"},
+        ),
+        "lac_svg": "results/compare/lac_histograms.svg",
+    }
+    if PLAN.steps["fractions"]:
+        out["fractions"] = report(
+            "results/compare/fractions.png",
+            caption="../report/fractions.rst",
+            category="4. Statistics",
+            labels={"figure": "volume fractions"},
+        )
+        out["fractions_svg"] = "results/compare/fractions.svg"
+    if PLAN.steps["chromatin"]:
+        out["chromatin"] = report(
+            "results/compare/chromatin_profiles.png",
+            caption="../report/chromatin_profiles.rst",
+            category="4. Statistics",
+            labels={"figure": "chromatin radial profiles"},
+        )
+        out["chromatin_svg"] = "results/compare/chromatin_profiles.svg"
+    return out
+
+
+def get_compare_inputs(wildcards):
+    out = {
+        "cells": [f"results/{s}/cell.tsv" for s in samples.index],
+        "organelles": [f"results/{s}/organelles.tsv" for s in samples.index],
+    }
+    if PLAN.steps["chromatin"]:
+        out["chromatin"] = [f"results/{s}/chromatin_profile.tsv" for s in samples.index]
+    return out
 
 
 def get_final_output(wildcards):
@@ -103,8 +183,9 @@ def get_final_output(wildcards):
         "results/compare/tests.tsv",
         "results/compare/summary.tsv",
         "results/compare/measures.png",
-        "results/compare/fractions.png",
     ]
+    if PLAN.steps["fractions"]:
+        out.append("results/compare/fractions.png")
     for s in samples.index:
         out += [
             f"results/{s}/organelles.tsv",
@@ -115,16 +196,14 @@ def get_final_output(wildcards):
         ]
     if WITH_TRUTH:
         out.append("results/evaluation.tsv")
-    if (config.get("export") or {}).get("ome_zarr", False):
+    if config["export"]["ome_zarr"]:
         out += [f"results/{s}/ome-zarr" for s in samples.index]
     return out
 
 
 def export_options():
-    """The export section without the on/off switch (defaults: no export, auto levels)."""
-    opts = {"ome_zarr": False, "levels": "auto", "chunks": [64, 128, 128]}
-    opts.update(config.get("export") or {})
-    return {k: v for k, v in opts.items() if k != "ome_zarr"}
+    """The export section without the on/off switch (defaults filled from sxtflow.options)."""
+    return {k: v for k, v in config["export"].items() if k != "ome_zarr"}
 
 
 def get_export_inputs(wildcards):

@@ -105,6 +105,7 @@ rule refine:
 
 rule evaluate:
     input:
+        unpack(label_table_input),
         labels="results/{sample}/labels.mrc",
         truth=lambda wc: truth_path(wc.sample),
     output:
@@ -122,6 +123,7 @@ rule evaluate:
     params:
         classes=CLASSES,
         annotated=lambda wc: wc.sample in ANNOTATED,
+        ignore=config["evaluate"]["ignore"],
     script:
         "../scripts/evaluate.py"
 

@@ -11,6 +11,8 @@ run_evaluate(
     snakemake.input.truth,
     snakemake.output.evaluation,
     classes=snakemake.params.classes,
+    labels=dict(snakemake.input.items()).get("label_table"),
+    ignore=snakemake.params.ignore,
     sample=snakemake.wildcards.sample,
     annotated=snakemake.params.annotated,
 )

@@ -14,5 +14,6 @@ run_mesh(
     snakemake.output.render,
     snakemake.output.slices,
     classes=snakemake.params.classes,
+    labels=dict(snakemake.input.items()).get("label_table"),
     **snakemake.params.options,
 )

@@ -11,6 +11,8 @@ run_train(
     snakemake.input.annotations,
     snakemake.output.model,
     classes=snakemake.params.classes,
+    labels=dict(snakemake.input.items()).get("label_table"),
+    tomogram_paths=snakemake.input.tomograms,
     seed=snakemake.params.seed,
     threads=snakemake.threads,
     **snakemake.params.options,
