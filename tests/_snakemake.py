@@ -19,12 +19,15 @@ def snakemake(
 ):
     """Run ``snakemake`` on ``workdir`` with its ``config``; raise with the log tail on failure.
 
-    ``cores=None`` leaves the core count to the profile (cluster runs).
+    ``cores=None`` leaves the core count to the profile (cluster runs); ``config=None`` passes
+    no config file (keys then come from ``--config`` in ``args`` and the defaults).
     """
     cmd = [
         sys.executable, "-m", "snakemake", "--snakefile", str(snakefile or ROOT / "Snakefile"),
-        "--directory", str(workdir), "--configfile", str(Path(workdir) / config),
+        "--directory", str(workdir),
     ]  # fmt: skip
+    if config is not None:
+        cmd += ["--configfile", str(Path(workdir) / config)]
     if cores is not None:
         cmd += ["--cores", str(cores)]
     proc = subprocess.run([*cmd, *args], capture_output=True, text=True, timeout=timeout)
