@@ -42,6 +42,7 @@ def trained(tmp_path_factory):
     card = stages.run_train(
         [d / "f.zarr"], [d / "ann.mrc"], d / "m.skops", classes=CELL, seed=1, **FAST
     )
+    stages.run_predict(d / "tomo.mrc", d / "m.skops", d / "p.mrc")
     return d, card
 
 
@@ -60,15 +61,15 @@ def test_predict_refuses_a_tomogram_of_another_voxel_size(trained):
     lac = read_volume(d / "tomo.mrc").data
     write_volume(d / "fine.mrc", Volume(lac, 25.0))
     with pytest.raises(InputError) as err:
-        stages.run_predict(d / "fine.mrc", d / "m.skops", d / "p.mrc")
+        stages.run_predict(d / "fine.mrc", d / "m.skops", d / "fine_p.mrc")
     text = str(err.value)
     assert str(d / "fine.mrc") in text and "differs by 50 %" in text
     assert "resample_to_nm: 50" in text and "retrain" in text
-    assert not (d / "p.mrc").exists()
+    assert not (d / "fine_p.mrc").exists()
     # within 5 % is the same grid
     write_volume(d / "near.mrc", Volume(lac, 51.0))
-    stages.run_predict(d / "near.mrc", d / "m.skops", d / "p.mrc")
-    assert read_volume(d / "p.mrc").data.shape == (N, N, N)
+    stages.run_predict(d / "near.mrc", d / "m.skops", d / "near_p.mrc")
+    assert read_volume(d / "near_p.mrc").data.shape == (N, N, N)
 
 
 def test_training_across_voxel_sizes_is_refused_unless_resampled(trained, tmp_path):
@@ -127,7 +128,6 @@ def evaluate(d, truth_path, out, **kw):
 
 def test_evaluate_validates_its_truth(trained, tmp_path):
     d, _ = trained
-    stages.run_predict(d / "tomo.mrc", d / "m.skops", d / "p.mrc")
     truth = read_volume(d / "truth.mrc").data
     good = evaluate(d, d / "truth.mrc", tmp_path / "e.tsv").set_index("class")
     assert good.loc["cell", "dice"] > 0.9 and (good["n_ignored_voxels"] == 0).all()
@@ -157,14 +157,17 @@ def test_evaluate_validates_its_truth(trained, tmp_path):
     assert table.set_index("class").loc["cell", "dice"] > 0.9
 
 
-def test_cli_evaluate_exits_2_on_a_truth_of_another_numbering(trained, tmp_path, capsys):
+def test_cli_evaluate_exits_2_on_a_truth_of_another_voxel_size(trained, tmp_path, capsys):
+    # today: Dice of mismatched grids, exit 0
     d, _ = trained
     truth = read_volume(d / "truth.mrc").data
-    write_volume(tmp_path / "other.mrc", Volume(np.where(truth == 2, 40, 41).astype(np.uint8), 50))
-    args = ["evaluate", str(d / "p.mrc"), str(tmp_path / "other.mrc"), str(tmp_path / "e.tsv")]
+    write_volume(tmp_path / "t25.mrc", Volume(truth, 25.0))
+    args = ["evaluate", str(d / "p.mrc"), str(tmp_path / "t25.mrc"), str(tmp_path / "e.tsv")]
     with pytest.raises(SystemExit) as exit_:
         main([*args, "--classes", "ice,cytoplasm"])
-    assert exit_.value.code == 2 and "not in the label table" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert exit_.value.code == 2 and "truth voxel size (25.0, 25.0, 25.0) nm differs" in err
+    assert not (tmp_path / "e.tsv").exists()
 
 
 def test_cell_table_fractions_stay_below_one_and_columns_are_unique(tmp_path):
@@ -221,3 +224,27 @@ def test_auto_algorithm_counts_one_step_beyond_the_span():
     # 16 angles 0..168.75°: a full 180° of coverage (today: SIRT-TV from the 168.75° span)
     assert auto_algorithm(np.deg2rad(np.arange(16) * 11.25)) == "fbp"
     assert auto_algorithm(np.deg2rad(np.arange(-70, 69, 2.0))) == "sirt-tv"
+
+
+def test_truth_on_the_original_grid_follows_a_resampled_tomogram(tmp_path):
+    import tifffile
+
+    from sxtflow.resample import resample_labels
+
+    truth, _ = ball(2 * N)  # 48³ voxels of 25 nm
+    write_volume(tmp_path / "truth.mrc", Volume(truth, 25.0))
+    tifffile.imwrite(tmp_path / "truth.tif", truth, photometric="minisblack")  # no voxel size
+    record = {"resampled_from": {"voxel_nm": [25.0] * 3, "shape": [2 * N] * 3}}
+    coarse = resample_labels(truth, 25.0, 50.0)
+    write_volume(tmp_path / "p.mrc", Volume(coarse, 50.0, record))
+    write_volume(tmp_path / "bare.mrc", Volume(coarse, 50.0))
+    for name in ("truth.mrc", "truth.tif"):
+        table = stages.run_evaluate(
+            tmp_path / "p.mrc", tmp_path / name, tmp_path / "e.tsv", classes=CELL, sample="s"
+        ).set_index("class")
+        assert table.loc["cell", "dice"] == 1.0 and table.loc["cell", "n_truth_voxels"] > 0
+    with pytest.raises(InputError, match=r"truth shape \(48, 48, 48\) differs"):
+        stages.run_evaluate(
+            tmp_path / "bare.mrc", tmp_path / "truth.mrc", tmp_path / "e.tsv", classes=CELL,
+            sample="s",
+        )  # fmt: skip
