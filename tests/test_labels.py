@@ -104,7 +104,7 @@ def test_parent_cycle_and_missing_columns(tmp_path):
     with pytest.raises(InputError, match="cycle a -> b -> a"):
         load_labels(path)
     path = write(tmp_path, ("1", "ice"), header="value\tlabel\n")
-    with pytest.raises(InputError, match="lacks column"):
+    with pytest.raises(InputError, match="missing column"):
         load_labels(path)
     with pytest.raises(InputError, match="does not exist"):
         load_labels(tmp_path / "none.tsv")

@@ -50,6 +50,7 @@ __all__ = [
     "MAX_NONPOSITIVE_FRACTION",
     "write_projections",
     "read_table",
+    "read_text_table",
     "write_table",
     "write_json",
     "read_json",
@@ -1339,6 +1340,50 @@ def write_table(path: str | os.PathLike, table: pd.DataFrame) -> Path:
     with atomic_path(path) as tmp:
         table.to_csv(tmp, sep="\t", index=False, float_format="%.6g")
     return path
+
+
+def read_text_table(
+    path: str | os.PathLike,
+    columns,
+    *,
+    required,
+    what: str,
+    empty: str,
+    comment: str | None = None,
+) -> pd.DataFrame:
+    """Read a hand-written tab-separated table (sample sheet, label table) as strings.
+
+    Header names and values are stripped, empty cells are ``""``; missing optional
+    ``columns`` are added empty, and the result has exactly ``columns`` in that order.
+
+    Raises
+    ------
+    InputError
+        The file is missing or unparsable (``what`` names the table), lacks a ``required``
+        column, has a column not in ``columns``, or has no rows (the ``empty`` message).
+    """
+    path = Path(path)
+    if not path.exists():
+        raise InputError(path, f"{what} does not exist")
+    try:
+        table = pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False, comment=comment)
+    except Exception as exc:
+        raise InputError(path, f"cannot parse as a tab-separated table ({exc})") from exc
+    table.columns = [str(c).strip() for c in table.columns]
+    missing = [c for c in required if c not in table.columns]
+    if missing:
+        raise InputError(path, f"missing column(s) {', '.join(missing)}")
+    unknown = [c for c in table.columns if c not in columns]
+    if unknown:
+        raise InputError(
+            path, f"unknown column(s) {', '.join(unknown)}; known: {', '.join(columns)}"
+        )
+    if table.empty:
+        raise InputError(path, empty)
+    for col in columns:
+        if col not in table.columns:
+            table[col] = ""
+    return table[list(columns)].apply(lambda s: s.str.strip())
 
 
 def read_table(path: str | os.PathLike) -> pd.DataFrame:

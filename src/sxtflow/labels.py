@@ -40,7 +40,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .io import InputError
+from .io import InputError, read_text_table
 
 __all__ = [
     "LabelTable",
@@ -249,21 +249,8 @@ def _bundled_path():
 
 
 def _check(table: pd.DataFrame, path) -> pd.DataFrame:
-    """Validate a parsed table; every problem at once, with its row (1 = first data row)."""
-    missing = [c for c in ("value", "name") if c not in table.columns]
-    if missing:
-        raise InputError(path, f"label table lacks column(s) {', '.join(missing)}")
-    unknown = [c for c in table.columns if c not in COLUMNS]
-    if unknown:
-        raise InputError(
-            path, f"unknown column(s) {', '.join(unknown)}; known: {', '.join(COLUMNS)}"
-        )
-    if table.empty:
-        raise InputError(path, "label table has no rows")
-    for c in COLUMNS:
-        if c not in table.columns:
-            table[c] = ""
-    table = table[list(COLUMNS)].apply(lambda s: s.str.strip())
+    """Validate a table read by :func:`sxtflow.io.read_text_table`; every problem at once,
+    with its row (1 = first data row)."""
     problems: list[str] = []
     names = list(table["name"])
     values: list[int] = []
@@ -323,6 +310,16 @@ def _check(table: pd.DataFrame, path) -> pd.DataFrame:
     return table.reset_index(drop=True)
 
 
+def _read(path) -> pd.DataFrame:
+    return read_text_table(
+        path,
+        COLUMNS,
+        required=("value", "name"),
+        what="label table",
+        empty="label table has no rows",
+    )
+
+
 def load_labels(path: str | os.PathLike | None = None) -> LabelTable:
     """Read and check a label table (TSV; columns in the module docstring).
 
@@ -352,21 +349,15 @@ def load_labels(path: str | os.PathLike | None = None) -> LabelTable:
     if path is None:
         return default_labels()
     path = Path(path)
-    if not path.is_file():
-        raise InputError(path, "label table does not exist")
-    try:
-        raw = pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False)
-    except Exception as exc:
-        raise InputError(path, f"cannot parse as a tab-separated table ({exc})") from exc
-    raw.columns = [str(c).strip() for c in raw.columns]
+    raw = _read(path)
     return LabelTable(_check(raw, path), str(path))
 
 
 @cache
 def default_labels() -> LabelTable:
     """The bundled label table (``sxtflow/data/labels.tsv``)."""
-    with _bundled_path().open() as fh:
-        raw = pd.read_csv(fh, sep="\t", dtype=str, keep_default_na=False)
+    with resources.as_file(_bundled_path()) as path:
+        raw = _read(path)
     return LabelTable(_check(raw, "bundled labels.tsv"), "bundled")
 
 

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .io import InputError
+from .io import InputError, read_text_table
 
 __all__ = [
     "load_sample_sheet",
@@ -70,27 +70,14 @@ def load_sample_sheet(path: str | os.PathLike, base_dir: str | os.PathLike = "."
     """
     path = Path(path)
     base = Path(base_dir)
-    if not path.exists():
-        raise InputError(path, "sample sheet does not exist")
-    try:
-        sheet = pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False, comment="#")
-    except Exception as exc:
-        raise InputError(path, f"cannot parse as a tab-separated table ({exc})") from exc
-    sheet.columns = [c.strip() for c in sheet.columns]
-    missing = [c for c in ("sample", "condition", "kind") if c not in sheet.columns]
-    if missing:
-        raise InputError(path, f"missing column(s) {', '.join(missing)}")
-    unknown = [c for c in sheet.columns if c not in COLUMNS]
-    if unknown:
-        raise InputError(
-            path, f"unknown column(s) {', '.join(unknown)}; known: {', '.join(COLUMNS)}"
-        )
-    if sheet.empty:
-        raise InputError(path, "no samples (the sheet has a header but no rows)")
-    for col in COLUMNS:
-        if col not in sheet.columns:
-            sheet[col] = ""
-    sheet = sheet[COLUMNS].apply(lambda s: s.str.strip())
+    sheet = read_text_table(
+        path,
+        COLUMNS,
+        required=("sample", "condition", "kind"),
+        what="sample sheet",
+        empty="no samples (the sheet has a header but no rows)",
+        comment="#",
+    )
 
     problems: list[str] = []
     seen: dict[str, int] = {}
