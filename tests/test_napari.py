@@ -74,12 +74,16 @@ def stroke(layer, value, points, brush=2):
 
 
 def paint_two_classes(widget, proj, truth):
-    """Go to the first suggested slice; ice along the top edge, the nucleus's own class inside."""
-    z = widget.suggestions.item(0).data(256)
-    widget.suggestions.itemClicked.emit(widget.suggestions.item(0))
+    """Go to the first suggested slice through the nucleus; ice along the top edge, the
+    nucleus's own class inside."""
+    nucleus = proj.classes["nucleus"]
+    items = [widget.suggestions.item(i) for i in range(widget.suggestions.count())]
+    item = next(it for it in items if (truth["s2"][it.data(256)] == nucleus).any())
+    z = item.data(256)
+    widget.suggestions.itemClicked.emit(item)
     assert widget.current_z == z
     layer = widget.layers["annotation"]
-    ice, nucleus = proj.classes["ice"], proj.classes["nucleus"]
+    ice = proj.classes["ice"]
     zs, ys, xs = np.nonzero(truth["s2"][z : z + 1] == nucleus)
     cy, cx = int(np.median(ys)), int(np.median(xs))
     widget.class_box.setCurrentIndex(list(proj.classes.values()).index(ice))

@@ -34,7 +34,7 @@ import numpy as np
 
 from . import io
 from .io import InputError, Volume
-from .labels import LabelTable, default_labels
+from .labels import LabelTable, load_labels, locate_labels
 
 __all__ = [
     "label_table",
@@ -57,13 +57,13 @@ _MRC = {".mrc", ".rec", ".map"}
 CACHE_BYTES = 2 * 1024**3
 
 
-def label_table(path: str | os.PathLike | None = None) -> LabelTable:
-    """The label table annotations use (names, values, colours).
-
-    ``path`` (the config's ``labels`` key, when the project has one) is reserved for a
-    user's own table; today every table is the bundled one.
-    """
-    return default_labels()
+def label_table(
+    path: str | os.PathLike | None = None, workdir: str | os.PathLike = "."
+) -> LabelTable:
+    """The label table annotations use (names, values, colours), as the pipeline finds it:
+    the config's ``labels`` (``path``), else ``resources/labels.tsv`` of ``workdir``, else the
+    bundled one (:func:`sxtflow.labels.locate_labels`)."""
+    return load_labels(locate_labels(path, workdir))
 
 
 def load_config(
@@ -82,9 +82,8 @@ def load_config(
     if not isinstance(config, dict):
         raise InputError(path, "the config must be a mapping of keys")
     config.update({k: v for k, v in (overrides or {}).items() if v is not None})
-    for key in ("samples", "classes"):
-        if key not in config:
-            raise InputError(path, f"no {key!r} key")
+    if "samples" not in config:
+        raise InputError(path, "no 'samples' key")
     return config
 
 
@@ -157,19 +156,20 @@ class AnnotationProject:
     """
 
     def __init__(self, config: Mapping, workdir: str | os.PathLike = "."):
+        from .options import with_defaults
         from .stages import feature_spec
 
-        self.config = dict(config)
+        self.config = with_defaults(config)  # the pipeline's defaults for keys left out
         self.workdir = Path(workdir)
         self.sheet_path = self.workdir / str(self.config["samples"])
-        self.table = label_table(self.config.get("labels"))
-        self.classes = {str(n): self.table.value(str(n)) for n in self.config["classes"]}
-        feats = dict(self.config.get("features") or {})
+        self.table = label_table(self.config["labels"], self.workdir)
+        self.classes = self.table.class_values(self.config["classes"])
+        feats = dict(self.config["features"])
         self.spec = feature_spec(**feats)
-        self.feature_block = tuple(feats.get("block", (64, 64, 64)))
-        self.predict_block = tuple((self.config.get("predict") or {}).get("block", (64, 128, 128)))
-        self.train_options = dict(self.config.get("train") or {})
-        self.seed = int(self.config.get("seed", 0))
+        self.feature_block = tuple(feats["block"])
+        self.predict_block = tuple(self.config["predict"]["block"])
+        self.train_options = dict(self.config["train"])
+        self.seed = int(self.config["seed"])
         #: feature blocks computed for training, kept while they fit :data:`CACHE_BYTES`
         self._feature_cache: dict = {}
 
@@ -390,6 +390,7 @@ class AnnotationProject:
             None if out_model is None else self.path(out_model),
             classes=classes,
             spec=self.spec,
+            labels=self.table,
             block=self.feature_block,
             seed=self.seed,
             threads=threads,
