@@ -248,3 +248,34 @@ def test_truth_on_the_original_grid_follows_a_resampled_tomogram(tmp_path):
             tmp_path / "bare.mrc", tmp_path / "truth.mrc", tmp_path / "e.tsv", classes=CELL,
             sample="s",
         )  # fmt: skip
+
+
+def test_one_condition_and_a_cell_only_class_set_are_compared(tmp_path):
+    # today: "need at least two conditions to compare", then "no classes to plot"
+    classes = {"ice": 1, "cytoplasm": 2}
+    sheet = []
+    for i, radius in enumerate((0.3, 0.35)):
+        truth, lac = ball(radius=radius)
+        write_volume(tmp_path / f"l{i}.mrc", Volume(truth, 50.0))
+        write_volume(tmp_path / f"t{i}.mrc", Volume(lac, 50.0))
+        stages.run_measure(
+            tmp_path / f"l{i}.mrc", tmp_path / f"t{i}.mrc", tmp_path / f"o{i}.tsv",
+            tmp_path / f"c{i}.tsv", classes=classes,
+        )  # fmt: skip
+        sheet.append({"sample": f"s{i}", "condition": "capillary"})
+    out = {k: tmp_path / "cmp" / v for k, v in (
+        ("out_cells", "cells.tsv"), ("out_objects", "organelles.tsv"),
+        ("out_summary", "summary.tsv"), ("out_tests", "tests.tsv"),
+        ("out_measures", "measures.png"), ("out_fractions", "fractions.png"),
+    )}  # fmt: skip
+    tests = stages.run_compare(
+        [tmp_path / "c0.tsv", tmp_path / "c1.tsv"], [tmp_path / "o0.tsv", tmp_path / "o1.tsv"],
+        sheet, classes=classes, reference="capillary", n_boot=100, **out,
+    )  # fmt: skip
+    primary = tests[tests["family"] == "primary"]
+    assert primary["measure"].tolist()[0] == "cell_volume_um3" and len(primary) == 4
+    assert tests["p_value"].isna().all() and tests["note"].str.startswith("one condition").all()
+    assert out["out_measures"].exists() and not out["out_fractions"].exists()
+    summary = read_table(out["out_summary"])
+    cell = summary[summary["measure"] == "cell_volume_um3"]
+    assert cell["n_cells"].tolist() == [2]
