@@ -5,6 +5,7 @@ CLI is what picks up the workflow profile ``profiles/default`` (rerun triggers),
 see the policy users get.
 """
 
+import hashlib
 import shutil
 import subprocess
 import sys
@@ -43,6 +44,16 @@ def make_workdir(path, sheet_text=None):
     shutil.copy(DATA / "tiny_config.yaml", path / "config.yaml")
     (path / "samples.tsv").write_text(sheet_text or (DATA / "tiny_samples.tsv").read_text())
     return path
+
+
+def digests(workdir):
+    """sha256 of every file under results/ but the benchmarks (timings), by relative path."""
+    res = Path(workdir) / "results"
+    return {
+        p.relative_to(workdir).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(res.rglob("*"))
+        if p.is_file() and "benchmarks" not in p.relative_to(res).parts
+    }
 
 
 def planned_jobs(workdir, *, snakefile=None, config="config.yaml"):

@@ -33,6 +33,7 @@ def sample(tmp_path_factory):
     )
     arr[:] = probs
     arr.attrs.update({"classes": CLASSES, "voxel_nm": list(VOXEL)})
+    io.seal_store(root / "probabilities.zarr")  # as the predict rule does: readers verify it
     out = root / "ome"
     info = stages.run_export_ome_zarr(
         root / "tomogram.mrc",

@@ -307,6 +307,25 @@ def _cross_validate(make, X, y, groups, scheme, classes, cv_folds) -> dict:
     }
 
 
+def _check_skill(cv: dict, n_classes: int, min_skill: float, where) -> None:
+    """Record the CV skill (adjusted balanced accuracy) in ``cv``; refuse one at chance."""
+    if "balanced_accuracy" not in cv:
+        return
+    chance = 1.0 / n_classes
+    skill = (cv["balanced_accuracy"] - chance) / (1.0 - chance)
+    cv["skill"] = round(float(skill), 6)
+    if skill < min_skill:
+        raise InputError(
+            where,
+            f"cross-validated balanced accuracy {cv['balanced_accuracy']:.3f} is at chance "
+            f"level for {n_classes} classes (chance {chance:.3f}; skill {skill:.2f} < "
+            f"{min_skill:g}): the features do not separate the annotated classes. Check that "
+            "features and annotations are of the same tomogram and grid and that no feature "
+            "store is damaged, annotate more; the model was not written "
+            "(train.min_cv_skill sets the bar)",
+        )
+
+
 def train(
     samples,
     classes: dict[str, int],
@@ -321,6 +340,8 @@ def train(
     estimator: str = "random_forest",
     cv_folds: int = 3,
     class_weight: str = "balanced",
+    min_cv_skill: float = 0.0,
+    where: str | None = None,
 ):
     """Train a voxel classifier on sparse annotations.
 
@@ -361,6 +382,15 @@ def train(
         class with few voxels (mitochondria, droplets) claims the ambiguous rim voxels
         and grows by a partial-volume shell (``docs/segmentation.md``).
         ``hist_gradient_boosting`` is always balanced by subsampling.
+    min_cv_skill : float
+        Refuse a model whose cross-validated skill, ``(balanced accuracy − 1/K) / (1 − 1/K)``
+        for ``K`` classes (scikit-learn's adjusted balanced accuracy: 0 at chance, 1 perfect),
+        is below this; checked before the final fit. A model at chance means the features do
+        not separate the annotated classes (features of another tomogram or grid, a damaged
+        feature store). 0 (default here; the pipeline uses 0.2) disables the check, as does
+        cross-validation being skipped.
+    where : str, optional
+        Names the annotations in that error.
 
     Returns
     -------
@@ -473,6 +503,7 @@ def train(
     else:
         groups, scheme = _z_bands(z, max(int(cv_folds), 2)), "z_slice_band"
     cv = _cross_validate(model, X, y, groups, scheme, classes, cv_folds)
+    _check_skill(cv, len(classes), min_cv_skill, where)
     log.info("training %s on %d voxels (%s)", estimator, y.size, used)
     model.fit(X, y)
     card = {
@@ -524,9 +555,74 @@ def save_model(path: str | os.PathLike, model, card: dict) -> Path:
     if path.suffix != ".skops":
         raise ValueError(f"model path must end in .skops, got {path}")
     with atomic_path(path) as tmp:
-        sio.dump(model, tmp)
+        tmp.write_bytes(deterministic_skops(sio.dumps(model)))
     write_json(path.with_suffix(".json"), card)
     return path
+
+
+_ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)  # the earliest time a zip entry can carry
+
+
+def _zero_padding(array: np.ndarray) -> np.ndarray:
+    """A structured array copied field by field into zeros, so its padding bytes are 0
+    (scikit-learn's tree nodes carry 7 bytes of uninitialised padding each)."""
+    if array.dtype.fields is None:
+        return array
+    out = np.zeros(array.shape, dtype=array.dtype)
+    for name in array.dtype.names:
+        out[name] = array[name]
+    return out
+
+
+def deterministic_skops(raw: bytes) -> bytes:
+    """The same skops archive, byte-identical whenever the model is.
+
+    skops names array members and memo ids after ``id()`` (memory addresses), stamps members
+    with the current time and saves structured arrays with their uninitialised padding. Here
+    ids and member names are renumbered in order of first appearance (a bijection, so shared
+    objects stay shared), every member gets the zip epoch as its time, and padding is zeroed.
+    The result loads with ``skops.io.load`` to an equal model.
+    """
+    import io as _io
+
+    src = zipfile.ZipFile(_io.BytesIO(raw))
+    schema = json.loads(src.read("schema.json"))
+    ids: dict[int, int] = {}
+    files: dict[str, str] = {}
+
+    def walk(node):
+        if isinstance(node, dict):
+            for key, value in node.items():
+                if key == "__id__" and isinstance(value, int):
+                    node[key] = ids.setdefault(value, len(ids))
+                elif key == "file" and isinstance(value, str) and value.endswith(".npy"):
+                    node[key] = files.setdefault(value, f"{len(files)}.npy")
+                else:
+                    walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value)
+
+    walk(schema)
+    names = set(src.namelist()) - {"schema.json"}
+    if names != set(files):
+        raise ValueError(
+            f"skops archive members {sorted(names ^ set(files))} are not in its schema"
+        )
+    out = _io.BytesIO()
+    with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_STORED) as dst:
+        for old, new in files.items():
+            data = src.read(old)
+            array = np.load(_io.BytesIO(data), allow_pickle=False)
+            if array.dtype.fields is not None:
+                buf = _io.BytesIO()
+                np.save(buf, _zero_padding(array), allow_pickle=False)
+                data = buf.getvalue()
+            dst.writestr(zipfile.ZipInfo(new, date_time=_ZIP_EPOCH), data)
+        dst.writestr(
+            zipfile.ZipInfo("schema.json", date_time=_ZIP_EPOCH), json.dumps(schema, indent=2)
+        )
+    return out.getvalue()
 
 
 def _schema_types(path: Path) -> set[str]:

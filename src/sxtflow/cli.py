@@ -348,6 +348,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--min-samples-leaf", type=_positive_int, default=_TRAIN["min_samples_leaf"])
     s.add_argument("--max-per-class", type=_positive_int, default=_TRAIN["max_per_class"])
     s.add_argument("--class-weight", default=_TRAIN["class_weight"], choices=list(CLASS_WEIGHTS))
+    s.add_argument(
+        "--min-cv-skill", type=float, default=_TRAIN["min_cv_skill"],
+        help="refuse a model whose CV adjusted balanced accuracy is below this (0 = off)",
+    )  # fmt: skip
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--threads", type=_positive_int, default=1)
 
@@ -451,7 +455,8 @@ def _run(args) -> None:
             labels=args.label_table, estimator=args.estimator, n_estimators=args.n_estimators,
             max_depth=args.max_depth, min_samples_leaf=args.min_samples_leaf,
             max_per_class=args.max_per_class, seed=args.seed,
-            class_weight=args.class_weight, threads=args.threads,
+            class_weight=args.class_weight, min_cv_skill=args.min_cv_skill,
+            threads=args.threads,
         )  # fmt: skip
     elif cmd == "predict":
         stages.run_predict(

@@ -54,7 +54,7 @@ from pathlib import Path
 import numpy as np
 from scipy import ndimage as ndi
 
-from .io import InputError, Volume, atomic_path, create_zarr_array
+from .io import InputError, Volume, atomic_path, create_zarr_array, seal_store, verify_store
 from .progress import progress
 
 __all__ = [
@@ -705,11 +705,16 @@ def write_features(
             }
         )
         compute_features(volume.data, spec, block=chunks[1:], out=arr)
+        seal_store(tmp)  # the completion record, written last
     return path
 
 
 def open_features(path: str | os.PathLike):
     """Open a feature store written by :func:`write_features` (lazily, read-only).
+
+    The store is first checked against its completion record
+    (:func:`sxtflow.io.verify_store`: every chunk present and unchanged), so a partial or
+    damaged store is refused instead of read back as zeros.
 
     Returns
     -------
@@ -721,13 +726,15 @@ def open_features(path: str | os.PathLike):
     Raises
     ------
     InputError
-        Missing path, not a zarr store, no ``features`` array or inconsistent attributes.
+        Missing path, not a zarr store, no completion record (partial), a missing or changed
+        chunk, no ``features`` array or inconsistent attributes.
     """
     import zarr
 
     path = Path(path)
     if not path.exists():
         raise InputError(path, "feature store does not exist")
+    verify_store(path)
     try:
         root = zarr.open_group(str(path), mode="r")
         arr = root["features"]

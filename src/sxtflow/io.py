@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import hashlib
 import json
 import logging
 import os
@@ -44,6 +45,10 @@ __all__ = [
     "write_amira",
     "read_meta",
     "create_zarr_array",
+    "INTEGRITY_RECORD",
+    "seal_store",
+    "verify_store",
+    "store_token",
     "write_volume",
     "read_projections",
     "read_angles",
@@ -448,14 +453,12 @@ def read_volume(path: str | os.PathLike, voxel_nm=None, *, allow_nan: bool = Fal
                 header_voxel = _mrc_voxel_nm(vs)
                 if header_voxel is None:
                     no_voxel = f"the MRC header's voxel size is {float(vs.x):g} Å (unset)"
-                for label in mrc.header.label[: int(mrc.header.nlabl)]:
-                    text = bytes(label).decode("ascii", "replace").strip()
-                    if text.startswith("sxtflow "):
-                        with contextlib.suppress(json.JSONDecodeError):
-                            meta.update(json.loads(text[len("sxtflow ") :]))
-            sidecar = path.with_name(path.name + ".json")
-            if sidecar.exists():
-                meta.update(read_json(sidecar))
+                labels = _mrc_labels(mrc)
+            for text in labels:
+                if text.startswith("sxtflow {"):
+                    with contextlib.suppress(json.JSONDecodeError):
+                        meta.update(json.loads(text[len("sxtflow ") :]))
+            meta.update(_sidecar(path, labels))
         elif fmt == "tiff":
             import tifffile
 
@@ -736,19 +739,65 @@ def _read_hdf5_volume(path: Path):
     return data, voxel
 
 
+_SIDECAR_LABEL = "sxtflow-sidecar crc32="
+
+
+def _mrc_labels(mrc) -> list[str]:
+    return [
+        bytes(label).decode("ascii", "replace").strip()
+        for label in mrc.header.label[: int(mrc.header.nlabl)]
+    ]
+
+
+def _sidecar(path: Path, labels: list[str]) -> dict:
+    """The JSON sidecar ``<path>.json`` of an MRC file, if it belongs to it.
+
+    :func:`write_volume` records the sidecar's CRC-32 in an MRC label; a sidecar that does not
+    match it (left from an earlier write, e.g. by a killed job) is ignored with a warning. MRC
+    files from elsewhere (no such label) take a sidecar beside them as it is.
+    """
+    sidecar = path.with_name(path.name + ".json")
+    want = next((t[len(_SIDECAR_LABEL) :] for t in labels if t.startswith(_SIDECAR_LABEL)), None)
+    if not sidecar.is_file():
+        return {}
+    if want is not None:
+        got = f"{zlib.crc32(sidecar.read_bytes()):08x}"
+        if got != want:
+            logging.getLogger("sxtflow").warning(
+                "%s: ignoring the metadata sidecar %s: it belongs to an earlier write "
+                "(CRC-32 %s, the MRC header records %s)", path, sidecar.name, got, want,
+            )  # fmt: skip
+            return {}
+    meta = read_json(sidecar)
+    if not isinstance(meta, dict):
+        raise InputError(sidecar, "metadata sidecar is not a JSON object")
+    return meta
+
+
 def read_meta(path: str | os.PathLike) -> dict:
     """Metadata of a volume written by :func:`write_volume` (its JSON sidecar), without the data."""
-    sidecar = Path(path).with_name(Path(path).name + ".json")
-    return read_json(sidecar) if sidecar.exists() else {}
+    import mrcfile
+
+    path = Path(path)
+    labels = []
+    if path.is_file():
+        with contextlib.suppress(Exception), mrcfile.open(path, header_only=True) as mrc:
+            labels = _mrc_labels(mrc)
+    return _sidecar(path, labels)
 
 
 def write_volume(path: str | os.PathLike, volume: Volume) -> Path:
     """Write a volume atomically as MRC (voxel size in the header, metadata in a label).
 
     float64 is stored as float32, bool as uint8; int64 label volumes must fit int16/uint16.
-    Metadata go to a JSON sidecar ``<path>.json`` as well, so nothing is truncated.
+    Metadata go to a JSON sidecar ``<path>.json`` as well, so nothing is truncated; its CRC-32
+    is recorded in an MRC label, so a reader can tell a stale sidecar (an earlier write's, e.g.
+    after a killed job) and a volume without metadata removes one. The header's labels carry no
+    time (``Created by sxtflow <version>``), so the same volume gives the same bytes.
     """
     import mrcfile
+
+    from . import __version__
 
     path = Path(path)
     data = volume.data
@@ -760,30 +809,204 @@ def write_volume(path: str | os.PathLike, volume: Volume) -> Path:
         if data.size and (data.min() < 0 or data.max() > 65535):
             raise ValueError(f"integer volume out of uint16 range for {path}")
         data = data.astype(np.uint16)
+    sidecar = path.with_name(path.name + ".json")
+    text = _json_text(volume.meta) if volume.meta else None
     with atomic_path(path) as tmp:
         with mrcfile.new(tmp, overwrite=True) as mrc:
             mrc.set_data(np.ascontiguousarray(data))
             z, y, x = volume.voxel_nm
             mrc.voxel_size = (x * 10.0, y * 10.0, z * 10.0)  # Å, (x, y, z)
+            mrc.header.label[0] = f"Created by sxtflow {__version__}"  # mrcfile's has the time
+            mrc.header.nlabl = 1
             label = "sxtflow " + json.dumps(volume.meta, separators=(",", ":"), default=float)
             if len(label) <= 80:
                 mrc.add_label(label)
-    if volume.meta:
-        write_json(path.with_name(path.name + ".json"), volume.meta)
+            if text is not None:
+                mrc.add_label(f"{_SIDECAR_LABEL}{zlib.crc32(text.encode()):08x}")
+    if text is not None:
+        with atomic_path(sidecar) as tmp:
+            tmp.write_text(text)
+    elif sidecar.is_file():
+        sidecar.unlink()  # a sidecar without metadata to hold is an earlier write's
     return path
 
 
 def create_zarr_array(directory: str | os.PathLike, name: str, shape, chunks, dtype="float32"):
     """Create a chunked array ``name`` in a new zarr store at ``directory`` (zarr 2 or 3).
 
-    Used inside :func:`atomic_path` (``directory=True``) so a store appears only when complete.
+    Every chunk is stored, also one equal to the fill value (zarr skips those by default), so
+    a complete store holds exactly one file per chunk and a missing chunk is detectable.
+    Used inside :func:`atomic_path` (``directory=True``) and closed by :func:`seal_store`, so a
+    store appears only when complete.
     """
     import zarr
 
     root = zarr.open_group(str(directory), mode="w")
     if hasattr(root, "create_array"):  # zarr 3
-        return root.create_array(name, shape=tuple(shape), chunks=tuple(chunks), dtype=dtype)
-    return root.create_dataset(name, shape=tuple(shape), chunks=tuple(chunks), dtype=dtype)
+        return root.create_array(
+            name, shape=tuple(shape), chunks=tuple(chunks), dtype=dtype,
+            config={"write_empty_chunks": True},
+        )  # fmt: skip
+    return root.create_dataset(
+        name, shape=tuple(shape), chunks=tuple(chunks), dtype=dtype, write_empty_chunks=True
+    )
+
+
+# --------------------------------------------------------------------------- store integrity
+
+#: The completion record of a zarr store, written last (:func:`seal_store`).
+INTEGRITY_RECORD = "sxtflow_integrity.json"
+_INTEGRITY_FORMAT = "sxtflow-store-integrity/1"
+_ZARR_META = {"zarr.json", ".zarray", ".zattrs", ".zgroup", ".zmetadata"}
+
+
+def _store_files(path: Path) -> dict[str, list]:
+    """``{relative path: [bytes, CRC-32 hex]}`` of every file of a store but its record
+    (and Snakemake's ``.snakemake_timestamp`` marker of a ``directory()`` output)."""
+    files = {}
+    for f in sorted(path.rglob("*")):
+        rel = f.relative_to(path).as_posix()
+        if f.is_file() and rel != INTEGRITY_RECORD and not rel.startswith(".snakemake"):
+            crc = 0
+            with open(f, "rb") as fh:
+                while chunk := fh.read(1 << 22):
+                    crc = zlib.crc32(chunk, crc)
+            files[rel] = [f.stat().st_size, f"{crc:08x}"]
+    return files
+
+
+def _chunk_files(files, name: str) -> int:
+    return sum(1 for f in files if f.startswith(f"{name}/") and Path(f).name not in _ZARR_META)
+
+
+def _files_checksum(files: dict) -> str:
+    text = json.dumps(files, sort_keys=True, separators=(",", ":"))
+    return "sha256:" + hashlib.sha256(text.encode()).hexdigest()
+
+
+def seal_store(directory: str | os.PathLike) -> dict:
+    """Write the completion record of a finished zarr store (call it last, before the rename).
+
+    The record (``sxtflow_integrity.json`` at the store's root) holds, per array, its shape,
+    chunk shape, dtype and number of chunks, and, per file, its size and CRC-32, with a
+    SHA-256 over that list. A store without it is partial (a killed write); a store whose
+    files differ from it is damaged. :func:`verify_store` checks both.
+
+    Returns
+    -------
+    dict
+        The record.
+    """
+    import zarr
+
+    directory = Path(directory)
+    root = zarr.open_group(str(directory), mode="r")
+    arrays = {}
+    for name, arr in sorted(root.arrays()):
+        arrays[name] = {
+            "shape": list(arr.shape),
+            "chunks": list(arr.chunks),
+            "dtype": str(arr.dtype),
+            "n_chunks": int(
+                np.prod([-(-n // c) for n, c in zip(arr.shape, arr.chunks, strict=True)])
+            ),
+        }
+    files = _store_files(directory)
+    for name, spec in arrays.items():
+        n = _chunk_files(files, name)
+        if n != spec["n_chunks"]:  # every chunk is stored (create_zarr_array): a write is missing
+            raise ValueError(f"{directory}: array {name!r} has {n} of {spec['n_chunks']} chunks")
+    record = {
+        "format": _INTEGRITY_FORMAT,
+        "arrays": arrays,
+        "files": files,
+        "checksum": _files_checksum(files),
+    }
+    write_json(directory / INTEGRITY_RECORD, record)
+    return record
+
+
+def verify_store(path: str | os.PathLike) -> dict:
+    """Check a zarr store against its completion record (:func:`seal_store`); return the record.
+
+    Reads every file once (memory: 4 MiB at a time): shapes, the number of chunks, every file's
+    size and CRC-32 and the record's checksum must agree.
+
+    Raises
+    ------
+    InputError
+        Naming the store and what is wrong: no record (a partial store: rerun the step that
+        makes it), a missing, extra or changed chunk (a damaged store).
+    """
+    import zarr
+
+    path = Path(path)
+    if not path.is_dir():
+        raise InputError(path, "store does not exist" if not path.exists() else "not a directory")
+    rec_path = path / INTEGRITY_RECORD
+    if not rec_path.is_file():
+        raise InputError(
+            path,
+            f"no completion record ({INTEGRITY_RECORD}, written last): a partial store, left "
+            "by a killed or failed write (or written by another tool); rerun the step that makes it",
+        )
+    record = read_json(rec_path)
+    if not isinstance(record, dict) or record.get("format") != _INTEGRITY_FORMAT:
+        raise InputError(rec_path, f"not a {_INTEGRITY_FORMAT} completion record")
+    want = record.get("files", {})
+    if _files_checksum(want) != record.get("checksum"):
+        raise InputError(rec_path, "the completion record's checksum does not match its file list")
+    damaged = "the store is damaged: rerun the step that makes it"
+    try:
+        root = zarr.open_group(str(path), mode="r")
+        for name, spec in record.get("arrays", {}).items():
+            arr = root[name]
+            got = {"shape": list(arr.shape), "chunks": list(arr.chunks), "dtype": str(arr.dtype)}
+            if any(got[k] != spec[k] for k in got):
+                raise InputError(
+                    path, f"array {name!r} is {got}, its record says {spec}; {damaged}"
+                )
+            n = _chunk_files(want, name)
+            if n != spec["n_chunks"]:
+                raise InputError(
+                    path, f"array {name!r} records {n} chunk files for {spec['n_chunks']} chunks"
+                )
+    except InputError:
+        raise
+    except Exception as exc:
+        raise InputError(path, f"not a readable zarr store ({type(exc).__name__}: {exc})") from exc
+    have = _store_files(path)
+    missing = sorted(set(want) - set(have))
+    if missing:
+        more = f" and {len(missing) - 1} more" if len(missing) > 1 else ""
+        raise InputError(path, f"chunk file {missing[0]}{more} is missing; {damaged}")
+    extra = sorted(set(have) - set(want))
+    if extra:
+        raise InputError(path, f"file {extra[0]} is not in the completion record; {damaged}")
+    changed = sorted(f for f in want if have[f] != want[f])
+    if changed:
+        f = changed[0]
+        raise InputError(
+            path,
+            f"chunk file {f} has changed ({have[f][0]} bytes, CRC-32 {have[f][1]}; recorded "
+            f"{want[f][0]} bytes, {want[f][1]}); {damaged}",
+        )
+    return record
+
+
+def store_token(path: str | os.PathLike) -> tuple:
+    """Identity of a sealed store: its record's inode, change time and checksum.
+
+    A store replaced by another write (even with equal content) gets another token, so a
+    step that read it can check, before it writes its output, that it read one store only.
+    """
+    rec = Path(path) / INTEGRITY_RECORD
+    try:
+        st = rec.stat()
+        checksum = read_json(rec).get("checksum")
+    except (OSError, InputError, AttributeError):
+        return (None,)
+    return (st.st_dev, st.st_ino, st.st_ctime_ns, checksum)
 
 
 # --------------------------------------------------------------------------- projections
@@ -1399,11 +1622,15 @@ def read_table(path: str | os.PathLike) -> pd.DataFrame:
         raise InputError(path, f"cannot read table ({exc})") from exc
 
 
+def _json_text(obj) -> str:
+    return json.dumps(obj, indent=2, sort_keys=True, default=_json_default) + "\n"
+
+
 def write_json(path: str | os.PathLike, obj) -> Path:
     """Write JSON atomically (numpy scalars and arrays are converted)."""
     path = Path(path)
     with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps(obj, indent=2, sort_keys=True, default=_json_default) + "\n")
+        tmp.write_text(_json_text(obj))
     return path
 
 

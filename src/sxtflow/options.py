@@ -63,6 +63,7 @@ DEFAULTS: dict = {
         "min_samples_leaf": 3,
         "max_per_class": 50000,
         "class_weight": "sqrt_balanced",
+        "min_cv_skill": 0.2,
     },
     "predict": {"block": [64, 128, 128]},
     "refine": {

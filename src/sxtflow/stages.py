@@ -386,6 +386,7 @@ def run_train(
     min_samples_leaf: int = _TRAIN["min_samples_leaf"],
     max_per_class: int = _TRAIN["max_per_class"],
     class_weight: str = _TRAIN["class_weight"],
+    min_cv_skill: float = _TRAIN["min_cv_skill"],
     threads: int = 1,
 ) -> dict:
     """Train the voxel classifier on the sparse annotations of one or more tomograms.
@@ -398,6 +399,10 @@ def run_train(
     (the tomograms the features came from) let annotations on a tomogram's original grid
     follow it when it was resampled (config ``reconstruct.resample_to_nm``). The model card
     records the voxel size, the label table, the classes and the feature spec.
+
+    Refuses (``InputError``) to write a model whose cross-validated skill is below
+    ``min_cv_skill`` (see :func:`sxtflow.classify.train`), or when a feature store it read
+    was replaced meanwhile (a second run writing the same results).
     """
     from . import features
 
@@ -406,7 +411,9 @@ def run_train(
     pairs = []
     spec = voxel = None
     metas = [io.read_meta(p) for p in tomogram_paths] if tomogram_paths else None
+    tokens = {}
     for i, (fpath, apath) in enumerate(zip(features_paths, annotation_paths, strict=True)):
+        tokens[fpath] = io.store_token(fpath)
         arr, fspec, voxel_nm = features.open_features(fpath)
         if spec is not None and fspec != spec:
             raise InputError(fpath, "feature specification differs from the other tomograms'")
@@ -418,18 +425,33 @@ def run_train(
     options = dict(
         n_estimators=n_estimators, max_depth=max_depth, min_samples_leaf=min_samples_leaf,
         seed=seed, threads=threads, max_per_class=max_per_class, estimator=estimator,
-        class_weight=class_weight,
+        class_weight=class_weight, min_cv_skill=min_cv_skill,
     )  # fmt: skip
     return _train_and_save(
         pairs, spec, classes, out_model, annotation_paths, labels=labels, voxel_nm=voxel,
-        **options,
+        before_save=lambda: _check_unchanged(tokens), **options,
     )[1]  # fmt: skip
 
 
+def _check_unchanged(tokens: Mapping) -> None:
+    """Concurrency guard: a second run (after a forced ``--unlock``) may have replaced a
+    feature store while training read it; a model from a mix of two stores is not written."""
+    for fpath, token in tokens.items():
+        if io.store_token(fpath) != token:
+            raise InputError(
+                fpath,
+                "the feature store was replaced while training read it (another run writing "
+                "the same results?); the model was not written: let the other run finish, "
+                "then rerun",
+            )
+
+
 def _train_and_save(
-    pairs, spec, classes, out_model, annotation_paths, *, labels, voxel_nm, threads, **options
-):
-    """``classify.train`` on ``(features, annotation, path)`` pairs; the model saved (skops).
+    pairs, spec, classes, out_model, annotation_paths, *, labels, voxel_nm, threads,
+    before_save=None, **options,
+):  # fmt: skip
+    """``classify.train`` on ``(features, annotation, path)`` pairs; the model saved (skops)
+    once ``before_save()`` (a last check) has returned.
 
     Annotations are mapped onto the classes through the label table (values outside it, or
     of no class, are errors naming the file); every class needs annotated voxels (the error
@@ -468,7 +490,12 @@ def _train_and_save(
             f"({', '.join(map(str, annotation_paths))}); annotate them, or set the config's "
             f"`classes` to the classes you annotated (found: {', '.join(present) or 'none'})"
         )
-    model, card = classify.train(mapped, dict(classes), spec=spec, n_jobs=threads, **options)
+    where = ", ".join(str(p) for p in annotation_paths)
+    model, card = classify.train(
+        mapped, dict(classes), spec=spec, n_jobs=threads, where=where, **options
+    )
+    if before_save is not None:
+        before_save()
     card["training_annotations"] = [str(p) for p in annotation_paths]
     card["voxel_nm"] = [float(v) for v in voxel_nm]
     card["label_table"] = {"source": table.source, "labels": table.to_records()}
@@ -519,7 +546,8 @@ def run_train_tomograms(
     training again after more painting computes only the new blocks. ``labels`` is the label
     table (as in :func:`run_train`); ``options`` are :func:`run_train`'s (``seed``,
     ``estimator``, ``n_estimators``, ``max_depth``, ``min_samples_leaf``, ``max_per_class``,
-    ``class_weight``), with its defaults.
+    ``class_weight``, ``min_cv_skill``), with its defaults: a model at chance is refused here
+    too.
 
     Returns
     -------
@@ -641,6 +669,8 @@ def run_predict(
             out_uncertainty=unc,
             mask=mask,
         )
+        if probs is not None:
+            io.seal_store(tmp)  # the completion record, written last
     meta = {"classes": card["classes"]}
     if "resampled_from" in vol.meta:
         meta["resampled_from"] = vol.meta["resampled_from"]
@@ -959,6 +989,7 @@ def run_export_ome_zarr(
         label_vols[str(name)] = _read_annotation(path, shape, vol.voxel_nm, what="label volume")
     probs = None
     if probabilities:
+        io.verify_store(probabilities)  # its completion record: complete and unchanged
         try:
             probs = zarr.open_group(str(probabilities), mode="r")["probabilities"]
         except Exception as exc:
