@@ -46,6 +46,13 @@ def make_workdir(path, sheet_text=None):
     return path
 
 
+def make_micro_workdir(path, sheet_text=None):
+    """A working directory with the smallest config (``micro_config.yaml``, ~20 jobs)."""
+    path = make_workdir(path, sheet_text)
+    shutil.copy(DATA / "micro_config.yaml", path / "config.yaml")
+    return path
+
+
 def digests(workdir):
     """sha256 of every file under results/ but the benchmarks (timings), by relative path."""
     res = Path(workdir) / "results"

@@ -1,20 +1,116 @@
-"""Fault injection (issue 15): a read-only results directory and a full disk end in one
-named error and leave no partial file; the next write of an output removes the temporaries a
-killed writer left."""
+"""Fault injection (issue 15): ``kill -9`` at random points followed by the README's resume
+gives the outputs of an uninterrupted run, byte for byte; a read-only results directory and
+a full disk end in one named error and leave no partial file; the next write of an output
+removes the temporaries a killed writer left.
+
+The workflow run uses the smallest config (``tests/data/micro_config.yaml``, ~20 jobs), and
+one uninterrupted reference run.
+"""
 
 import contextlib
 import os
+import random
 import resource
 import signal
 import socket
 import stat
 import subprocess
 import sys
+import time
+from pathlib import Path
 
 import pytest
+from _snakemake import ROOT, digests, make_micro_workdir, snakemake
 
 from sxtflow.cli import main
 from sxtflow.io import atomic_path
+
+RUN_TIMEOUT = 900  # seconds; a run of the micro config takes ~30-60 s on 2 cores
+
+# --------------------------------------------------------------------------- kill -9
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory):
+    work = make_micro_workdir(tmp_path_factory.mktemp("reference"))
+    snakemake(work, timeout=RUN_TIMEOUT)
+    return digests(work)
+
+
+def _job_processes(parent):
+    """Running rule scripts (``python .snakemake/scripts/…``) below the snakemake process."""
+    import psutil
+
+    jobs = []
+    with contextlib.suppress(psutil.Error):
+        for child in psutil.Process(parent).children(recursive=True):
+            with contextlib.suppress(psutil.Error):
+                if any(".snakemake/scripts/" in a for a in child.cmdline()):
+                    jobs.append(child)
+    return jobs
+
+
+def _kill_at_random(proc, rng, whole):
+    """Wait for a random job of this run to start, let it run a random while, then
+    ``kill -9`` it (or, with ``whole``, snakemake and every job: a crashed node)."""
+    target = rng.randint(1, 6)  # the n-th job this run starts
+    started = set()
+    deadline = time.monotonic() + RUN_TIMEOUT
+    while proc.poll() is None and time.monotonic() < deadline:
+        started.update(job.pid for job in _job_processes(proc.pid))
+        if len(started) >= target:
+            break
+        time.sleep(0.02)
+    time.sleep(rng.uniform(0.0, 1.5))
+    assert proc.poll() is None, "the run ended before it could be killed"
+    jobs = _job_processes(proc.pid)
+    if whole or not jobs:
+        os.killpg(proc.pid, signal.SIGKILL)
+        what = f"snakemake and {len(jobs)} job(s) after {len(started)} started"
+    else:
+        job = rng.choice(jobs)
+        what = f"job {Path(job.cmdline()[-1]).name} after {len(started)} started"
+        os.kill(job.pid, signal.SIGKILL)
+    proc.wait(timeout=RUN_TIMEOUT)
+    return what
+
+
+@pytest.mark.workflow
+def test_kill_9_at_random_points_then_resume_gives_identical_outputs(reference, tmp_path):
+    # three kills in a row (seeds 0, 1, 2), each of the run resumed after the previous one:
+    # the whole run (a crashed node), one job (OOM killer), the whole run again
+    work = make_micro_workdir(tmp_path / "run")
+    killed = []
+    for seed in (0, 1, 2):
+        rng = random.Random(seed)
+        if seed:  # the README's resume: unlock (the killed run's lock is left), rerun
+            snakemake(work, "--unlock", timeout=RUN_TIMEOUT)
+        cmd = [
+            sys.executable, "-m", "snakemake", "--snakefile", str(ROOT / "Snakefile"),
+            "--directory", str(work), "--configfile", str(work / "config.yaml"), "--cores",
+            "2", *(["--rerun-incomplete"] if seed else []),
+        ]  # fmt: skip
+        proc = subprocess.Popen(
+            cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+        )
+        try:
+            killed.append(_kill_at_random(proc, rng, whole=seed != 1))
+        finally:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+        assert proc.returncode != 0, killed
+    snakemake(work, "--unlock", timeout=RUN_TIMEOUT)
+    snakemake(work, "--rerun-incomplete", timeout=RUN_TIMEOUT)
+    got = digests(work)
+    assert got.keys() == reference.keys(), (killed, sorted(got.keys() ^ reference.keys()))
+    differ = sorted(k for k in got if got[k] != reference[k])
+    assert not differ, f"after killing {killed} and resuming, outputs differ: {differ}"
+    # no debris: no temporary files, no metadata sidecar without its volume
+    leftovers = [p for p in (work / "results").rglob("*") if ".tmp" in p.name]
+    assert not leftovers, (killed, leftovers)
+    orphans = [p for p in (work / "results").rglob("*.mrc.json") if not p.with_suffix("").exists()]
+    assert not orphans, (killed, orphans)
+
 
 # --------------------------------------------------------------------------- read-only, full disk
 
