@@ -20,9 +20,9 @@ import time
 from pathlib import Path
 
 import pytest
+from _cells import tiny_cell
 from _snakemake import ROOT, digests, make_micro_workdir, snakemake
 
-from sxtflow.cli import main
 from sxtflow.io import atomic_path
 
 RUN_TIMEOUT = 900  # seconds; a run of the micro config takes ~30-60 s on 2 cores
@@ -118,9 +118,7 @@ def test_kill_9_at_random_points_then_resume_gives_identical_outputs(reference, 
 @pytest.fixture(scope="module")
 def inputs(tmp_path_factory):
     d = tmp_path_factory.mktemp("fault_inputs")
-    sim = ["--shape", "32,48,48", "--voxel-nm", "100", "--n-angles", "48", "--seed", "2"]
-    assert main(["simulate", str(d / "p.h5"), str(d / "truth.mrc"), str(d / "lac.mrc"), *sim]) == 0
-    assert main(["reconstruct", str(d / "p.h5"), str(d / "tomo.mrc")]) == 0
+    tiny_cell(d)
     return d
 
 

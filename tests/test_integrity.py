@@ -2,16 +2,14 @@
 training that refuses a model at chance or from a store replaced under it, byte-identical
 rewrites (MRC, skops), and a rerun that cleans up what a killed run left."""
 
-import hashlib
 import json
 import shutil
-from pathlib import Path
 
 import numpy as np
 import pytest
+from _cells import sha, tiny_cell
 
 from sxtflow import classify, stages
-from sxtflow.cli import main
 from sxtflow.features import FeatureSpec, open_features, write_features
 from sxtflow.io import (
     INTEGRITY_RECORD,
@@ -25,25 +23,11 @@ from sxtflow.io import (
 )
 
 
-def sha(path):
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
-
-
 @pytest.fixture(scope="module")
 def made(tmp_path_factory):
-    """A tiny cell: tomogram, annotation, a feature store and a model (~3 s)."""
+    """A tiny cell: tomogram, annotation and a feature store of 2 chunks along z (~2 s)."""
     d = tmp_path_factory.mktemp("integrity")
-    f = {k: d / v for k, v in {
-        "proj": "p.h5", "truth": "truth.mrc", "lac": "lac.mrc", "ann": "ann.mrc",
-        "tomo": "tomo.mrc", "feat": "f.zarr", "model": "m.skops",
-    }.items()}  # fmt: skip
-    sim = ["--shape", "32,48,48", "--voxel-nm", "100", "--n-angles", "48", "--seed", "2"]
-    assert main(["simulate", str(f["proj"]), str(f["truth"]), str(f["lac"]), *sim]) == 0
-    assert main(["annotate", str(f["truth"]), str(f["ann"]), "--seed", "1"]) == 0
-    assert main(["reconstruct", str(f["proj"]), str(f["tomo"])]) == 0
-    feat = ["--sigmas", "1,2", "--block", "16,48,48"]  # 2 chunks along z
-    assert main(["features", str(f["tomo"]), str(f["feat"]), *feat]) == 0
-    return d, f
+    return d, tiny_cell(d, features=["--block", "16,48,48"], until="features")
 
 
 def chunk_files(store):

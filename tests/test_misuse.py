@@ -2,13 +2,13 @@
 named error (file, what, what to do) or in correct behaviour, never in a traceback, a hang or
 silent harm to a file already computed."""
 
-import hashlib
 import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+from _cells import sha, tiny_cell
 
 from sxtflow import stages
 from sxtflow.cli import main
@@ -19,27 +19,11 @@ ROOT = Path(__file__).resolve().parents[1]
 HEADER = "sample\tcondition\tkind\tinput\tcell_type\tvoxel_nm\tannotation\ttruth\n"
 
 
-def sha(path):
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
-
-
 @pytest.fixture(scope="module")
 def made(tmp_path_factory):
     """One tiny cell through simulate → reconstruct → features → train → predict (~3 s)."""
     d = tmp_path_factory.mktemp("misuse")
-    f = {k: d / v for k, v in {
-        "proj": "p.h5", "truth": "truth.mrc", "lac": "lac.mrc", "ann": "ann.mrc",
-        "tomo": "tomo.mrc", "feat": "f.zarr", "model": "m.skops", "pred": "pred.mrc",
-    }.items()}  # fmt: skip
-    sim = ["--shape", "32,48,48", "--voxel-nm", "100", "--n-angles", "48", "--seed", "2"]
-    assert main(["simulate", str(f["proj"]), str(f["truth"]), str(f["lac"]), *sim]) == 0
-    assert main(["annotate", str(f["truth"]), str(f["ann"]), "--seed", "1"]) == 0
-    assert main(["reconstruct", str(f["proj"]), str(f["tomo"])]) == 0
-    assert main(["features", str(f["tomo"]), str(f["feat"]), "--sigmas", "1,2"]) == 0
-    train = ["--features", str(f["feat"]), "--annotations", str(f["ann"]), "--n-estimators", "8"]
-    assert main(["train", *train, "--model", str(f["model"])]) == 0
-    assert main(["predict", str(f["tomo"]), str(f["model"]), str(f["pred"])]) == 0
-    return d, f
+    return d, tiny_cell(d, until="predict")
 
 
 def cli_error(capsys, argv):
