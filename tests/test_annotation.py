@@ -121,6 +121,10 @@ def test_preview_equals_pipeline_prediction(project):
         np.testing.assert_array_equal(got, pred[region])
     corner = proj.preview("s2", model, card, (slice(3, 4), slice(0, 3), slice(0, 3)))
     assert not corner.any()  # outside the field of view: no data, label 0
+    # what the predict rule refuses, the preview refuses: a model of another voxel size
+    other = {**card, "voxel_nm": [2 * v for v in card["voxel_nm"]]}
+    with pytest.raises(InputError, match="differs by 50 %"):
+        proj.preview("s2", model, other, regions[0])
 
 
 def test_train_on_painted_classes_only(project):

@@ -109,3 +109,27 @@ def test_cli_and_auto_levels(sample, tmp_path):
     assert len(nodes["tomogram"]["levels"]) == ngff.auto_levels(SHAPE) == 2
     assert "labels" in nodes  # named after the file
     assert not (tmp_path / "o" / "probabilities.ome.zarr").exists()
+
+
+def test_lab_label_table_names_and_colours(sample, tmp_path):
+    """A lab's own table (a class the bundled one lacks, another colour) names the labels."""
+    root = sample[0]
+    table = default_labels().table.copy()
+    table.loc[table["name"] == "nucleus", "colour"] = "#123456"
+    extra = {"value": 12, "name": "granule", "segment_as": "granule", "parent": "cell"}
+    table.loc[len(table)] = {**extra, "colour": "#abcdef"}
+    path = tmp_path / "labels.tsv"
+    table.to_csv(path, sep="\t", index=False)
+    data = np.zeros(SHAPE, np.uint8)
+    data[:16] = 4
+    data[16:] = 12
+    io.write_volume(tmp_path / "seg.mrc", Volume(data, VOXEL))
+    rc = main(
+        ["export-ome-zarr", str(root / "tomogram.mrc"), str(tmp_path / "o"),
+         "--labels", f"segmentation={tmp_path / 'seg.mrc'}", "--label-table", str(path)]
+    )  # fmt: skip
+    assert rc == 0
+    seg = ngff.read_levels(tmp_path / "o" / "tomogram.ome.zarr")["segmentation"]
+    assert seg["properties"][12]["name"] == "granule"
+    np.testing.assert_allclose(seg["colors"][12], np.array(ngff.rgba("#abcdef")) / 255)
+    np.testing.assert_allclose(seg["colors"][4], np.array(ngff.rgba("#123456")) / 255)

@@ -240,6 +240,7 @@ def test_model_of_one_voxel_size_is_refused_on_a_tomogram_of_another(tmp_path):
         "results/model/classifier.skops was trained at" in log
     )
     assert "reconstruct.resample_to_nm: 40" in log and "retrain with annotations at 20 nm" in log
+    assert "Traceback" not in log  # one named line, as on the command line
     assert not (tmp_path / "results/fine/prediction.mrc").exists()
 
 

@@ -414,12 +414,15 @@ class AnnotationProject:
     ) -> np.ndarray:
         """Predicted labels of ``region``: the predict rule's code, block and mask.
 
-        Equals ``prediction.mrc[region]`` of the pipeline run with the same model.
+        Equals ``prediction.mrc[region]`` of the pipeline run with the same model, and
+        refuses what the predict rule refuses (a tomogram whose voxel size differs from the
+        model's, :func:`sxtflow.stages.check_model_voxel`).
         """
         from .classify import predict_volume
-        from .stages import prediction_mask
+        from .stages import check_model_voxel, prediction_mask
 
         vol = tomogram if tomogram is not None else self.tomogram(sample)
+        check_model_voxel(card, vol.voxel_nm, tomogram_path=sample)
         labels, _ = predict_volume(
             vol.data,
             model,

@@ -412,6 +412,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--probabilities", default=None, help="predict's probabilities.zarr")
     s.add_argument("--levels", default="auto", help="pyramid levels, or 'auto'")
     s.add_argument("--chunks", type=_ints, default=(64, 128, 128), help="z,y,x voxels")
+    s.add_argument(
+        "--label-table", default=None, help="label table TSV (default: the bundled table)"
+    )
 
     s = sub.add_parser("napari", help="paint, save, train and preview a sample in napari")
     s.add_argument("sample", nargs="?", help="sample id (default: pick in the widget)")
@@ -495,6 +498,7 @@ def _run(args) -> None:
         stages.run_export_ome_zarr(
             args.tomogram, args.outdir, labels=_labels(args.labels),
             probabilities=args.probabilities, levels=levels, chunks=args.chunks,
+            label_table=args.label_table,
         )  # fmt: skip
     elif cmd == "napari":
         try:

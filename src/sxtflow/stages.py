@@ -960,6 +960,7 @@ def run_export_ome_zarr(
     probabilities: PathLike | None = None,
     levels: int | str = "auto",
     chunks: Sequence[int] = (64, 128, 128),
+    label_table=None,
 ) -> dict:
     """A sample as OME-Zarr (NGFF 0.5, multiscale, µm): tomogram + label images + probabilities.
 
@@ -967,7 +968,8 @@ def run_export_ome_zarr(
     of ``labels``: name → label volume on the tomogram's grid) and, when ``probabilities``
     (the predict rule's zarr store) is given, ``out_dir/probabilities.ome.zarr`` (one channel
     per class). ``levels``: pyramid levels (``"auto"``: halve while the smallest axis keeps
-    16 voxels, at most 6). Each store appears only when complete (other files in
+    16 voxels, at most 6). ``label_table`` (a :class:`~sxtflow.labels.LabelTable` or its
+    path; default the bundled table) gives the label images' names and colours. Each store appears only when complete (other files in
     ``out_dir`` are left alone).
 
     Returns
@@ -978,12 +980,11 @@ def run_export_ome_zarr(
     import zarr
 
     from . import ngff
-    from .labels import default_labels
 
     vol = io.read_volume(tomogram_path)
     shape = vol.data.shape
     n_levels = ngff.auto_levels(shape) if levels == "auto" else int(levels)
-    table = default_labels()
+    table = _label_table(label_table)
     label_vols = {}
     for name, path in (labels or {}).items():
         label_vols[str(name)] = _read_annotation(path, shape, vol.voxel_nm, what="label volume")

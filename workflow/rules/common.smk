@@ -207,9 +207,11 @@ def export_options():
 
 
 def get_export_inputs(wildcards):
-    """The tomogram, final labels, probabilities and (if any) the sample's annotation."""
+    """The tomogram, final labels, probabilities, (if any) the sample's annotation and the
+    lab's label table (names and colours of the label images)."""
     s = wildcards.sample
     out = {
+        **label_table_input(wildcards),
         "tomogram": f"results/{s}/tomogram.mrc",
         "labels": f"results/{s}/labels.mrc",
         "probabilities": f"results/{s}/probabilities.zarr",

@@ -14,5 +14,6 @@ run_export_ome_zarr(
     snakemake.output[0],
     labels=labels,
     probabilities=snakemake.input.probabilities,
+    label_table=dict(snakemake.input.items()).get("label_table"),
     **snakemake.params.options,
 )
