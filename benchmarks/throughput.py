@@ -1,0 +1,470 @@
+"""Throughput at real sizes: one cell from raw projections to tables, stage by stage.
+
+The per-cell path of the pipeline (``stages.run_reconstruct`` → ``run_predict`` →
+``run_refine`` → ``run_mesh`` → ``run_measure``, the functions the Snakemake rules call, with
+the demo config's options) on a simulated lymphocyte (default 512³ voxels of 25 nm, 180
+projections over 180°, 3000 photons/pixel, 40 nm zone-plate blur). Every stage runs in a
+fresh Python process, so its peak resident memory (``VmHWM``) is its own; wall and CPU time
+are the child's. Printed: a table of the stages, the total against the goal of 120 s (and
+the ratio to the 881 s measured before, issue 14), and peak memory as a multiple of the
+float32 tomogram.
+
+Peer, in the same run: scikit-image's trainable segmentation
+(``skimage.feature.multiscale_basic_features`` + ``skimage.future.fit_segmenter`` /
+``predict_segmenter``) with the same annotations and the same model budget (a random forest
+with as many trees as sxtflow's). Its features of a whole 512³ tomogram would not fit in
+memory (30 float32 channels: 16 GB), so both are timed on the same central slab of
+``--slab`` z-slices (sxtflow reads the slab's halo from the volume: ``predict_volume(...,
+region=...)``); the ratio of their voxels per second (wall) and per CPU-second is printed.
+
+``--check-full`` also runs the full-resolution prediction (every voxel, every feature; the
+path before issue 14) on the whole tomogram and prints the Dice of the fast prediction
+against it per class (goal: ≥ 0.995) and its time.
+
+``--demo`` runs the 12-cell demo (``snakemake --cores 2`` on a copy of the workflow in a
+temporary directory) and prints its wall and CPU time (goal: ≤ 180 s wall on 2 idle cores).
+
+Inputs are prepared once and cached under ``--cache`` (default
+``~/.cache/sxtflow-bench/throughput``) under a fixed seed: the simulated projections and
+truth, the reconstruction used for training, the virtual annotation and the trained model
+(extremely randomised trees, 50 of unlimited depth, unweighted; ``FAST_SPEC`` features with
+a σ = 8 Gaussian, the segmentation benchmark's lymphocyte settings).
+
+Usage::
+
+    nice -n 10 .venv/bin/python benchmarks/throughput.py                # 512³, the goal
+    .venv/bin/python benchmarks/throughput.py --size 192 --voxel-nm 64  # quick, while developing
+    .venv/bin/python benchmarks/throughput.py --check-full --demo        # everything
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+CLASSES = ["ice", "cytoplasm", "nucleus", "lipid_droplet", "mitochondrion"]
+GOAL_S = 120.0
+BEFORE_S = 881.0  # issue 14: reconstruct 38 + predict 697 + refine 27 + mesh 41 + measure 67
+
+# one stage in a fresh process: prints {"wall": s, "cpu": s, "peak": bytes, ...} as JSON
+_CHILD = r"""
+import json, resource, sys, time
+sys.path.insert(0, {src!r})
+def hwm():
+    for line in open("/proc/self/status"):
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) * 1024
+import numpy, scipy.ndimage, sklearn.ensemble, pandas, zarr, trimesh, skimage.measure  # noqa
+from sxtflow import stages
+from sxtflow.progress import log_to
+log_to({log!r})
+args = json.loads({args!r})
+base = hwm()
+t0, r0 = time.perf_counter(), resource.getrusage(resource.RUSAGE_SELF)
+getattr(stages, {func!r})(*args["args"], **args["kwargs"])
+r1 = resource.getrusage(resource.RUSAGE_SELF)
+print(json.dumps({{"wall": time.perf_counter() - t0,
+                  "cpu": (r1.ru_utime - r0.ru_utime) + (r1.ru_stime - r0.ru_stime),
+                  "base": base, "peak": hwm()}}))
+"""
+
+
+def _run_child(func, log, *args, **kwargs):
+    code = _CHILD.format(
+        src=str(ROOT / "src"),
+        log=str(log),
+        func=func,
+        args=json.dumps({"args": [str(a) for a in args], "kwargs": kwargs}),
+    )
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    if res.returncode != 0:
+        sys.stderr.write(res.stderr)
+        raise SystemExit(f"{func} failed (log: {log})")
+    return json.loads(res.stdout.strip().splitlines()[-1])
+
+
+def config():
+    import yaml
+
+    return yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
+
+
+def classes():
+    from sxtflow.labels import default_labels
+
+    table = default_labels()
+    return {c: int(table.value(c)) for c in CLASSES}
+
+
+def feature_spec():
+    from sxtflow.features import FAST_SPEC, FeatureSpec
+
+    return FeatureSpec(
+        sigmas=FAST_SPEC.sigmas,
+        families=FAST_SPEC.families,
+        family_sigmas={"gaussian": (*FAST_SPEC.sigmas, 8.0)},
+    )
+
+
+def prepare(args, cache: Path) -> dict:
+    """Simulated projections, truth, training reconstruction, annotation and model (cached)."""
+    from sxtflow import io, simulate, stages
+
+    cache.mkdir(parents=True, exist_ok=True)
+    files = {
+        k: cache / f"{k}.{ext}"
+        for k, ext in (
+            ("projections", "h5"),
+            ("truth", "tif"),
+            ("lac", "tif"),
+            ("tomogram", "tif"),
+            ("annotation", "tif"),
+            ("model", "skops"),
+        )
+    }
+    t = time.perf_counter()
+    if not files["projections"].exists():
+        print(f"simulating a {args.size}³ lymphocyte at {args.voxel_nm:g} nm …", flush=True)
+        stages.run_simulate(
+            files["projections"],
+            files["truth"],
+            files["lac"],
+            cell_type="lymphocyte",
+            shape=(args.size,) * 3,
+            voxel_nm=args.voxel_nm,
+            seed=args.seed,
+            n_angles=args.angles,
+            photons=3000.0,
+            blur_nm=40.0,
+        )
+    if not files["tomogram"].exists():
+        stages.run_reconstruct(files["projections"], files["tomogram"])
+    if not files["annotation"].exists():
+        truth = io.read_volume(files["truth"])
+        ann = simulate.annotate(truth, CLASSES, slices_per_class=3, seed=args.seed, rim=True)
+        io.write_volume(files["annotation"], ann)
+    if not files["model"].exists():
+        print("training …", flush=True)
+        stages.run_train_tomograms(
+            [files["tomogram"]],
+            [files["annotation"]],
+            files["model"],
+            classes=classes(),
+            spec=feature_spec(),
+            threads=args.threads,
+            estimator="extra_trees",
+            n_estimators=args.trees,
+            max_depth=None,
+            class_weight="none",
+            seed=0,
+        )
+    print(f"inputs ready in {time.perf_counter() - t:.0f} s (cache {cache})", flush=True)
+    return files
+
+
+def per_cell(args, files, work: Path) -> list[tuple[str, dict]]:
+    """The five stages, each in a fresh process, with the demo config's options."""
+    from sxtflow.refine import DEFAULT_RULES
+
+    cfg = config()
+    cls = classes()
+    m = cfg["measure"]
+    block = list(cfg["predict"]["block"])
+    rules = {k: v for k, v in DEFAULT_RULES.items() if k in cls}
+    logs = work / "logs"
+    logs.mkdir(exist_ok=True)
+    w = {k: work / v for k, v in (
+        ("tomogram", "tomogram.tif"), ("labels", "labels.tif"), ("unc", "uncertainty.tif"),
+        ("probs", "probabilities.zarr"), ("refined", "refined.tif"),
+    )}  # fmt: skip
+    steps = [
+        ("reconstruct", "run_reconstruct", (files["projections"], w["tomogram"]), {}),
+        (
+            "predict",
+            "run_predict",
+            (files["model"], w["labels"], w["unc"], w["probs"]),
+            {"block": block, "threads": args.threads},
+        ),
+        ("refine", "run_refine", (w["labels"], w["refined"]), {"classes": cls, "rules": rules}),
+        (
+            "mesh",
+            "run_mesh",
+            (
+                w["refined"],
+                w["tomogram"],
+                work / "scene.glb",
+                work / "ply",
+                work / "render.png",
+                work / "slices.png",
+            ),
+            {"classes": cls, "smooth_iterations": cfg["mesh"]["smooth_iterations"]},
+        ),  # fmt: skip
+        (
+            "measure",
+            "run_measure",
+            (
+                w["refined"],
+                w["tomogram"],
+                work / "organelles.tsv",
+                work / "cell.tsv",
+                work / "chromatin.tsv",
+                work / "profile.tsv",
+                work / "surface.tsv",
+            ),
+            {
+                "classes": cls,
+                "min_volume_um3": m["min_volume_um3"],
+                "smooth_iterations": cfg["mesh"]["smooth_iterations"],
+                "contact_distance_um": m["contact_distance_um"],
+                "separate": {k: v for k, v in m["separate"].items() if k in cls},
+                "chromatin": cfg["chromatin"],
+                "surface": cfg["surface"],
+            },
+        ),  # fmt: skip
+    ]
+    out = []
+    for name, func, paths, kwargs in steps:
+        if name == "predict":
+            paths = (w["tomogram"], *paths)
+        print(f"  {name} …", end="", flush=True)
+        r = _run_child(func, logs / f"{name}.log", *paths, **kwargs)
+        print(f" {r['wall']:.1f} s wall, {r['cpu']:.1f} CPU-s, peak {r['peak'] / 2**20:.0f} MiB")
+        out.append((name, r))
+    return out
+
+
+def skimage_vs_sxtflow(args, files, work: Path) -> dict:
+    """Predict throughput on the same central slab: scikit-image's recipe vs sxtflow."""
+    from skimage.feature import multiscale_basic_features
+    from skimage.future import predict_segmenter
+    from sklearn.ensemble import RandomForestClassifier
+
+    from sxtflow import classify, io, stages
+
+    vol = io.read_volume(work / "tomogram.tif")
+    data = np.asarray(vol.data, dtype=np.float32)
+    ann = io.read_volume(files["annotation"]).data
+    model, card = classify.load_model(files["model"])
+
+    def feats(v):
+        return multiscale_basic_features(
+            v, intensity=True, edges=True, texture=True, sigma_min=0.5, sigma_max=16,
+            channel_axis=None,
+        ).astype(np.float32, copy=False)  # fmt: skip
+
+    # scikit-image trains on the annotated slices as fit_segmenter does (clf.fit on the
+    # annotated voxels' features), with features of those slabs only (the whole
+    # volume's would not fit), with the same number of trees
+    zs = np.flatnonzero(ann.reshape(ann.shape[0], -1).any(axis=1))
+    X, y = [], []
+    for z0 in range(0, ann.shape[0], args.slab):
+        sel = [z for z in zs if z0 <= z < z0 + args.slab]
+        if not sel:
+            continue
+        lo, hi = max(0, z0 - 32), min(ann.shape[0], z0 + args.slab + 32)
+        f = feats(data[lo:hi])
+        a = ann[lo:hi].copy()
+        a[: z0 - lo] = 0
+        a[z0 - lo + args.slab :] = 0
+        X.append(f[a > 0])
+        y.append(a[a > 0])
+        del f
+    clf = RandomForestClassifier(n_estimators=args.trees, n_jobs=args.threads, random_state=0)
+    t = time.perf_counter()
+    clf.fit(np.concatenate(X), np.concatenate(y))
+    print(f"  scikit-image forest trained in {time.perf_counter() - t:.0f} s", flush=True)
+
+    nz = data.shape[0]
+    z0 = max(0, nz // 2 - args.slab // 2)
+    region = (slice(z0, min(nz, z0 + args.slab)), slice(None), slice(None))
+    slab = data[region]
+    cyl = stages.cylinder_mask(data.shape)
+
+    def timed(fn, *a, **k):
+        t, c = time.perf_counter(), time.process_time()
+        res = fn(*a, **k)
+        return res, time.perf_counter() - t, time.process_time() - c
+
+    def sk(v):
+        f = feats(v)
+        return predict_segmenter(f, clf)
+
+    lsk, sk_w, sk_c = timed(sk, slab)
+    mask = np.broadcast_to(cyl[None], data.shape)
+    (lsx, _), sx_w, sx_c = timed(
+        classify.predict_volume, data, model, card, block=(64, 128, 128), n_jobs=args.threads,
+        mask=mask, region=region,
+    )  # fmt: skip
+    return {"voxels": slab.size, "sk_wall": sk_w, "sk_cpu": sk_c, "sx_wall": sx_w, "sx_cpu": sx_c}
+
+
+def check_full(args, files, work: Path) -> dict:
+    """The full-resolution prediction (every voxel, every feature) and Dice of the fast one."""
+    from sxtflow import classify, io, stages
+    from sxtflow.evaluate import dice_iou
+
+    vol = io.read_volume(work / "tomogram.tif")
+    model, card = classify.load_model(files["model"])
+    mask = stages.prediction_mask(vol)
+    kwargs = {}
+    import inspect
+
+    params = inspect.signature(classify.predict_volume).parameters
+    if "coarse" in params:
+        kwargs["coarse"] = None
+    if "feature_subset" in params:
+        kwargs["feature_subset"] = False
+    t, c = time.perf_counter(), time.process_time()
+    full, _ = classify.predict_volume(
+        vol.data, model, card, block=(64, 128, 128), n_jobs=args.threads, mask=mask, **kwargs
+    )
+    wall, cpu = time.perf_counter() - t, time.process_time() - c
+    fast = io.read_volume(work / "labels.tif").data
+    cls = classes()
+    df = dice_iou(fast, full, cls)
+    dice = dict(zip(df["class"], df["dice"], strict=True))
+    changed = int(np.count_nonzero(fast != full))
+    return {"wall": wall, "cpu": cpu, "dice": dice, "changed": changed, "voxels": full.size}
+
+
+def demo(args) -> dict:
+    """The 12-cell demo on a copy of the workflow: wall and CPU time (children included)."""
+    import resource
+
+    with tempfile.TemporaryDirectory() as tmp:
+        for name in ("Snakefile", "workflow", "config", "src", "envs", "profiles"):
+            src = ROOT / name
+            if src.is_dir():
+                shutil.copytree(src, Path(tmp) / name)
+            elif src.exists():
+                shutil.copy(src, Path(tmp) / name)
+        snake = Path(sys.executable).parent / "snakemake"
+        r0 = resource.getrusage(resource.RUSAGE_CHILDREN)
+        t = time.perf_counter()
+        res = subprocess.run(
+            [str(snake), "--cores", str(args.threads), "--quiet"],
+            cwd=tmp,
+            capture_output=True,
+            text=True,
+        )
+        wall = time.perf_counter() - t
+        r1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+        if res.returncode != 0:
+            sys.stderr.write(res.stderr[-4000:])
+            raise SystemExit("demo failed")
+        tests = Path(tmp) / "results" / "compare" / "tests.tsv"
+        found = None
+        if tests.exists():
+            import pandas as pd
+
+            t_ = pd.read_csv(tests, sep="\t")
+            sig = t_[(t_["family"] == "primary") & t_["significant"].astype(bool)]
+            found = sorted(sig["measure"].astype(str)) if "measure" in sig else None
+    cpu = (r1.ru_utime - r0.ru_utime) + (r1.ru_stime - r0.ru_stime)
+    return {"wall": wall, "cpu": cpu, "significant": found}
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--size", type=int, default=512, help="edge of the cubic volume, voxels")
+    p.add_argument("--voxel-nm", type=float, default=25.0)
+    p.add_argument("--angles", type=int, default=180)
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--trees", type=int, default=50)
+    p.add_argument("--seed", type=int, default=1400)
+    p.add_argument("--slab", type=int, default=32, help="z-slices of the scikit-image slab")
+    p.add_argument("--cache", default=None, help="directory for the prepared inputs")
+    p.add_argument("--no-skimage", dest="skimage", action="store_false")
+    p.add_argument("--check-full", action="store_true", help="also the full-resolution predict")
+    p.add_argument("--demo", action="store_true", help="also the 12-cell demo")
+    p.add_argument("--keep", default=None, help="keep the stage outputs in this directory")
+    args = p.parse_args(argv)
+
+    sys.path.insert(0, str(ROOT / "src"))
+    cache = Path(args.cache or Path.home() / ".cache" / "sxtflow-bench" / "throughput")
+    cache = cache / f"lymphocyte_{args.size}_{args.voxel_nm:g}nm_{args.angles}a_s{args.seed}"
+    print(
+        f"sxtflow throughput: {args.size}³ lymphocyte at {args.voxel_nm:g} nm, {args.angles} "
+        f"projections, {args.threads} threads; load avg at start {os.getloadavg()}",
+        flush=True,
+    )
+    files = prepare(args, cache)
+    loads = [os.getloadavg()[0]]
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(args.keep) if args.keep else Path(tmp)
+        work.mkdir(parents=True, exist_ok=True)
+        print("per-cell path (each stage a fresh process):", flush=True)
+        stages_ = per_cell(args, files, work)
+        loads.append(os.getloadavg()[0])
+        peer = full = None
+        if args.skimage:
+            print(f"predict on a central slab of {args.slab} z-slices:", flush=True)
+            peer = skimage_vs_sxtflow(args, files, work)
+            loads.append(os.getloadavg()[0])
+        if args.check_full:
+            print("full-resolution prediction (every voxel, every feature) …", flush=True)
+            full = check_full(args, files, work)
+            loads.append(os.getloadavg()[0])
+    dm = None
+    if args.demo:
+        print("12-cell demo …", flush=True)
+        dm = demo(args)
+        loads.append(os.getloadavg()[0])
+
+    f32 = args.size**3 * 4
+    print()
+    print(
+        f"Per-cell path, {args.size}³ voxels of {args.voxel_nm:g} nm "
+        f"({f32 / 2**20:.0f} MiB float32), {args.threads} threads"
+    )
+    print(f"{'stage':<12} {'wall s':>8} {'CPU s':>8} {'peak MiB':>9} {'× tomogram':>11}")
+    tw = tc = 0.0
+    for name, r in stages_:
+        tw += r["wall"]
+        tc += r["cpu"]
+        print(
+            f"{name:<12} {r['wall']:8.1f} {r['cpu']:8.1f} {r['peak'] / 2**20:9.0f} "
+            f"{r['peak'] / f32:11.2f}"
+        )
+    print(f"{'total':<12} {tw:8.1f} {tc:8.1f}")
+    print(
+        f"goal ≤ {GOAL_S:.0f} s wall: {tw:.1f} s = {tw / GOAL_S:.2f}× the goal; "
+        f"{BEFORE_S / tw:.1f}× faster than the {BEFORE_S:.0f} s of issue 14 (goal ≥ 7×)"
+    )
+    if peer:
+        v = peer["voxels"]
+        rw = (v / peer["sx_wall"]) / (v / peer["sk_wall"])
+        rc = (v / peer["sx_cpu"]) / (v / peer["sk_cpu"])
+        print(
+            f"predict, same slab ({v / 1e6:.1f} Mvoxel): sxtflow {v / peer['sx_wall'] / 1e6:.3f} "
+            f"Mvoxel/s wall, {v / peer['sx_cpu'] / 1e6:.3f} Mvoxel/CPU-s; scikit-image "
+            f"{v / peer['sk_wall'] / 1e6:.3f} / {v / peer['sk_cpu'] / 1e6:.3f}: "
+            f"{rw:.1f}× wall, {rc:.1f}× CPU (goal ≥ 10×)"
+        )
+    if full:
+        d = ", ".join(f"{k} {v:.4f}" for k, v in full["dice"].items())
+        print(
+            f"fast vs full-resolution prediction: Dice {d} (goal ≥ 0.995 each); "
+            f"{full['changed']} voxels differ ({100 * full['changed'] / full['voxels']:.3f} %); "
+            f"full prediction {full['wall']:.0f} s wall, {full['cpu']:.0f} CPU-s (labels only)"
+        )
+    if dm:
+        print(
+            f"demo (12 cells): {dm['wall']:.0f} s wall, {dm['cpu']:.0f} CPU-s (goal ≤ 180 s wall "
+            f"on 2 idle cores); significant primary measures: {dm['significant']}"
+        )
+    print(f"load average during the run: {', '.join(f'{x:.1f}' for x in loads)}")
+
+
+if __name__ == "__main__":
+    main()
