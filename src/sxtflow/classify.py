@@ -817,6 +817,288 @@ def predict(
     return out_labels, out_probabilities
 
 
+def used_features(model, n_features: int) -> np.ndarray:
+    """Which feature columns the fitted model reads at all (bool, shape ``(n_features,)``).
+
+    A tree ensemble reads a feature only at the split nodes that test it; a feature no
+    split tests cannot change any prediction, so it need not be computed. Unknown model
+    types are assumed to read every feature.
+    """
+    used = np.zeros(int(n_features), dtype=bool)
+    trees = getattr(model, "estimators_", None)
+    predictors = getattr(model, "_predictors", None)
+    if trees is not None and len(trees) and hasattr(np.ravel(trees)[0], "tree_"):
+        for est in np.ravel(trees):
+            f = est.tree_.feature
+            used[f[f >= 0]] = True
+    elif predictors is not None:  # histogram gradient boosting
+        for stage in predictors:
+            for pred in stage:
+                nodes = pred.nodes
+                used[nodes["feature_idx"][~nodes["is_leaf"].astype(bool)]] = True
+    else:
+        used[:] = True
+    return used
+
+
+def subset_spec(spec: FeatureSpec, used) -> tuple[FeatureSpec, np.ndarray]:
+    """The smallest spec whose channels include every used channel of ``spec``.
+
+    Families yield their channels per scale together (a Hessian's three eigenvalues), so a
+    family is kept at a scale when any of its channels there is used.
+
+    Parameters
+    ----------
+    spec : FeatureSpec
+    used : array of bool, shape (spec.n_features,)
+        From :func:`used_features`.
+
+    Returns
+    -------
+    sub : FeatureSpec
+        Features computed with it equal the same channels of ``spec`` exactly (every
+        channel is computed on the same window of the volume, whatever the halo).
+    columns : ndarray of int, shape (sub.n_features,)
+        Column of each of ``sub``'s channels in ``spec``'s channel order.
+
+    Examples
+    --------
+    >>> spec = FeatureSpec(sigmas=(1.0, 2.0), families=("gaussian", "ggm"))
+    >>> sub, cols = subset_spec(spec, [False, True, False, False, True])
+    >>> sub.names(), cols.tolist()
+    (['gaussian_s1', 'ggm_s2'], [1, 4])
+    """
+    names = spec.names()
+    used = np.asarray(used, dtype=bool)
+    if used.shape != (len(names),):
+        raise ValueError(f"used has shape {used.shape}, expected ({len(names)},)")
+    wanted = {n for n, u in zip(names, used, strict=True) if u}
+    per_family: dict[str, tuple[float, ...]] = {}
+    for fam in spec.families:
+        keep = []
+        for s in spec.scales(fam):
+            sub = FeatureSpec(sigmas=(s,), families=(fam,), include_raw=False)
+            if wanted & set(sub.names()):
+                keep.append(s)
+        if keep:
+            per_family[fam] = tuple(keep)
+    include_raw = "raw" in wanted or not per_family
+    if per_family:
+        sigmas = tuple(sorted({s for v in per_family.values() for s in v}))
+        sub = FeatureSpec(
+            sigmas=sigmas,
+            families=tuple(per_family),
+            include_raw=include_raw,
+            family_sigmas=per_family,
+        )
+    else:
+        sub = FeatureSpec(sigmas=(1.0,), families=(), include_raw=True)
+    index = {n: i for i, n in enumerate(names)}
+    return sub, np.array([index[n] for n in sub.names()], dtype=np.int64)
+
+
+def _conv_at(a: np.ndarray, kernel: np.ndarray, axis: int, pos: np.ndarray) -> np.ndarray:
+    """``scipy.ndimage.convolve1d(a, kernel, axis)`` evaluated only at indices ``pos``.
+
+    One matrix product with the banded ``(len(pos), a.shape[axis])`` matrix of the taps
+    (BLAS; ``pos`` must lie at least the kernel radius inside the axis).
+    """
+    r = (len(kernel) - 1) // 2
+    n = a.shape[axis]
+    band = np.zeros((len(pos), n), dtype=np.float32)
+    rows = np.arange(len(pos))
+    for j, w in enumerate(kernel):  # convolution: out[i] = Σ_j k[j] · a[pos_i − (j − r)]
+        band[rows, np.asarray(pos) - (j - r)] = w
+    # single 2D products only: OpenBLAS is very slow on many small batched ones
+    if axis == 0:
+        return (band @ a.reshape(n, -1)).reshape(len(pos), *a.shape[1:])
+    if axis == a.ndim - 1:
+        return (a.reshape(-1, n) @ band.T).reshape(*a.shape[:-1], len(pos))
+    moved = np.moveaxis(a, axis, 0)
+    out = band @ np.ascontiguousarray(moved).reshape(n, -1)
+    return np.moveaxis(out.reshape(len(pos), *moved.shape[1:]), 0, axis)
+
+
+def _lattice_features(volume, spec: FeatureSpec, zpos, ypos, xpos) -> np.ndarray:
+    """Features of ``spec`` at the lattice points ``zpos × ypos × xpos`` of ``volume``.
+
+    Equal to :func:`sxtflow.features.block_features` at those voxels up to float32
+    rounding (the same separable Gaussian-derivative kernels, evaluated only where
+    needed). Families: raw, gaussian, log, ggm, dog, hessian (not the structure tensor).
+
+    Returns
+    -------
+    ndarray, shape (F, len(zpos), len(ypos), len(xpos)), float32
+    """
+    from .features import _DOG_RATIO, _FIRST, _SECOND, _read_padded, eigvalsh3, gaussian_kernel
+
+    if "structure_tensor" in spec.families:
+        raise ValueError("lattice features do not support the structure tensor")
+    h = spec.halo
+    z0, z1 = int(zpos[0]), int(zpos[-1]) + 1
+    core = (slice(z0, z1), slice(0, volume.shape[1]), slice(0, volume.shape[2]))
+    padded = _read_padded(volume, core, h)
+    if not np.isfinite(padded).all():
+        raise ValueError(f"volume contains NaN/inf values near z = {z0}..{z1}")
+    pz, py, px = np.asarray(zpos) - z0 + h, np.asarray(ypos) + h, np.asarray(xpos) + h
+    shape = (len(pz), len(py), len(px))
+    out = np.empty((spec.n_features, *shape), dtype=np.float32)
+    index = {n: i for i, n in enumerate(spec.names())}
+    if spec.include_raw:
+        out[index["raw"]] = padded[np.ix_(pz, py, px)]
+
+    def derivatives(sigma, orders):  # z, then x, then y (the smallest array last)
+        zs, zxs, res = {}, {}, {}
+        for o in orders:
+            if o[0] not in zs:
+                zs[o[0]] = _conv_at(padded, gaussian_kernel(sigma, o[0]), 0, pz)
+            if (o[0], o[2]) not in zxs:
+                zxs[o[0], o[2]] = _conv_at(zs[o[0]], gaussian_kernel(sigma, o[2]), 2, px)
+            res[o] = _conv_at(zxs[o[0], o[2]], gaussian_kernel(sigma, o[1]), 1, py)
+        return res
+
+    for sigma in spec.all_sigmas:
+        fams = spec.families_at(sigma)
+        s = f"{float(sigma):g}"
+        orders = set()
+        if "gaussian" in fams or "dog" in fams:
+            orders.add((0, 0, 0))
+        if "ggm" in fams:
+            orders.update(_FIRST)
+        if "hessian" in fams:
+            orders.update(_SECOND)
+        if "log" in fams:
+            orders.update(((2, 0, 0), (0, 2, 0), (0, 0, 2)))
+        d = derivatives(sigma, sorted(orders))
+        if "gaussian" in fams:
+            out[index[f"gaussian_s{s}"]] = d[(0, 0, 0)]
+        if "log" in fams:
+            out[index[f"log_s{s}"]] = (d[(2, 0, 0)] + d[(0, 2, 0)]) + d[(0, 0, 2)]
+        if "ggm" in fams:
+            gz, gy, gx = (d[o] for o in _FIRST)
+            out[index[f"ggm_s{s}"]] = np.sqrt(gz * gz + gy * gy + gx * gx)
+        if "dog" in fams:
+            narrow = derivatives(_DOG_RATIO * sigma, [(0, 0, 0)])[(0, 0, 0)]
+            out[index[f"dog_s{s}"]] = d[(0, 0, 0)] - narrow
+        if "hessian" in fams:
+            ev = eigvalsh3([d[o] for o in _SECOND])
+            for i in range(3):
+                out[index[f"hessian_ev{i}_s{s}"]] = ev[i]
+    return out
+
+
+def _lattice(n: int, stride: int) -> np.ndarray:
+    """Lattice positions along an axis of ``n`` voxels: the centre of each cell of
+    ``stride`` voxels (cell ``i`` = voxels ``stride·i … stride·i + stride − 1``)."""
+    return np.minimum(np.arange(-(-n // stride)) * stride + stride // 2, n - 1)
+
+
+def coarse_pass(
+    volume,
+    model,
+    card: dict,
+    *,
+    stride: int = 4,
+    mask=None,
+    spec: FeatureSpec | None = None,
+    columns=None,
+    slab: int = 8,
+) -> np.ndarray:
+    """Class probabilities on a lattice of every ``stride``-th voxel (the coarse pass).
+
+    The same model on the same (full-resolution) features, evaluated only at the centre
+    voxel of each ``stride``³ cell: ``stride``³ times fewer voxels through the trees, and
+    the separable filters evaluated only where needed.
+
+    Parameters
+    ----------
+    volume : array-like, shape (z, y, x)
+        Calibrated tomogram (µm⁻¹).
+    model, card
+        As for :func:`predict_volume`.
+    stride : int
+        Lattice spacing in voxels.
+    mask : ndarray of bool, shape (z, y, x), optional
+        Voxels to classify; lattice points outside get probability 0.
+    spec, columns : optional
+        A subset spec and its columns in the card's spec (:func:`subset_spec`); default
+        every feature of the card.
+    slab : int
+        Lattice planes computed at a time (bounds memory).
+
+    Returns
+    -------
+    ndarray, shape (C, ⌈z/stride⌉, ⌈y/stride⌉, ⌈x/stride⌉), float32
+        Probabilities, channels in ascending class value.
+    """
+    from threadpoolctl import threadpool_limits  # a scikit-learn dependency
+
+    full = FeatureSpec.from_dict(card["feature_spec"])
+    if spec is None:
+        spec, columns = full, np.arange(full.n_features)
+    values, cols = _class_columns(model, card)
+    shape = tuple(int(n) for n in volume.shape)
+    zpos, ypos, xpos = (_lattice(n, stride) for n in shape)
+    out = np.zeros((values.size, len(zpos), len(ypos), len(xpos)), dtype=np.float32)
+    for i0 in progress(range(0, len(zpos), slab), -(-len(zpos) // slab), "coarse"):
+        zp = zpos[i0 : i0 + slab]
+        # one BLAS thread: multi-threaded OpenBLAS spins on these small products
+        with threadpool_limits(limits=1, user_api="blas"):
+            f = _lattice_features(volume, spec, zp, ypos, xpos)
+        n = f[0].size
+        X = np.zeros((n, full.n_features), dtype=np.float32)
+        X[:, columns] = f.reshape(spec.n_features, n).T
+        del f
+        keep = np.ones(n, dtype=bool)
+        if mask is not None:
+            keep = np.asarray(mask)[np.ix_(zp, ypos, xpos)].ravel()
+        proba = np.zeros((n, values.size), dtype=np.float32)
+        if keep.any():
+            proba[keep] = model.predict_proba(X[keep])[:, cols]
+        out[:, i0 : i0 + len(zp)] = proba.T.reshape(values.size, len(zp), len(ypos), len(xpos))
+    return out
+
+
+def fine_cells(
+    coarse_probabilities: np.ndarray, ice_channel: int, *, ice_min: float = 0.9, margin: int = 1
+) -> np.ndarray:
+    """Lattice cells to classify at full resolution: not confidently ice, or near one that is not.
+
+    Parameters
+    ----------
+    coarse_probabilities : ndarray, shape (C, zl, yl, xl)
+        From :func:`coarse_pass` (0 everywhere outside the mask).
+    ice_channel : int
+        Channel of the ice class.
+    ice_min : float
+        A lattice point is confidently ice when its ice probability is at least this.
+    margin : int
+        The uncertain cells are grown by this many cells (26-connected), so that every
+        voxel within ``margin × stride`` voxels of an uncertain lattice point is
+        classified at full resolution.
+
+    Returns
+    -------
+    ndarray of bool, shape (zl, yl, xl)
+    """
+    from scipy import ndimage as ndi
+
+    p = coarse_probabilities
+    inside = p.sum(axis=0) > 0
+    uncertain = inside & (p[ice_channel] < ice_min)
+    if margin > 0 and uncertain.any():
+        uncertain = ndi.binary_dilation(
+            uncertain, structure=np.ones((3, 3, 3), dtype=bool), iterations=int(margin)
+        )
+    return uncertain
+
+
+def _upsample(cells: np.ndarray, stride: int, box: tuple[slice, ...]) -> np.ndarray:
+    """Lattice-cell values over the voxels of ``box`` (each voxel takes its cell's value)."""
+    idx = [np.arange(s.start, s.stop) // stride for s in box]
+    return cells[..., idx[0][:, None, None], idx[1][None, :, None], idx[2][None, None, :]]
+
+
 def _class_columns(model, card: dict) -> tuple[np.ndarray, np.ndarray]:
     """Class values (ascending) and the model's probability column of each."""
     classes = _sorted_classes(card["classes"])
@@ -848,6 +1130,10 @@ def predict_volume(
     out_uncertainty=None,
     mask=None,
     region: tuple[slice, slice, slice] | None = None,
+    coarse: int | None = None,
+    coarse_ice: float = 0.9,
+    coarse_margin: int = 1,
+    feature_subset: bool = True,
 ):
     """Segment a tomogram directly: features per block (with halo), classified at once.
 
@@ -886,6 +1172,24 @@ def predict_volume(
         then have the box's shape. Features still read their halo from the whole volume,
         so the result equals the box of the whole-volume prediction exactly, whatever the
         blocks.
+    coarse : int, optional
+        Coarse-to-fine: classify a lattice of every ``coarse``-th voxel first
+        (:func:`coarse_pass`: the same model on the same features, ``coarse``³ times fewer
+        voxels), then at full resolution only the lattice cells that are not confidently
+        ice or lie within ``coarse_margin`` cells of one that is not (:func:`fine_cells`).
+        Every other voxel is ice, with the probabilities of its cell's lattice point. Where
+        the full resolution is computed the result equals the full prediction exactly;
+        a voxel can differ only where the coarse pass found confident ice all around (a
+        structure thinner than the lattice that no lattice point saw). None (default):
+        every voxel at full resolution. Needs an ``ice`` class; ignored with ``region``.
+    coarse_ice : float
+        Ice probability at or above which a lattice point is confidently ice.
+    coarse_margin : int
+        Lattice cells added around the uncertain ones (26-connected).
+    feature_subset : bool
+        Compute only the features the model reads (:func:`used_features`,
+        :func:`subset_spec`); the others cannot change a prediction, so the probabilities
+        are identical. False computes every feature of the spec.
 
     Returns
     -------
@@ -967,11 +1271,50 @@ def predict_volume(
                     "threads would write the same chunk"
                 )
     blocks = iter_blocks(shape, block)
+    used = (
+        used_features(model, spec.n_features)
+        if feature_subset
+        else np.ones(spec.n_features, dtype=bool)
+    )
+    sub, sub_cols = subset_spec(spec, used) if not used.all() else (spec, None)
+    if sub_cols is not None:
+        log.info("the model reads %d of %d features", sub.n_features, spec.n_features)
+    ice = dict(card["classes"]).get("ice")
+    cells = coarse_p = None
+    stride = int(coarse or 0)
+    if stride > 1 and ice is not None and region == _check_region(None, shape):
+        if "structure_tensor" in sub.families:
+            log.info("coarse-to-fine skipped: the model reads structure-tensor features")
+        else:
+            old = getattr(model, "n_jobs", None)
+            if old is not None:
+                model.n_jobs = int(n_jobs)
+            try:
+                coarse_p = coarse_pass(
+                    volume,
+                    model,
+                    card,
+                    stride=stride,
+                    mask=mask,
+                    spec=sub,
+                    columns=np.arange(spec.n_features) if sub_cols is None else sub_cols,
+                )
+            finally:
+                if old is not None:
+                    model.n_jobs = old
+            ice_ch = int(np.flatnonzero(values == int(ice))[0])
+            cells = fine_cells(coarse_p, ice_ch, ice_min=coarse_ice, margin=coarse_margin)
+            log.info(
+                "coarse pass (every %d-th voxel): %.1f %% of the lattice cells at full resolution",
+                stride,
+                100.0 * cells.mean(),
+            )
 
     def work(core):  # ``core`` indexes the outputs; ``at`` the volume
         at = tuple(
             slice(r.start + c.start, r.start + c.stop) for r, c in zip(region, core, strict=True)
         )
+        bshape = tuple(c.stop - c.start for c in core)
         m = None if mask is None else np.asarray(mask[at])
         if m is not None and not m.any():
             out_labels[core] = 0
@@ -980,23 +1323,39 @@ def predict_volume(
             if out_uncertainty is not None:
                 out_uncertainty[core] = 0.0
             return
-        fb = block_features(volume, at, spec)
-        bshape = fb.shape[1:]
-        X = np.ascontiguousarray(fb.reshape(spec.n_features, -1).T)
-        del fb
-        if m is not None:
-            X = X[m.ravel()]
-        proba = model.predict_proba(X)[:, columns].astype(np.float32, copy=False).T
-        del X
-        if m is not None:
-            full = np.zeros((n_cls, m.size), dtype=np.float32)
-            full[:, m.ravel()] = proba
-            proba = full
+        if cells is None:
+            proba = np.zeros((n_cls, *bshape), dtype=np.float32)
+            fine = np.ones(bshape, dtype=bool) if m is None else m.copy()
+        else:
+            proba = _upsample(coarse_p, stride, core)  # the coarse answer, refined below
+            fine = _upsample(cells, stride, core) | (proba.sum(axis=0) == 0)
+            if m is not None:
+                fine &= m
+        if fine.any():
+            # only the box holding the voxels to classify (features there equal the
+            # whole-volume ones exactly: each box reads its own halo from the volume)
+            box = tuple(slice(int(i.min()), int(i.max()) + 1) for i in np.nonzero(fine))
+            box_at = tuple(
+                slice(a.start + b.start, a.start + b.stop) for a, b in zip(at, box, strict=True)
+            )
+            fb = block_features(volume, box_at, sub)
+            sel = fine[box].ravel()
+            X = fb.reshape(sub.n_features, -1)[:, sel].T
+            del fb
+            if sub_cols is not None:
+                full = np.zeros((X.shape[0], spec.n_features), dtype=np.float32)
+                full[:, sub_cols] = X
+                X = full
+            X = np.ascontiguousarray(X)
+            pf = model.predict_proba(X)[:, columns].astype(np.float32, copy=False)
+            del X
+            pbox = proba[(slice(None), *box)]
+            pbox[:, fine[box]] = pf.T
         lab = values[np.argmax(proba, axis=0)]
         if m is not None:
-            lab[~m.ravel()] = 0
-        out_labels[core] = lab.reshape(bshape)
-        proba = proba.reshape(n_cls, *bshape)
+            lab[~m] = 0
+            proba[:, ~m] = 0.0
+        out_labels[core] = lab
         if out_probabilities is not None:
             out_probabilities[(slice(None), *core)] = proba
         if out_uncertainty is not None:

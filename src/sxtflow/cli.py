@@ -363,6 +363,12 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument(
         "--block", type=_block, default=tuple(DEFAULTS["predict"]["block"]), help="z,y,x voxels"
     )
+    s.add_argument(
+        "--coarse",
+        type=lambda t: None if t.lower() in ("none", "null") else _positive_int(t),
+        default=DEFAULTS["predict"]["coarse"],
+        help="coarse-to-fine lattice spacing (voxels), or 'none' for every voxel",
+    )
     s.add_argument("--threads", type=_positive_int, default=1)
 
     s = sub.add_parser("evaluate", help="Dice/IoU per class against a truth label volume")
@@ -464,7 +470,7 @@ def _run(args) -> None:
     elif cmd == "predict":
         stages.run_predict(
             args.tomogram, args.model, args.labels, args.uncertainty, block=args.block,
-            threads=args.threads,
+            threads=args.threads, coarse=args.coarse,
         )  # fmt: skip
     elif cmd == "evaluate":
         stages.run_evaluate(

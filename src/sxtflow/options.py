@@ -65,7 +65,7 @@ DEFAULTS: dict = {
         "class_weight": "sqrt_balanced",
         "min_cv_skill": 0.2,
     },
-    "predict": {"block": [64, 128, 128]},
+    "predict": {"block": [64, 128, 128], "coarse": 4},
     "refine": {
         "nucleus": {
             "min_volume_um3": 0.05,

@@ -626,6 +626,7 @@ def run_predict(
     out_preview: PathLike | None = None,
     block: Sequence[int] = DEFAULTS["predict"]["block"],
     threads: int = 1,
+    coarse: int | None = DEFAULTS["predict"]["coarse"],
 ) -> None:
     """Segment a tomogram block-wise: features per block (with halo) classified at once.
 
@@ -638,6 +639,8 @@ def run_predict(
     in ascending class value; attrs ``classes``, ``voxel_nm``) and the z-slices where one more
     annotation would help most (JSON). Voxels outside a reconstruction's field of view (the
     inscribed cylinder, ``meta["field_of_view"] == "cylinder"``) are 0 (no data).
+    ``coarse`` (voxels, or None): coarse-to-fine, see :func:`sxtflow.classify.predict_volume`;
+    only the features the model reads are computed.
     """
     import contextlib
 
@@ -668,6 +671,7 @@ def run_predict(
             out_probabilities=probs,
             out_uncertainty=unc,
             mask=mask,
+            coarse=coarse,
         )
         if probs is not None:
             io.seal_store(tmp)  # the completion record, written last

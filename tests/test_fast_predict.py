@@ -1,0 +1,203 @@
+"""Tests for the fast prediction paths of sxtflow.classify: only the features the model
+reads, and coarse-to-fine (a lattice first, full resolution where the answer is not
+confidently ice). Each is checked against the full path (every voxel, every feature)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy import ndimage as ndi
+
+from sxtflow.classify import (
+    _lattice,
+    _lattice_features,
+    coarse_pass,
+    fine_cells,
+    predict_volume,
+    subset_spec,
+    train,
+    used_features,
+)
+from sxtflow.features import FeatureSpec, block_features, compute_features
+
+CLASSES = {"ice": 1, "cytoplasm": 2, "lipid_droplet": 3}
+SPEC = FeatureSpec(
+    sigmas=(0.7, 1.6), families=("gaussian", "log", "ggm", "dog", "hessian"),
+    family_sigmas={"gaussian": (0.7, 1.6, 3.0)},
+)  # fmt: skip
+
+
+def cell_in_ice(n=48, seed=0):
+    """A cytoplasm ball holding a droplet in a box of ice (LAC µm⁻¹ with noise), truth."""
+    rng = np.random.default_rng(seed)
+    z, y, x = np.mgrid[:n, :n, :n]
+    truth = np.full((n, n, n), CLASSES["ice"], np.uint8)
+    c = n / 2
+    truth[(z - c) ** 2 + (y - c) ** 2 + (x - c) ** 2 < (0.22 * n) ** 2] = CLASSES["cytoplasm"]
+    truth[(z - c) ** 2 + (y - c - 2) ** 2 + (x - c) ** 2 < (0.08 * n) ** 2] = 3
+    lac = np.choose(truth, [0.0, 0.1, 0.3, 0.6]).astype(np.float32)
+    lac += rng.normal(0.0, 0.05, lac.shape).astype(np.float32)
+    return lac, truth
+
+
+@pytest.fixture(scope="module")
+def lac_truth():
+    return cell_in_ice()
+
+
+@pytest.fixture(scope="module")
+def model_card(lac_truth):
+    lac, truth = lac_truth
+    ann = np.zeros_like(truth)
+    for zz in (18, 24, 30):
+        ann[zz, ::3, ::2] = truth[zz, ::3, ::2]
+    feats = compute_features(lac, SPEC)
+    return train([(feats, ann)], CLASSES, spec=SPEC, n_estimators=12, cv_folds=0, seed=1)
+
+
+@pytest.fixture(scope="module")
+def full(lac_truth, model_card):
+    lac, _ = lac_truth
+    model, card = model_card
+    p = np.zeros((3, *lac.shape), np.float32)
+    lab, _ = predict_volume(
+        lac, model, card, block=(16, 24, 48), out_probabilities=p, feature_subset=False
+    )
+    return lab, p
+
+
+# --------------------------------------------------------------------------- feature subset
+
+
+def test_used_features_of_a_forest_and_a_stump():
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(200, 5)).astype(np.float32)
+    y = (X[:, 3] > 0).astype(int)
+    from sklearn.ensemble import RandomForestClassifier
+
+    stump = RandomForestClassifier(n_estimators=4, max_depth=1, max_features=None).fit(X, y)
+    assert used_features(stump, 5).tolist() == [False, False, False, True, False]
+    deep = RandomForestClassifier(n_estimators=20, random_state=0).fit(X, rng.integers(0, 2, 200))
+    assert used_features(deep, 5).all()
+
+
+def test_subset_spec_keeps_whole_families_per_scale():
+    names = SPEC.names()
+    used = np.zeros(len(names), bool)
+    used[names.index("hessian_ev1_s1.6")] = True
+    used[names.index("gaussian_s3")] = True
+    sub, cols = subset_spec(SPEC, used)
+    assert sub.names() == ["gaussian_s3", *(f"hessian_ev{i}_s1.6" for i in range(3))]
+    assert [names[c] for c in cols] == sub.names()
+    with pytest.raises(ValueError):
+        subset_spec(SPEC, used[:-1])
+
+
+def test_subset_features_equal_the_full_features_exactly(lac_truth):
+    lac, _ = lac_truth
+    names = SPEC.names()
+    used = np.zeros(len(names), bool)
+    used[[names.index("ggm_s0.7"), names.index("raw"), names.index("dog_s1.6")]] = True
+    sub, cols = subset_spec(SPEC, used)
+    core = (slice(3, 20), slice(10, 40), slice(0, 48))
+    np.testing.assert_array_equal(
+        block_features(lac, core, sub), block_features(lac, core, SPEC)[cols]
+    )
+
+
+def test_feature_subset_gives_identical_probabilities(lac_truth):
+    lac, truth = lac_truth
+    feats = compute_features(lac, SPEC)
+    ann = np.zeros_like(truth)
+    ann[24, ::2, ::2] = truth[24, ::2, ::2]
+    # shallow trees read only a few of the features
+    model, card = train([(feats, ann)], CLASSES, spec=SPEC, n_estimators=3, max_depth=2, cv_folds=0)
+    assert not used_features(model, SPEC.n_features).all()
+    out = []
+    for subset in (True, False):
+        p = np.zeros((3, *lac.shape), np.float32)
+        lab, _ = predict_volume(
+            lac, model, card, block=(16, 16, 48), out_probabilities=p, feature_subset=subset
+        )
+        out.append((lab, p))
+    np.testing.assert_array_equal(out[0][0], out[1][0])
+    np.testing.assert_array_equal(out[0][1], out[1][1])
+
+
+# --------------------------------------------------------------------------- coarse to fine
+
+
+def test_lattice_features_equal_block_features_at_lattice_points(lac_truth):
+    lac, _ = lac_truth
+    zp, yp, xp = (_lattice(n, 4) for n in lac.shape)
+    want = compute_features(lac, SPEC)[np.ix_(range(SPEC.n_features), zp[2:6], yp, xp)]
+    got = _lattice_features(lac, SPEC, zp[2:6], yp, xp)
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
+    assert _lattice(10, 4).tolist() == [2, 6, 9]
+
+
+def test_fine_cells_grow_the_uncertain_cells():
+    p = np.zeros((2, 5, 5, 5), np.float32)
+    p[0] = 1.0  # confidently ice everywhere …
+    p[:, 2, 2, 2] = (0.6, 0.4)  # … but one point
+    p[:, 0, 0, 0] = 0.0  # outside the mask: never classified here
+    cells = fine_cells(p, 0, ice_min=0.9, margin=1)
+    assert cells.sum() == 27 and cells[1:4, 1:4, 1:4].all()
+    assert fine_cells(p, 0, ice_min=0.9, margin=0).sum() == 1
+    assert not fine_cells(p, 0, ice_min=0.5).any()
+
+
+def test_coarse_to_fine_equals_the_full_prediction(lac_truth, model_card, full):
+    lac, _ = lac_truth
+    model, card = model_card
+    for stride in (2, 4):
+        p = np.zeros((3, *lac.shape), np.float32)
+        lab, _ = predict_volume(
+            lac, model, card, block=(16, 24, 48), coarse=stride, out_probabilities=p
+        )
+        np.testing.assert_array_equal(lab, full[0])
+    # the cell and its surroundings were computed at full resolution: same probabilities
+    cp = coarse_pass(lac, model, card, stride=4)
+    cells = fine_cells(cp, 0)
+    idx = np.ix_(*(np.arange(n) // 4 for n in lac.shape))
+    fine = cells[idx]
+    assert 0 < fine.mean() < 0.8  # the ice far from the cell was skipped
+    np.testing.assert_array_equal(p[:, fine], full[1][:, fine])
+
+
+def test_confident_ice_stays_ice_and_changed_voxels_are_near_a_boundary(
+    lac_truth, model_card, full
+):
+    lac, _ = lac_truth
+    model, card = model_card
+    # a loose setting (no margin, a low confidence bar) so that the coarse pass decides
+    # more: whatever it calls confidently ice is ice, and every voxel that differs from
+    # the full prediction lies within one lattice cell of the full prediction's ice
+    stride = 4
+    lab, _ = predict_volume(
+        lac, model, card, block=(16, 24, 48), coarse=stride, coarse_ice=0.5, coarse_margin=0
+    )
+    cp = coarse_pass(lac, model, card, stride=stride)
+    fine = fine_cells(cp, 0, ice_min=0.5, margin=0)[
+        np.ix_(*(np.arange(n) // stride for n in lac.shape))
+    ]
+    assert (lab[~fine] == CLASSES["ice"]).all()
+    changed = lab != full[0]
+    assert not changed[fine].any()
+    near_ice = ndi.binary_dilation(
+        full[0] == CLASSES["ice"], structure=np.ones((3, 3, 3), bool), iterations=stride
+    )
+    assert near_ice[changed].all()
+    # everything the full prediction calls the droplet's core is found
+    core = ndi.binary_erosion(full[0] == 3, iterations=1)
+    assert (lab[core] == 3).all()
+
+
+def test_coarse_to_fine_with_a_mask_and_threads(lac_truth, model_card, full):
+    lac, _ = lac_truth
+    model, card = model_card
+    mask = np.zeros(lac.shape[1:], bool)
+    mask[4:44, 6:46] = True
+    lab, _ = predict_volume(lac, model, card, block=(16, 24, 24), coarse=4, mask=mask, n_jobs=2)
+    np.testing.assert_array_equal(lab[:, mask], full[0][:, mask])
+    assert not lab[:, ~mask].any()
