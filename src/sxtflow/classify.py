@@ -48,6 +48,7 @@ ESTIMATORS = ("random_forest", "extra_trees", "hist_gradient_boosting")
 CLASS_WEIGHTS = {"balanced": 1.0, "sqrt_balanced": 0.5, "none": 0.0}
 
 _DEFAULT_BLOCK = (64, 64, 64)
+_ROWS = 1 << 18  # voxels per classifier call in predict_volume (bounds its temporaries)
 
 #: Every type a model file may contain ("module.Class"). Anything else is refused.
 _ALLOWED_TYPES = frozenset(
@@ -1338,19 +1339,20 @@ def predict_volume(
             box_at = tuple(
                 slice(a.start + b.start, a.start + b.stop) for a, b in zip(at, box, strict=True)
             )
-            fb = block_features(volume, box_at, sub)
-            sel = fine[box].ravel()
-            X = fb.reshape(sub.n_features, -1)[:, sel].T
-            del fb
-            if sub_cols is not None:
-                full = np.zeros((X.shape[0], spec.n_features), dtype=np.float32)
-                full[:, sub_cols] = X
-                X = full
-            X = np.ascontiguousarray(X)
-            pf = model.predict_proba(X)[:, columns].astype(np.float32, copy=False)
-            del X
+            flat = block_features(volume, box_at, sub).reshape(sub.n_features, -1)
+            idx = np.flatnonzero(fine[box].ravel())
+            pf = np.empty((n_cls, idx.size), dtype=np.float32)
+            for i in range(0, idx.size, _ROWS):  # the classifier's input in pieces
+                j = idx[i : i + _ROWS]
+                if sub_cols is None:
+                    X = np.ascontiguousarray(flat[:, j].T)
+                else:  # columns the model never reads stay 0
+                    X = np.zeros((j.size, spec.n_features), dtype=np.float32)
+                    X[:, sub_cols] = flat[:, j].T
+                pf[:, i : i + j.size] = model.predict_proba(X)[:, columns].T
+            del flat, X
             pbox = proba[(slice(None), *box)]
-            pbox[:, fine[box]] = pf.T
+            pbox[:, fine[box]] = pf
         lab = values[np.argmax(proba, axis=0)]
         if m is not None:
             lab[~m] = 0

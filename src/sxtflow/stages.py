@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -654,8 +655,13 @@ def run_predict(
     shape = vol.data.shape
     mask = prediction_mask(vol)
     block = check_block(block, shape)  # a block beyond the volume is the whole volume
-    unc = np.zeros(shape, np.float32)
     with contextlib.ExitStack() as stack:
+        # the uncertainty goes to a scratch store while the tomogram is in memory (file
+        # writes, not resident memory); read back once the tomogram is dropped
+        scratch = stack.enter_context(
+            tempfile.TemporaryDirectory(prefix=".uncertainty-", dir=Path(out_labels).parent)
+        )
+        unc = io.create_zarr_array(Path(scratch) / "u.zarr", "uncertainty", shape, block)
         probs = None
         if out_probabilities:
             tmp = stack.enter_context(io.atomic_path(out_probabilities, directory=True))
@@ -675,9 +681,13 @@ def run_predict(
         )
         if probs is not None:
             io.seal_store(tmp)  # the completion record, written last
-    meta = {"classes": card["classes"]}
-    if "resampled_from" in vol.meta:
-        meta["resampled_from"] = vol.meta["resampled_from"]
+        voxel_nm = vol.voxel_nm
+        meta = {"classes": card["classes"]}
+        if "resampled_from" in vol.meta:
+            meta["resampled_from"] = vol.meta["resampled_from"]
+        del vol  # peak memory: the tomogram or the uncertainty, not both
+        unc = np.asarray(unc[...], dtype=np.float32)
+    vol = Volume(unc, voxel_nm)
     io.write_volume(out_labels, Volume(labels, vol.voxel_nm, meta))
     if out_uncertainty:
         io.write_volume(
