@@ -94,9 +94,13 @@ def _run_child(func, log, *args, **kwargs):
 
 
 def config():
+    """The demo config with every default filled in (``sxtflow.options``), lymphocyte classes."""
     import yaml
 
-    return yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
+    from sxtflow.options import with_defaults
+
+    cfg = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
+    return with_defaults(cfg, CLASSES)
 
 
 def classes():
@@ -174,13 +178,11 @@ def prepare(args, cache: Path) -> dict:
 
 def per_cell(args, files, work: Path) -> list[tuple[str, dict]]:
     """The five stages, each in a fresh process, with the demo config's options."""
-    from sxtflow.refine import DEFAULT_RULES
-
     cfg = config()
     cls = classes()
     m = cfg["measure"]
     block = list(cfg["predict"]["block"])
-    rules = {k: v for k, v in DEFAULT_RULES.items() if k in cls}
+    rules = {k: v for k, v in cfg["refine"].items() if k in cls}
     logs = work / "logs"
     logs.mkdir(exist_ok=True)
     w = {k: work / v for k, v in (
