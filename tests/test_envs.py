@@ -46,6 +46,7 @@ CONDA_NAME = {
     "tomopy": "tomopy",
     "ome_zarr": "ome-zarr",
     "dask": "dask-core",
+    "threadpoolctl": "threadpoolctl",
 }
 #: conda-forge package name -> pip distribution name (for importlib.metadata)
 PIP_NAME = {"matplotlib-base": "matplotlib", "pyyaml": "PyYAML", "dask-core": "dask"}
