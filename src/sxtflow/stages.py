@@ -658,8 +658,14 @@ def run_predict(
     with contextlib.ExitStack() as stack:
         # the uncertainty goes to a scratch store while the tomogram is in memory (file
         # writes, not resident memory); read back once the tomogram is dropped
+        # (named as io.atomic_path's temporaries of the labels: a killed run's is removed)
+        out = Path(out_labels)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        io.remove_stale_temporaries(out)
         scratch = stack.enter_context(
-            tempfile.TemporaryDirectory(prefix=".uncertainty-", dir=Path(out_labels).parent)
+            tempfile.TemporaryDirectory(
+                prefix=f".{out.name}.{io._owner()}.", suffix=".tmp", dir=out.parent
+            )
         )
         unc = io.create_zarr_array(Path(scratch) / "u.zarr", "uncertainty", shape, block)
         probs = None
