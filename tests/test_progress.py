@@ -12,12 +12,20 @@ from sxtflow.progress import log_to, progress
 SRC = str(Path(__file__).resolve().parents[1] / "src")
 
 
-def test_progress_logs_percentages(caplog):
-    with caplog.at_level(logging.INFO, logger="sxtflow"):
-        logging.getLogger("sxtflow").propagate = True
+def test_progress_logs_percentages():
+    lines: list[str] = []
+    handler = logging.Handler()
+    handler.emit = lambda record: lines.append(record.getMessage())
+    logger = logging.getLogger("sxtflow")
+    old_level = logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    try:
         assert list(progress(range(4), 4, "work", every_pct=50)) == [0, 1, 2, 3]
-    lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("work:")]
-    assert [line.split()[1] for line in lines] == ["25%", "75%", "100%"]
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(old_level)
+    assert [line.split()[1] for line in lines if line.startswith("work:")] == ["25%", "75%", "100%"]
 
 
 def _script(tmp_path: Path, body: str) -> tuple[int, str]:
