@@ -44,7 +44,7 @@ import pandas as pd
 from scipy import ndimage
 
 from .io import Volume
-from .mesh import CONNECTIVITY_26, _mesh_crop
+from .mesh import CONNECTIVITY_26, _class_boxes, _mesh_crop
 from .progress import progress
 
 __all__ = [
@@ -133,20 +133,32 @@ def instances(
     out = np.zeros(labels.shape, dtype=np.int32)
     rows = []
     offset = 0
+    boxes = _class_boxes(labels)
     for name, value in classes.items():
+        box = boxes.get(int(value))
+        if box is None:
+            continue
+        # every class in its own bounding box (grown by one voxel: the watershed's distance
+        # transform sees background beyond the class's edge, as in the whole volume)
+        box = tuple(
+            slice(max(s.start - 1, 0), min(s.stop + 1, n))
+            for s, n in zip(box, labels.shape, strict=True)
+        )
         if name in separate:
             from .refine import separate_instances
 
             comps = separate_instances(
-                labels == value, spacing_um, min_radius_um=float(separate[name])
+                labels[box] == value, spacing_um, min_radius_um=float(separate[name])
             )
             n = int(comps.max())
         else:
-            comps, n = ndimage.label(labels == value, structure=CONNECTIVITY_26, output=np.int32)
+            comps, n = ndimage.label(
+                labels[box] == value, structure=CONNECTIVITY_26, output=np.int32
+            )
         if n == 0:
             continue
         sel = comps > 0
-        out[sel] = comps[sel] + offset
+        out[box][sel] = comps[sel] + offset
         rows.extend(
             {"object_id": offset + i, "class": name, "class_value": int(value)}
             for i in range(1, n + 1)
@@ -156,16 +168,40 @@ def instances(
     return out, table
 
 
-def _shape(coords_um: np.ndarray, spacing: np.ndarray) -> tuple[float, float, np.ndarray]:
-    """Elongation, flatness and centroid from voxel-centre coordinates (n, 3) in µm."""
-    centroid = coords_um.mean(axis=0)
-    if len(coords_um) < 2:
-        return np.nan, np.nan, centroid
-    d = coords_um - centroid
-    cov = d.T @ d / len(coords_um) + np.diag(spacing**2 / 12.0)
+def _moments(mask: np.ndarray, start, spacing: np.ndarray, slab: int = 32):
+    """Voxel count, centroid (µm) and coordinate covariance (µm²) of a mask, slab by slab.
+
+    The same numbers as from ``np.argwhere(mask)`` (float64 sums), without holding every
+    voxel's coordinates at once (a whole cell at 25 nm has tens of millions).
+    """
+    n = 0
+    s1 = np.zeros(3)
+    s2 = np.zeros((3, 3))
+    ref = np.asarray(mask.shape, dtype=float) / 2.0  # sums about the box centre: no cancellation
+    for z0 in range(0, mask.shape[0], slab):
+        idx = np.nonzero(mask[z0 : z0 + slab])
+        if not idx[0].size:
+            continue
+        c = np.stack(idx, axis=1).astype(np.float64)
+        c[:, 0] += z0
+        c -= ref
+        n += c.shape[0]
+        s1 += c.sum(axis=0)
+        s2 += c.T @ c
+    mean = s1 / max(n, 1)
+    cov = (s2 / max(n, 1) - np.outer(mean, mean)) * np.outer(spacing, spacing)
+    centroid = (mean + ref + np.asarray(start)) * spacing
+    return n, centroid, cov
+
+
+def _elongation_flatness(cov: np.ndarray, n: int, spacing: np.ndarray) -> tuple[float, float]:
+    """Zingg ratios of the inertia ellipsoid from the coordinate covariance (µm²)."""
+    if n < 2:
+        return np.nan, np.nan
+    cov = cov + np.diag(spacing**2 / 12.0)
     lam = np.sort(np.clip(np.linalg.eigvalsh(cov), 0.0, None))[::-1]
     r1, r2, r3 = np.sqrt(5.0 * lam)
-    return float(r2 / r1), float(r3 / r2) if r2 > 0 else np.nan, centroid
+    return float(r2 / r1), float(r3 / r2) if r2 > 0 else np.nan
 
 
 def _row(
@@ -185,9 +221,8 @@ def _row(
     mesh = _mesh_crop(mask, spacing, start, smooth_iterations)
     area = float(mesh.area)
     sphericity = np.pi ** (1 / 3) * (6 * volume) ** (2 / 3) / area if area > 0 else np.nan
-    idx = np.argwhere(mask)
-    coords = (idx + np.asarray(start)) * spacing
-    elongation, flatness, centroid = _shape(coords, spacing)
+    _, centroid, cov = _moments(mask, start, spacing)
+    elongation, flatness = _elongation_flatness(cov, n, spacing)
     values = np.asarray(lac_crop[mask], dtype=np.float64)
     p10, median, p90 = np.percentile(values, [10, 50, 90])
     depth = np.nan if depth_of is None else depth_of(centroid)
@@ -234,13 +269,16 @@ def _surface_distance(cmask: np.ndarray, start, spacing: np.ndarray):
 def _cell_mask(labels: np.ndarray, values: list[int]) -> np.ndarray:
     """Largest 26-connected component of the union of ``values``, enclosed holes filled."""
     union = np.isin(labels, values)
-    comps, n = ndimage.label(union, structure=CONNECTIVITY_26)
-    if n == 0:
-        return union
+    out = np.zeros(union.shape, dtype=bool)
+    found = ndimage.find_objects(union.astype(np.uint8))
+    if not found:
+        return out
+    box = found[0]  # the union's bounding box: the work is there
+    comps, _ = ndimage.label(union[box], structure=CONNECTIVITY_26)
     sizes = np.bincount(comps.ravel())
     sizes[0] = 0
-    cell = comps == int(np.argmax(sizes))
-    return ndimage.binary_fill_holes(cell)
+    out[box] = ndimage.binary_fill_holes(comps == int(np.argmax(sizes)))
+    return out
 
 
 def cell_mask(labels: np.ndarray, values: Iterable[int]) -> np.ndarray:
@@ -341,7 +379,15 @@ def measure_objects(
         # the volume border counts as the cell's surface (the shell extends beyond it)
         depth_of = _surface_distance(cmask, cstart, spacing)
         cell_row = _row(
-            CELL_CLASS, 0, cmask, cstart, lacd[csl], spacing, smooth_iterations, small_n, None
+            CELL_CLASS,
+            0,
+            cmask,
+            cstart,
+            lacd[csl],
+            spacing,
+            smooth_iterations,
+            small_n,
+            None,
         )
         rows.append(cell_row)
 
@@ -355,7 +401,17 @@ def measure_objects(
         if mask.sum() * voxel_volume < min_volume_um3:
             continue
         start = tuple(s.start for s in sl)
-        row = _row(name, oid, mask, start, lacd[sl], spacing, smooth_iterations, small_n, depth_of)
+        row = _row(
+            name,
+            oid,
+            mask,
+            start,
+            lacd[sl],
+            spacing,
+            smooth_iterations,
+            small_n,
+            depth_of,
+        )
         # an object of a cell class lies wholly inside one component of their union: in the
         # cell or in a piece apart from it (debris, a neighbour cut by the field of view)
         row["in_cell"] = bool(cell[sl][mask].any())
@@ -417,7 +473,12 @@ def cell_summary(objects: pd.DataFrame, classes: Iterable[str] | None = None) ->
         row["cell_sphericity"] = float(c["sphericity"])
         row["cell_lac_mean_per_um"] = float(c["lac_mean_per_um"])
     else:
-        for k in ("cell_volume_um3", "cell_surface_um2", "cell_sphericity", "cell_lac_mean_per_um"):
+        for k in (
+            "cell_volume_um3",
+            "cell_surface_um2",
+            "cell_sphericity",
+            "cell_lac_mean_per_um",
+        ):
             row[k] = np.nan
     rest = objects[objects["class"] != CELL_CLASS]
     names = list(dict.fromkeys(rest["class"])) if classes is None else list(classes)

@@ -47,12 +47,38 @@ __all__ = [
 TAUBIN_LAMBDA = 0.5
 TAUBIN_NU = 0.52
 
+#: Voxels from which :func:`slice_panel` takes its grey-scale percentiles (at most).
+_GREY_SAMPLE = 1 << 23
+
 #: 26-connectivity structuring element (faces, edges and corners touch).
 CONNECTIVITY_26 = np.ones((3, 3, 3), dtype=bool)
 
 
 def _empty_mesh() -> trimesh.Trimesh:
     return trimesh.Trimesh(vertices=np.zeros((0, 3)), faces=np.zeros((0, 3), dtype=np.int64))
+
+
+def _class_boxes(labels: np.ndarray) -> dict[int, tuple[slice, ...]]:
+    """Bounding box of every positive label value present (one pass over the volume)."""
+    labels = np.asarray(labels)
+    if labels.dtype.kind == "b":
+        labels = labels.view(np.uint8)
+    if labels.dtype.kind not in "iu" or (labels.size and labels.min() < 0):
+        return {
+            int(v): tuple(slice(int(i.min()), int(i.max()) + 1) for i in np.nonzero(labels == v))
+            for v in np.unique(labels)
+            if v > 0
+        }
+    found = ndimage.find_objects(labels) if labels.size else []
+    return {i + 1: sl for i, sl in enumerate(found) if sl is not None}
+
+
+def _signed_volume(vertices: np.ndarray, faces: np.ndarray) -> float:
+    """Enclosed volume of a closed triangle mesh, negative when its normals point inwards."""
+    if len(faces) == 0:
+        return 0.0
+    a, b, c = (vertices[faces[:, i]] for i in range(3))
+    return float(np.einsum("ij,ij->", a, np.cross(b, c))) / 6.0
 
 
 def _mesh_crop(
@@ -72,7 +98,7 @@ def _mesh_crop(
     verts += (np.asarray(start_index, dtype=float) - 1.0) * spacing
     verts = verts[:, ::-1]  # (z, y, x) -> (x, y, z); flips handedness, fixed below
     mesh = trimesh.Trimesh(vertices=verts, faces=faces, process=True)
-    if mesh.volume < 0:
+    if _signed_volume(mesh.vertices, mesh.faces) < 0:  # trimesh's volume computes all moments
         mesh.invert()
     if smooth_iterations > 0:
         trimesh.smoothing.filter_taubin(
@@ -190,17 +216,19 @@ def class_meshes(
         vertex columns (x, y, z). Classes absent from the volume are left out.
     """
     out: dict[str, trimesh.Trimesh] = {}
+    spacing = _spacing3(labels.spacing_um)
+    boxes = _class_boxes(labels.data)
     for name, value in classes.items():
-        if name in skip:
+        if name in skip or int(value) not in boxes:
             continue
-        comps, n = ndimage.label(labels.data == value, structure=CONNECTIVITY_26)
+        box = boxes[int(value)]  # each class in its bounding box, placed back after meshing
+        comps, n = ndimage.label(labels.data[box] == value, structure=CONNECTIVITY_26)
         if n == 0:
             continue
+        shift = (np.array([s.start for s in box], dtype=float) * spacing)[::-1]  # (x, y, z)
         pieces = [
-            m
-            for m in object_meshes(
-                comps, labels.spacing_um, smooth_iterations=smooth_iterations
-            ).values()
+            m.apply_translation(shift)
+            for m in object_meshes(comps, spacing, smooth_iterations=smooth_iterations).values()
             if len(m.faces)
         ]
         if pieces:
@@ -293,7 +321,10 @@ def decimate_for_display(mesh: trimesh.Trimesh, max_faces: int) -> trimesh.Trime
     verts, faces = mesh.vertices, mesh.faces
     for _ in range(8):
         keys = np.floor(verts / pitch).astype(np.int64)
-        _, inverse, counts = np.unique(keys, axis=0, return_inverse=True, return_counts=True)
+        keys -= keys.min(axis=0)
+        span = keys.max(axis=0) + 1  # one integer per cell: a 1D unique is far cheaper
+        flat = (keys[:, 0] * span[1] + keys[:, 1]) * span[2] + keys[:, 2]
+        _, inverse, counts = np.unique(flat, return_inverse=True, return_counts=True)
         inverse = inverse.ravel()
         new_verts = np.zeros((len(counts), 3))
         np.add.at(new_verts, inverse, verts)
@@ -441,7 +472,8 @@ def slice_panel(
     Parameters
     ----------
     lac : Volume
-        LAC volume (µm⁻¹), shape (z, y, x); grey scale from its 1st–99th percentile.
+        LAC volume (µm⁻¹), shape (z, y, x); grey scale from its 1st–99th percentile (of
+        every k-th voxel along each axis when it has more than 8 M voxels).
     labels : Volume
         Class labels, same shape as ``lac``.
     colours : dict
@@ -480,7 +512,9 @@ def slice_panel(
         value = table.value(key) if isinstance(key, str) else int(key)
         lut[value] = _rgba(col)
         names[value] = str(key) if isinstance(key, str) else table.name(value)
-    finite = lac.data[np.isfinite(lac.data)]
+    step = max(1, int(np.ceil((lac.data.size / _GREY_SAMPLE) ** (1 / 3))))
+    sample = np.asarray(lac.data[::step, ::step, ::step])  # every voxel up to 8 M voxels
+    finite = sample[np.isfinite(sample)]
     vmin, vmax = np.percentile(finite, [1, 99]) if finite.size else (0.0, 1.0)
     if vmax <= vmin:
         vmax = vmin + 1.0
@@ -537,7 +571,8 @@ def slice_panel(
                 va="bottom",
                 fontsize=8,
             )
-    present = [v for v in lut if np.any(labels.data == v)]
+    boxes = _class_boxes(labels.data)  # one pass over the volume for every label
+    present = [v for v in lut if v in boxes]
     if present:
         fig.legend(
             [Patch(color=lut[v][:3] / 255.0) for v in present],
