@@ -97,6 +97,7 @@ def _walk(node):
 def _imports(nodes, package):
     """(third-party/stdlib top-level names, sxtflow modules) imported in ``nodes``.
 
+    ``package`` is the package the code lives in (relative imports resolve against it).
     Imports guarded by ``except ImportError`` are optional and not counted.
     """
     names, modules = set(), set()
@@ -106,32 +107,38 @@ def _imports(nodes, package):
                 for alias in sub.names:
                     _add(alias.name, names, modules)
             elif isinstance(sub, ast.ImportFrom):
-                if sub.level:  # relative: from . import x / from .x import y
-                    base = package if not sub.module else f"{package}.{sub.module}"
-                    if sub.module:
-                        modules.add(base)
-                    else:
-                        modules.update(f"{package}.{a.name}" for a in sub.names)
+                members = [a.name for a in sub.names]
+                if sub.level:  # relative: from . import x / from .x import y / from ..x import y
+                    parts = package.split(".")
+                    base = ".".join(parts[: len(parts) - (sub.level - 1)])
+                    _add(f"{base}.{sub.module}" if sub.module else base, names, modules, members)
                 else:
-                    _add(sub.module, names, modules, [a.name for a in sub.names])
+                    _add(sub.module, names, modules, members)
     return names, modules
 
 
 def _add(module, names, modules, members=()):
     top = module.split(".")[0]
     if top == "sxtflow":
-        if module == "sxtflow":
-            modules.update(f"sxtflow.{m}" for m in members if (SRC / f"{m}.py").exists())
-            modules.add("sxtflow")
-        else:
-            modules.add(module)
+        modules.add(module)
+        # ``from sxtflow.io import _volumes`` imports a module; ``from . import x`` too
+        modules.update(f"{module}.{m}" for m in members if _module_file(f"{module}.{m}"))
     elif top != "_paths":
         names.add(top)
 
 
 def _module_file(module):
-    parts = module.split(".")[1:]
-    return SRC / "__init__.py" if not parts else SRC / (parts[0] + ".py")
+    """The file of an sxtflow module or package (its ``__init__.py``), None if there is none."""
+    path = SRC.joinpath(*module.split(".")[1:])
+    for cand in (path.with_suffix(".py"), path / "__init__.py"):
+        if cand.is_file():
+            return cand
+    return None
+
+
+def _package(module):
+    """The package relative imports in ``module`` resolve against."""
+    return module if _module_file(module).name == "__init__.py" else module.rpartition(".")[0]
 
 
 def _stage_imports(functions):
@@ -173,15 +180,14 @@ def third_party_imports(script):
         if mod in seen:
             continue
         seen.add(mod)
-        if mod == "sxtflow.stages":  # reached indirectly: count all of it
-            more_names, more_modules = _imports(
-                [ast.parse((SRC / "stages.py").read_text())], "sxtflow"
-            )
-        else:
-            path = _module_file(mod)
-            if not path.exists():
-                continue
-            more_names, more_modules = _imports([ast.parse(path.read_text())], "sxtflow")
+        path = _module_file(mod)
+        if path is None:
+            continue
+        # importing a.b.c runs a/__init__.py and a/b/__init__.py first
+        parents = {mod.rsplit(".", k)[0] for k in range(1, mod.count(".") + 1)}
+        todo += list(parents - seen)
+        # a module reached indirectly is counted whole (for stages: all of it)
+        more_names, more_modules = _imports([ast.parse(path.read_text())], _package(mod))
         names |= more_names
         todo += list(more_modules - seen)
     return {n for n in names if n not in sys.stdlib_module_names}
@@ -238,6 +244,10 @@ def test_import_analysis_follows_lazy_imports():
     assert "tomopy" not in third_party_imports(SCRIPTS / "reconstruct.py")
     assert "scipy" in third_party_imports(SCRIPTS / "reconstruct.py")
     assert "xraydb" in third_party_imports(SCRIPTS / "simulate.py")
+    # through the sxtflow.io and sxtflow.recon packages (their private modules, lazy imports)
+    assert {"h5py", "mrcfile", "tifffile", "zarr"} <= third_party_imports(
+        SCRIPTS / "reconstruct.py"
+    )
     assert "sklearn" not in third_party_imports(SCRIPTS / "simulate.py")
 
 

@@ -33,7 +33,7 @@ from pathlib import Path
 import numpy as np
 
 from . import io
-from .io import InputError, Volume
+from .core import InputError, Volume
 from .labels import LabelTable, load_labels, locate_labels
 
 __all__ = [

@@ -44,7 +44,7 @@ import numpy as np
 import pandas as pd
 from scipy import ndimage
 
-from .io import as_spacing_um as _spacing3
+from .core import as_spacing_um as _spacing3
 from .labels import default_labels
 
 __all__ = ["split_chromatin", "chromatin_threshold", "radial_profile"]

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from . import __version__, stages
 from .classify import CLASS_WEIGHTS, ESTIMATORS
-from .io import InputError
+from .core import InputError
 from .options import DEFAULTS
 from .progress import log_to
 

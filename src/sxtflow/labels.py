@@ -40,7 +40,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .io import InputError, read_text_table
+from .core import InputError
+from .io import read_text_table
 
 __all__ = [
     "LabelTable",

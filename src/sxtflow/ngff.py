@@ -261,7 +261,7 @@ def read_levels(path: str | os.PathLike) -> dict[str, dict]:
 
     location = parse_url(str(path))
     if location is None:
-        from .io import InputError
+        from .core import InputError
 
         raise InputError(path, "not an OME-Zarr store")
     out: dict[str, dict] = {}

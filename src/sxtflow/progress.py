@@ -32,7 +32,7 @@ def log_to(path: str | None = None, level: int = logging.INFO) -> None:
     """Send sxtflow's log lines (and, for a file, stderr with any traceback) to ``path``.
 
     Used first thing by every workflow script so a rule's log shows progress and errors.
-    With a ``path`` (a rule's log), bad input (:class:`sxtflow.io.InputError`, which names
+    With a ``path`` (a rule's log), bad input (:class:`sxtflow.core.InputError`, which names
     the file and the problem) ends the job with that one line, ``sxtflow: error: …``, and
     exit status 1, as on the command line; any other exception is a bug and keeps its
     traceback.
@@ -54,7 +54,7 @@ def _one_line_input_errors(kind, exc, tb) -> None:
     """``sys.excepthook`` of rule scripts: one line for bad input, a traceback for bugs."""
     import sys
 
-    from .io import InputError
+    from .core import InputError
 
     if issubclass(kind, InputError):
         print(f"sxtflow: error: {exc}", file=sys.stderr)

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 import numpy as np
 from scipy import ndimage
 
-from .io import Volume, _voxel3
+from .core import Volume, _voxel3
 
 __all__ = ["resampled_shape", "resample_volume", "resample_labels"]
 
