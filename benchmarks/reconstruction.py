@@ -29,9 +29,12 @@ import time
 import numpy as np
 from scipy import ndimage
 
-from sxtflow import reconstruct as rc
+from sxtflow import recon as rc
 from sxtflow import simulate as sim
 from sxtflow.labels import default_labels
+from sxtflow.recon._align import _recentre
+from sxtflow.recon._backends import _astra_recon
+from sxtflow.recon._projector import _n_threads, _projector
 
 SHAPE = (48, 128, 128)
 VOXEL_NM = 50.0
@@ -98,7 +101,7 @@ def alignment(lac):
         dt = time.perf_counter() - t0
         e0 = float(np.sqrt(np.mean((coarse - true) ** 2)))
         e1 = float(np.sqrt(np.mean((shifts - true) ** 2)))
-        em = float(np.sqrt(np.mean(rc._recentre(shifts - true, theta) ** 2)))
+        em = float(np.sqrt(np.mean(_recentre(shifts - true, theta) ** 2)))
         print(f"{label:<14}{e0:>10.3f}{e1:>10.3f}{em:>13.3f}{0.3:>8.2f}{e1 / 0.3:>7.2f}{dt:>8.1f}")
         res[label] = e1
     return res
@@ -108,7 +111,7 @@ def _cgls_nonneg(lines, theta, center, iterations, restart=10):
     """Projected, restarted CGLS (exploration only, not in the package): CGLS on
     ``min ‖A x − b‖²`` for ``restart`` steps, clip at 0, restart. Returns the iterate
     after each step (per-pixel units, inner-circle voxels)."""
-    proj = rc._projector(lines.shape[2], theta, center)
+    proj = _projector(lines.shape[2], theta, center)
     b = np.ascontiguousarray(np.asarray(lines, np.float32).transpose(1, 0, 2))
     x = np.zeros((b.shape[0], proj.n_pix), np.float32)
     out = []
@@ -248,7 +251,7 @@ def speed(n_slices=16):
     rows.append(("skimage iradon", t_ir, rmse(ir), f"1 slice, ×{n_slices} scaled"))
     if rc.astra_available():
         t0 = time.perf_counter()
-        ast = rc._astra_recon(lines, theta, float(n // 2), "fbp", "ramp", 1)
+        ast = _astra_recon(lines, theta, float(n // 2), "fbp", "ramp", 1)
         t_as = (time.perf_counter() - t0) / n_slices
         rows.append(("astra-toolbox CPU FBP", t_as, rmse(ast[0]), f"{n_slices} slices"))
     else:
@@ -265,7 +268,7 @@ import numpy as np
 from skimage.transform import radon
 sys.path.insert(0, sys.argv[2])
 from reconstruction import _phantom
-from sxtflow import reconstruct as rc
+from sxtflow import recon as rc
 n = int(sys.argv[1])
 ph, _ = _phantom(n)
 theta = np.deg2rad(np.linspace(0, 180, 180, endpoint=False))
@@ -316,7 +319,7 @@ def main(argv=None):
     args = ap.parse_args(argv)
     t0 = time.perf_counter()
     print("# sxtflow reconstruction benchmark")
-    print(f"cells: yeast {SHAPE} voxels at {VOXEL_NM} nm; threads: {rc._n_threads()}")
+    print(f"cells: yeast {SHAPE} voxels at {VOXEL_NM} nm; threads: {_n_threads()}")
     lac, labels = sim.simulate_cell("yeast", SHAPE, VOXEL_NM, seed=11)
     if args.only == "limited":
         limited_angle(lac, labels, quick=args.quick)

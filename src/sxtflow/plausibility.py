@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .io import Volume
+from .core import Volume
 
 __all__ = ["REFERENCE_MATERIALS", "PLAUSIBLE_FACTORS", "reference_lac", "lac_plausibility"]
 
@@ -68,7 +68,7 @@ def lac_plausibility(volume: Volume, energy_ev: float) -> dict:
     ----------
     volume : Volume
         Tomogram in µm⁻¹; ``meta["ice_lac_per_um"]`` is used when present (else estimated
-        with :func:`sxtflow.reconstruct.ice_lac`).
+        with :func:`sxtflow.recon.ice_lac`).
     energy_ev : float
         Photon energy in eV.
 
@@ -82,7 +82,7 @@ def lac_plausibility(volume: Volume, energy_ev: float) -> dict:
     """
     ice = volume.meta.get("ice_lac_per_um")
     if ice is None:
-        from .reconstruct import ice_lac
+        from .recon import ice_lac
 
         ice = ice_lac(volume.data)
     ref = reference_lac(energy_ev)
