@@ -30,7 +30,7 @@ import numpy as np
 import pandas as pd
 from scipy import ndimage
 
-from sxtflow.io import Volume
+from sxtflow.core import Volume
 from sxtflow.measure import instances, measure_objects
 
 CLASSES = {"ice": 1, "cytoplasm": 2, "nucleus": 4, "vacuole": 7, "lipid_droplet": 8}
@@ -166,7 +166,7 @@ def part_chromatin(seeds) -> pd.DataFrame:
                     }
                 )
     # one reconstruction: the truth nucleus mask on an FBP tomogram
-    from sxtflow.reconstruct import reconstruct
+    from sxtflow.recon import reconstruct
     from sxtflow.simulate import project, tilt_angles
 
     seed = seeds[0]

@@ -5,7 +5,7 @@ One run prints tables with ratios (issue 3):
 * compartment LAC error vs the simulator's truth (full rotation, noise-free and 3000 photons/px),
   with the centre found automatically;
 * alignment: 2 px RMS random jitter recovered (full rotation and ±60°, 3000 photons/px);
-* centre error (px) of :func:`sxtflow.reconstruct.find_center`;
+* centre error (px) of :func:`sxtflow.recon.find_center`;
 * limited angle ±60°: FBP vs SIRT, projected CGLS and SIRT-TV (RMSE against truth,
   ratio to the ≥ 25 % target), compartment LAC, 3000 photons/px, and a full-rotation check;
 * speed on 512 × 512 slices from 180 projections: built-in FBP vs scikit-image ``iradon``
