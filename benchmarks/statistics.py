@@ -1,4 +1,4 @@
-"""Benchmark and sizing of sxtflow.compare.test_conditions.
+"""Benchmark and sizing of sxtflow.stats.test_conditions.
 
 1. Speed: sxtflow's test_conditions (exact Mann–Whitney, BH per family, bootstrap CI,
    Cliff's delta) against the bare peer (scipy.stats.mannwhitneyu with its default method
@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-import sxtflow.compare as cmp
+from sxtflow import stats as sx
 
 
 def table(n_cells: int, n_measures: int, seed: int = 0) -> pd.DataFrame:
@@ -62,17 +62,17 @@ def best_of(fn, repeat: int = 3) -> float:
 
 
 def main() -> None:
-    print("speed: sxtflow.compare.test_conditions vs scipy (mannwhitneyu + BH)")
+    print("speed: sxtflow.stats.test_conditions vs scipy (mannwhitneyu + BH)")
     print(f"{'cells/cond':>10} {'measures':>8} {'n_boot':>6} {'sxtflow s':>10} {'scipy s':>8} "
           f"{'ratio':>6} {'max |dp| (no ties)':>18}")  # fmt: skip
     for n_cells, n_measures in ((3, 36), (6, 36), (20, 36), (100, 36)):
         cells = table(n_cells, n_measures)
         for n_boot in (0, 2000):
             t_sxt = best_of(
-                lambda c=cells, b=n_boot: cmp.test_conditions(c, reference="control", n_boot=b)
+                lambda c=cells, b=n_boot: sx.test_conditions(c, reference="control", n_boot=b)
             )
             t_peer = best_of(lambda c=cells: peer(c))
-            res = cmp.test_conditions(cells, reference="control", n_boot=0)
+            res = sx.test_conditions(cells, reference="control", n_boot=0)
             cols = [c for c in cells.columns if c.endswith("_um3")]
             x = cells[cells["condition"] == "treated"]
             y = cells[cells["condition"] == "control"]

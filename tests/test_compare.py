@@ -1,4 +1,4 @@
-"""Tests of sxtflow.compare: tables, per-cell aggregation, statistics and plots."""
+"""Tests of sxtflow.stats and sxtflow.plot (compare stage): tables, per-cell aggregation, statistics and plots."""
 
 from __future__ import annotations
 
@@ -7,7 +7,8 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-import sxtflow.compare as cmp
+from sxtflow import plot
+from sxtflow import stats as sx
 
 # --------------------------------------------------------------------------- helpers
 
@@ -68,7 +69,7 @@ def _cells(shifts: dict[str, dict[str, float]], n: int, n_measures: int, seed: i
 
 
 def test_stack_tables_adds_sample_and_condition_first():
-    stacked = cmp.stack_tables(_objects(), _sheet())
+    stacked = sx.stack_tables(_objects(), _sheet())
     assert list(stacked.columns[:2]) == ["sample", "condition"]
     assert len(stacked) == 9
     assert stacked["sample"].tolist() == ["c1"] * 4 + ["c2"] * 2 + ["l1"] * 3
@@ -80,20 +81,20 @@ def test_stack_tables_unknown_sample_raises():
     tables = _objects()
     tables["ghost"] = tables["c1"]
     with pytest.raises(ValueError, match="ghost"):
-        cmp.stack_tables(tables, _sheet())
+        sx.stack_tables(tables, _sheet())
 
 
 def test_stack_tables_bad_sheet_raises():
     with pytest.raises(ValueError, match="condition"):
-        cmp.stack_tables(_objects(), _sheet().drop(columns="condition"))
+        sx.stack_tables(_objects(), _sheet().drop(columns="condition"))
     dup = pd.concat([_sheet(), _sheet().iloc[:1]], ignore_index=True)
     with pytest.raises(ValueError, match="more than once"):
-        cmp.stack_tables(_objects(), dup)
+        sx.stack_tables(_objects(), dup)
 
 
 def test_per_cell_medians_and_counts_by_hand():
-    stacked = cmp.stack_tables(_objects(), _sheet())
-    cells = cmp.per_cell(stacked, measures=("volume_um3", "sphericity"))
+    stacked = sx.stack_tables(_objects(), _sheet())
+    cells = sx.per_cell(stacked, measures=("volume_um3", "sphericity"))
     assert cells["sample"].tolist() == ["c1", "c2", "l1"]
     assert cells["condition"].tolist() == ["control", "control", "lipid_rich"]
     assert list(cells.columns) == [
@@ -122,8 +123,8 @@ def test_per_cell_with_sheet_keeps_cells_without_objects():
         [_sheet(), pd.DataFrame({"sample": ["l2"], "condition": ["lipid_rich"]})],
         ignore_index=True,
     )
-    stacked = cmp.stack_tables(_objects(), _sheet())
-    cells = cmp.per_cell(
+    stacked = sx.stack_tables(_objects(), _sheet())
+    cells = sx.per_cell(
         stacked, measures=["volume_um3"], classes=["lipid_droplet", "mitochondrion"], samples=sheet
     )
     c = cells.set_index("sample")
@@ -136,9 +137,9 @@ def test_per_cell_with_sheet_keeps_cells_without_objects():
 
 
 def test_per_cell_missing_measure_raises():
-    stacked = cmp.stack_tables(_objects(), _sheet())
+    stacked = sx.stack_tables(_objects(), _sheet())
     with pytest.raises(ValueError, match="lac_mean_per_um"):
-        cmp.per_cell(stacked)  # default measures include lac_mean_per_um
+        sx.per_cell(stacked)  # default measures include lac_mean_per_um
 
 
 def test_summarise_by_hand():
@@ -149,7 +150,7 @@ def test_summarise_by_hand():
             "x_um3": [1.0, 2.0, 3.0, 4.0, 10.0, 20.0, np.nan],
         }
     )
-    s = cmp.summarise(cells)
+    s = sx.summarise(cells)
     assert list(s.columns) == [
         "measure",
         "condition",
@@ -175,9 +176,9 @@ def test_summarise_by_hand():
 
 
 def test_per_object_table_is_refused():
-    stacked = cmp.stack_tables(_objects(), _sheet())
+    stacked = sx.stack_tables(_objects(), _sheet())
     with pytest.raises(ValueError, match="one row per cell"):
-        cmp.test_conditions(stacked, reference="control", measures=["volume_um3"])
+        sx.test_conditions(stacked, reference="control", measures=["volume_um3"])
 
 
 # --------------------------------------------------------------------------- statistics
@@ -185,7 +186,7 @@ def test_per_object_table_is_refused():
 
 def test_large_shift_is_significant():
     cells = _cells({"control": {}, "lipid_rich": {"m0_um3": 3.0}}, n=8, n_measures=5, seed=3)
-    res = cmp.test_conditions(cells, reference="control", n_boot=500)
+    res = sx.test_conditions(cells, reference="control", n_boot=500)
     assert list(res.columns[:14]) == [
         "measure",
         "condition",
@@ -224,7 +225,7 @@ def test_null_tables_false_discovery_rate():
     rates, p_values = [], []
     for seed in range(20):
         cells = _cells({"control": {}, "treated": {}}, n=6, n_measures=10, seed=100 + seed)
-        res = cmp.test_conditions(cells, reference="treated", n_boot=0)
+        res = sx.test_conditions(cells, reference="treated", n_boot=0)
         assert len(res) == 10
         rates.append(float(np.mean(res["q_value"] < 0.05)))
         p_values.extend(res["p_value"])
@@ -237,7 +238,7 @@ def test_dunn_posthoc_three_groups_finds_shifted_group():
     cells = _cells(
         {"control": {}, "similar": {}, "shifted": {"m0_um3": 3.0}}, n=8, n_measures=3, seed=7
     )
-    res = cmp.test_conditions(cells, reference="control", n_boot=200)
+    res = sx.test_conditions(cells, reference="control", n_boot=200)
     assert len(res) == 6
     assert set(res["test"]) == {"dunn-holm"} and set(res["omnibus_test"]) == {"kruskal-wallis"}
     r = res.set_index(["measure", "condition"])
@@ -257,7 +258,7 @@ def test_dunn_posthoc_three_groups_finds_shifted_group():
 def test_dunn_two_groups_equals_kruskal_with_ties():
     x = np.array([1.0, 2.0, 2.0, 3.0, 5.0, 5.0])
     y = np.array([2.0, 4.0, 5.0, 6.0, 7.0, 7.0, 8.0])
-    z, p = cmp.dunn_test([x, y])
+    z, p = sx.dunn_test([x, y])
     kw = stats.kruskal(x, y)
     assert z[0, 1] ** 2 == pytest.approx(kw.statistic)
     assert p[0, 1] == pytest.approx(kw.pvalue)
@@ -269,12 +270,12 @@ def test_dunn_matches_scikit_posthocs_when_installed():
     sp = pytest.importorskip("scikit_posthocs")
     rng = np.random.default_rng(0)
     groups = [np.round(rng.normal(s, 1, 7), 1) for s in (0, 0.5, 2)]
-    _, p = cmp.dunn_test(groups)
+    _, p = sx.dunn_test(groups)
     np.testing.assert_allclose(p, sp.posthoc_dunn(groups, p_adjust=None).to_numpy(), rtol=1e-10)
 
 
 def test_holm_by_hand():
-    adj = cmp.holm([0.01, 0.04, np.nan, 0.03])
+    adj = sx.holm([0.01, 0.04, np.nan, 0.03])
     # sorted 0.01, 0.03, 0.04 with m = 3: 0.03, 0.06, max(0.06, 0.04) = 0.06
     np.testing.assert_allclose(adj, [0.03, 0.06, np.nan, 0.06])
 
@@ -290,7 +291,7 @@ def test_bootstrap_ci_contains_true_difference():
                 "x_um": np.r_[rng.normal(0, 1, 30), rng.normal(2.0, 1, 30)],
             }
         )
-        row = cmp.test_conditions(cells, reference="a", n_boot=1000, seed=rep).iloc[0]
+        row = sx.test_conditions(cells, reference="a", n_boot=1000, seed=rep).iloc[0]
         assert row["ci_low"] <= row["median_difference"] <= row["ci_high"]
         covered.append(row["ci_low"] <= 2.0 <= row["ci_high"])
     assert np.mean(covered) >= 0.8
@@ -298,13 +299,13 @@ def test_bootstrap_ci_contains_true_difference():
 
 def test_deterministic_under_seed():
     cells = _cells({"control": {}, "lipid_rich": {"m1_um3": 1.0}}, n=6, n_measures=3, seed=5)
-    a = cmp.test_conditions(cells, reference="control", seed=1)
-    b = cmp.test_conditions(cells, reference="control", seed=1)
+    a = sx.test_conditions(cells, reference="control", seed=1)
+    b = sx.test_conditions(cells, reference="control", seed=1)
     pd.testing.assert_frame_equal(a, b)
-    c = cmp.test_conditions(cells, reference="control", seed=2)
+    c = sx.test_conditions(cells, reference="control", seed=2)
     assert not np.allclose(a["ci_low"], c["ci_low"])
     # the CI of a measure does not depend on which other measures are tested
-    d = cmp.test_conditions(cells, reference="control", seed=1, measures=["m1_um3"])
+    d = sx.test_conditions(cells, reference="control", seed=1, measures=["m1_um3"])
     assert d["ci_low"].iloc[0] == a.set_index("measure").loc["m1_um3", "ci_low"]
 
 
@@ -313,7 +314,7 @@ def test_constant_and_too_small_measures_kept_with_nan_p():
     cells["const_count"] = 4
     cells["sparse_fraction"] = np.nan
     cells.loc[cells.index[[0, 1, 6]], "sparse_fraction"] = [0.1, 0.2, 0.3]
-    res = cmp.test_conditions(cells, reference="control").set_index("measure")
+    res = sx.test_conditions(cells, reference="control").set_index("measure")
     assert list(res.index) == ["m0_um3", "const_count", "sparse_fraction"]
     assert np.isnan(res.loc["const_count", "p_value"])
     assert np.isnan(res.loc["const_count", "q_value"])
@@ -330,7 +331,7 @@ def test_constant_and_too_small_measures_kept_with_nan_p():
 def test_bad_reference_raises():
     cells = _cells({"control": {}, "lipid_rich": {}}, n=4, n_measures=1, seed=0)
     with pytest.raises(ValueError, match="reference"):
-        cmp.test_conditions(cells, reference="nope")
+        sx.test_conditions(cells, reference="nope")
 
 
 def _demo_like(n: int, seed: int, n_null: int = 20) -> pd.DataFrame:
@@ -378,21 +379,21 @@ _PRIMARY = [
 
 def test_primary_measures_default_and_requested():
     cells = _demo_like(3, 0, n_null=2)
-    assert cmp.primary_measures(cells) == _PRIMARY
-    assert cmp.primary_measures(cells.drop(columns="vacuole_fraction")) == [
+    assert sx.primary_measures(cells) == _PRIMARY
+    assert sx.primary_measures(cells.drop(columns="vacuole_fraction")) == [
         m for m in _PRIMARY if m != "vacuole_fraction"
     ]
-    assert cmp.primary_measures(cells, ["null0_um3", "null0_um3"]) == ["null0_um3"]
+    assert sx.primary_measures(cells, ["null0_um3", "null0_um3"]) == ["null0_um3"]
     with pytest.raises(ValueError, match="golgi_fraction"):
-        cmp.primary_measures(cells, ["golgi_fraction"])
+        sx.primary_measures(cells, ["golgi_fraction"])
     with pytest.raises(ValueError, match="empty"):
-        cmp.primary_measures(cells, [])
+        sx.primary_measures(cells, [])
 
 
 def test_primary_and_exploratory_are_separate_bh_families():
     cells = _demo_like(6, 1)
-    res = cmp.test_conditions(
-        cells, reference="control", primary=cmp.primary_measures(cells), n_boot=0
+    res = sx.test_conditions(
+        cells, reference="control", primary=sx.primary_measures(cells), n_boot=0
     )
     k = len(_PRIMARY)
     assert res["measure"].tolist()[:k] == _PRIMARY
@@ -403,7 +404,7 @@ def test_primary_and_exploratory_are_separate_bh_families():
             sub["q_value"], stats.false_discovery_control(sub["p_value"], method="bh")
         )
     # one family over everything (no primary given) gives larger q for the primary hits
-    flat = cmp.test_conditions(cells, reference="control", n_boot=0).set_index("measure")
+    flat = sx.test_conditions(cells, reference="control", n_boot=0).set_index("measure")
     assert set(flat["family"]) == {"all"}
     by = res.set_index("measure")
     for m in _TRUE:
@@ -418,7 +419,7 @@ def test_mann_whitney_exact_with_ties_by_enumeration():
 
     x = np.array([7.0, 6.0, 7.0, 3.0])
     y = np.array([2.0, 3.0, 3.0, 6.0])
-    u, p, how = cmp.mann_whitney(x, y)
+    u, p, how = sx.mann_whitney(x, y)
     assert how == "permutation"
     pooled = np.r_[x, y]
     ranks = stats.rankdata(pooled)
@@ -433,7 +434,7 @@ def test_mann_whitney_exact_with_ties_by_enumeration():
     assert p == pytest.approx(np.mean(np.array(all_u) >= observed - 1e-9))
     # 3 + 3 cells perfectly separated: the smallest possible p is 2 / C(6, 3) = 0.1,
     # which the normal approximation (p = 0.072 with these ties) would undercut
-    assert cmp.mann_whitney([7, 6, 7], [2, 3, 3])[1] == pytest.approx(0.1)
+    assert sx.mann_whitney([7, 6, 7], [2, 3, 3])[1] == pytest.approx(0.1)
     assert stats.mannwhitneyu([7, 6, 7], [2, 3, 3]).pvalue < 0.1
 
 
@@ -442,8 +443,8 @@ def test_unchanged_measures_flagged_at_most_nominal_rate_over_20_seeds():
     flagged, raw, found = [], [], []
     for seed in range(20):
         cells = _demo_like(6, 1000 + seed, n_null=12)
-        res = cmp.test_conditions(
-            cells, reference="control", primary=cmp.primary_measures(cells), n_boot=0
+        res = sx.test_conditions(
+            cells, reference="control", primary=sx.primary_measures(cells), n_boot=0
         )
         null = res[~res["measure"].isin(_TRUE)]
         flagged.extend(null["significant"])
@@ -469,8 +470,8 @@ def test_lipid_difference_needs_five_cells_per_condition():
         cells.loc[~lip, "lipid_droplet_count"] = 2 + np.arange((~lip).sum()) % 2
         cells.loc[lip, "lipid_droplet_fraction"] = 0.03 + 0.001 * np.arange(lip.sum())
         cells.loc[~lip, "lipid_droplet_fraction"] = 0.005 + 0.001 * np.arange((~lip).sum())
-        res = cmp.test_conditions(
-            cells, reference="control", primary=cmp.primary_measures(cells), n_boot=0
+        res = sx.test_conditions(
+            cells, reference="control", primary=sx.primary_measures(cells), n_boot=0
         )
         return res.set_index("measure")
 
@@ -498,7 +499,7 @@ def test_lipid_difference_needs_five_cells_per_condition():
     ],
 )
 def test_measure_unit(name, unit):
-    assert cmp.measure_unit(name) == unit
+    assert sx.measure_unit(name) == unit
 
 
 def test_plots_written(tmp_path):
@@ -507,7 +508,7 @@ def test_plots_written(tmp_path):
     cells["nucleus_fraction"] = 0.2
     cells["lipid_droplet_count"] = np.arange(len(cells))
     cells.loc[0, "m1_um3"] = np.nan
-    png, svg = cmp.plot_measures(
+    png, svg = plot.plot_measures(
         cells,
         ["m0_um3", "m1_um3", "nucleus_fraction", "lipid_droplet_count"],
         tmp_path / "plots" / "measures.png",
@@ -517,19 +518,19 @@ def test_plots_written(tmp_path):
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 1000
     assert b"<svg" in svg.read_bytes()[:2000]
     assert "µm³" in svg.read_text(encoding="utf-8")  # text kept editable, unit in y label
-    tests = cmp.test_conditions(cells, reference="lipid_rich", n_boot=0)
-    _, svg_q = cmp.plot_measures(
+    tests = sx.test_conditions(cells, reference="lipid_rich", n_boot=0)
+    _, svg_q = plot.plot_measures(
         cells, ["m0_um3", "m1_um3"], tmp_path / "q.png", reference="lipid_rich", tests=tests
     )
     q0 = tests.set_index("measure").loc["m0_um3", "q_value"]
     assert f"q={q0:.2g}" in svg_q.read_text(encoding="utf-8")
-    png2, svg2 = cmp.plot_fractions(
+    png2, svg2 = plot.plot_fractions(
         cells, ["nucleus", "lipid_droplet_fraction"], tmp_path / "fractions.png"
     )
     assert png2.stat().st_size > 1000 and svg2.stat().st_size > 1000
     assert not list(tmp_path.rglob("*.tmp*"))  # no temporary files left behind
     with pytest.raises(ValueError, match="vacuole_fraction"):
-        cmp.plot_fractions(cells, ["vacuole"], tmp_path / "bad.png")
+        plot.plot_fractions(cells, ["vacuole"], tmp_path / "bad.png")
 
 
 def _svg_text(path) -> str:
@@ -553,21 +554,21 @@ def test_plot_lac_histograms_per_object_and_per_cell(tmp_path):
                         }
                     )
     objects = pd.DataFrame(rows)
-    png, svg = cmp.plot_lac_histograms(objects, tmp_path / "lac.png", reference="control")
+    png, svg = plot.plot_lac_histograms(objects, tmp_path / "lac.png", reference="control")
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 5000
     text = _svg_text(svg)
     for label in ("nucleus", "lipid_droplet", "µm⁻¹", "control (3 cells, 15 objects)"):
         assert label in text
     # per-cell LAC columns give the same classes, one value per cell
-    cells = cmp.per_cell(objects, measures=["lac_mean_per_um"])
+    cells = sx.per_cell(objects, measures=["lac_mean_per_um"])
     cells.columns = [c.removesuffix("_median") for c in cells.columns]
-    _, svg2 = cmp.plot_lac_histograms(cells, tmp_path / "lac_cells.png", classes=["nucleus"])
+    _, svg2 = plot.plot_lac_histograms(cells, tmp_path / "lac_cells.png", classes=["nucleus"])
     text2 = _svg_text(svg2)
     assert "lipid_rich (3 cells, 3 objects)" in text2 and "lipid_droplet" not in text2
     with pytest.raises(ValueError, match="vacuole"):
-        cmp.plot_lac_histograms(objects, tmp_path / "bad.png", classes=["vacuole"])
+        plot.plot_lac_histograms(objects, tmp_path / "bad.png", classes=["vacuole"])
     with pytest.raises(ValueError, match="lac_p90_per_um"):
-        cmp.plot_lac_histograms(objects, tmp_path / "bad.png", value="lac_p90_per_um")
+        plot.plot_lac_histograms(objects, tmp_path / "bad.png", value="lac_p90_per_um")
 
 
 def test_plot_radial_profiles(tmp_path):
@@ -584,7 +585,7 @@ def test_plot_radial_profiles(tmp_path):
         for b in bins
     ]
     profiles = pd.DataFrame(rows)
-    png, svg = cmp.plot_radial_profiles(
+    png, svg = plot.plot_radial_profiles(
         profiles, tmp_path / "chromatin.png", reference="treated", x_label="bin (0 = centre)"
     )
     assert png.stat().st_size > 5000
@@ -594,13 +595,13 @@ def test_plot_radial_profiles(tmp_path):
     # 8 per-cell lines + 2 medians + 2 overlay medians at least
     assert text.count("<path") >= 12
     with pytest.raises(ValueError, match="more than once"):
-        cmp.plot_radial_profiles(pd.concat([profiles, profiles.iloc[:1]]), tmp_path / "dup.png")
+        plot.plot_radial_profiles(pd.concat([profiles, profiles.iloc[:1]]), tmp_path / "dup.png")
     # two nuclei in one cell (chromatin.radial_profile rows carry nucleus_id): averaged
     two = profiles.assign(nucleus_id=1)
     extra = two[two["sample"] == "control0"].assign(nucleus_id=2, heterochromatin_fraction=1.0)
-    _, svg2 = cmp.plot_radial_profiles(pd.concat([two, extra]), tmp_path / "two.png")
+    _, svg2 = plot.plot_radial_profiles(pd.concat([two, extra]), tmp_path / "two.png")
     assert "nuclear envelope" in _svg_text(svg2) and "control (n=4 cells)" in _svg_text(svg2)
     with pytest.raises(ValueError, match="heterochromatin_fraction"):
-        cmp.plot_radial_profiles(
+        plot.plot_radial_profiles(
             profiles.drop(columns="heterochromatin_fraction"), tmp_path / "bad.png"
         )

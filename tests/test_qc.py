@@ -1,7 +1,7 @@
 import numpy as np
 
 from sxtflow.io import Volume
-from sxtflow.qc import reconstruction_preview, uncertainty_preview
+from sxtflow.plot import reconstruction_preview, uncertainty_preview
 
 
 def _png_pixels(path):

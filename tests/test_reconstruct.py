@@ -639,7 +639,7 @@ def test_astra_guard_or_sirt(limited60):
 
 
 def test_qc_preview_with_alignment_residual(tmp_path):
-    from sxtflow.qc import reconstruction_preview
+    from sxtflow.plot import reconstruction_preview
 
     vol = Volume(
         np.random.default_rng(0).random((4, 16, 16)).astype(np.float32),
