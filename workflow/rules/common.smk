@@ -71,6 +71,50 @@ def sample_row(wildcards):
     return samples.loc[wildcards.sample]
 
 
+def get_cell_type(wildcards):
+    """The simulated cell type of a sample (simulate rule)."""
+    return sample_row(wildcards)["cell_type"]
+
+
+def get_condition_options(wildcards):
+    """The simulate.conditions entry of a sample's condition ({} when it has none)."""
+    conditions = config["simulate"]["conditions"]
+    return canonical(conditions.get(sample_row(wildcards)["condition"], {}))
+
+
+def get_simulate_seed(wildcards):
+    return sample_seed(wildcards.sample, "simulate")
+
+
+def get_annotate_seed(wildcards):
+    return sample_seed(wildcards.sample, "annotate")
+
+
+def get_kind(wildcards):
+    """What the sheet's input is: simulate, projections or tomogram."""
+    return sample_row(wildcards)["kind"]
+
+
+def get_voxel_nm(wildcards):
+    """The sheet's voxel size in nm (NaN when the file's header gives it)."""
+    return float(sample_row(wildcards)["voxel_nm"])
+
+
+def get_truth(wildcards):
+    """Input of the evaluate rule: the sample's ground truth."""
+    return truth_path(wildcards.sample)
+
+
+def is_annotated(wildcards):
+    """True when the sample was annotated (its evaluation is not independent of training)."""
+    return wildcards.sample in ANNOTATED
+
+
+def get_sample_conditions(wildcards):
+    """The sheet's sample and condition columns, one record per sample (compare rule)."""
+    return samples[["sample", "condition"]].to_dict("records")
+
+
 def get_raw(wildcards):
     """Input of the reconstruct rule: simulated projections, raw projections or a tomogram."""
     row = sample_row(wildcards)
@@ -223,6 +267,11 @@ def get_export_inputs(wildcards):
 
 def per_sample(pattern, subset=None):
     """Input function: ``pattern`` for every sample (or ``subset``), built when planning."""
-    return lambda wildcards: [
-        pattern.format(sample=s) for s in (samples.index if subset is None else subset)
-    ]
+
+    def every_sample(wildcards):
+        return [
+            pattern.format(sample=s)
+            for s in (samples.index if subset is None else subset)
+        ]
+
+    return every_sample

@@ -14,7 +14,7 @@ rule compare:
         mem_mb=2000,
         runtime=10,
     params:
-        samples=lambda wildcards: samples[["sample", "condition"]].to_dict("records"),
+        samples=get_sample_conditions,
         classes=CLASSES,
         options=canonical(config["compare"]),
         seed=config["seed"],

@@ -22,8 +22,8 @@ rule reconstruct:
         mem_mb=4000,
         runtime=60,
     params:
-        kind=lambda wc: sample_row(wc)["kind"],
-        voxel_nm=lambda wc: float(sample_row(wc)["voxel_nm"]),
+        kind=get_kind,
+        voxel_nm=get_voxel_nm,
         options=canonical(config["reconstruct"]),
     script:
         "../scripts/reconstruct.py"

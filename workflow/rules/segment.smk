@@ -107,7 +107,7 @@ rule evaluate:
     input:
         unpack(label_table_input),
         labels="results/{sample}/labels.mrc",
-        truth=lambda wc: truth_path(wc.sample),
+        truth=get_truth,
     output:
         evaluation="results/{sample}/evaluation.tsv",
     log:
@@ -122,7 +122,7 @@ rule evaluate:
         runtime=10,
     params:
         classes=CLASSES,
-        annotated=lambda wc: wc.sample in ANNOTATED,
+        annotated=is_annotated,
         ignore=config["evaluate"]["ignore"],
     script:
         "../scripts/evaluate.py"

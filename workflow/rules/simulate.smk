@@ -14,11 +14,9 @@ rule simulate:
         mem_mb=2000,
         runtime=20,
     params:
-        cell_type=lambda wc: sample_row(wc)["cell_type"],
-        condition=lambda wc: canonical(
-            config["simulate"]["conditions"].get(sample_row(wc)["condition"], {})
-        ),
-        seed=lambda wc: sample_seed(wc.sample, "simulate"),
+        cell_type=get_cell_type,
+        condition=get_condition_options,
+        seed=get_simulate_seed,
         sim=simulation_options(),
     script:
         "../scripts/simulate.py"
@@ -41,7 +39,7 @@ rule annotate_virtual:
         runtime=10,
     params:
         classes=config["classes"],
-        seed=lambda wc: sample_seed(wc.sample, "annotate"),
+        seed=get_annotate_seed,
         annotation=canonical(config["simulate"]["annotation"]),
     script:
         "../scripts/annotate_virtual.py"
