@@ -1,6 +1,7 @@
 """Tests for the fast prediction paths of sxtflow.classify: only the features the model
 reads, and coarse-to-fine (a lattice first, full resolution where the answer is not
-confidently ice). Each is checked against the full path (every voxel, every feature)."""
+confident or is near a class boundary). Each is checked against the full path (every
+voxel, every feature)."""
 
 from __future__ import annotations
 
@@ -136,15 +137,30 @@ def test_lattice_features_equal_block_features_at_lattice_points(lac_truth):
     assert _lattice(10, 4).tolist() == [2, 6, 9]
 
 
-def test_fine_cells_grow_the_uncertain_cells():
+def test_fine_cells_grow_the_unsure_cells():
     p = np.zeros((2, 5, 5, 5), np.float32)
     p[0] = 1.0  # confidently ice everywhere …
     p[:, 2, 2, 2] = (0.6, 0.4)  # … but one point
     p[:, 0, 0, 0] = 0.0  # outside the mask: never classified here
-    cells = fine_cells(p, 0, ice_min=0.9, margin=1)
+    cells = fine_cells(p, confident=0.9, margin=1)
     assert cells.sum() == 27 and cells[1:4, 1:4, 1:4].all()
-    assert fine_cells(p, 0, ice_min=0.9, margin=0).sum() == 1
-    assert not fine_cells(p, 0, ice_min=0.5).any()
+    assert fine_cells(p, confident=0.9, margin=0).sum() == 1
+    assert not fine_cells(p, confident=0.55).any()
+    with pytest.raises(ValueError, match="confident"):
+        fine_cells(p, confident=0.5)
+
+
+def test_fine_cells_cover_both_sides_of_a_class_boundary():
+    p = np.zeros((3, 6, 6, 6), np.float32)
+    p[1] = 1.0  # confident cytoplasm …
+    p[:, :, :, 3:] = np.array([0, 0, 1], np.float32)[:, None, None, None]  # … beside a droplet
+    p[:, 0, 0, 0] = 0.0  # outside the mask agrees with anything
+    cells = fine_cells(p, confident=0.9, margin=1)
+    want = np.zeros((6, 6, 6), bool)
+    want[:, :, 2:4] = True  # confident on both sides, but the neighbours disagree
+    np.testing.assert_array_equal(cells, want)
+    # every class may take the coarse answer far from a boundary, not only ice
+    assert not cells[:, :, 0].any() and not cells[:, :, 5].any()
 
 
 def test_coarse_to_fine_equals_the_full_prediction(lac_truth, model_card, full):
@@ -158,36 +174,39 @@ def test_coarse_to_fine_equals_the_full_prediction(lac_truth, model_card, full):
         np.testing.assert_array_equal(lab, full[0])
     # the cell and its surroundings were computed at full resolution: same probabilities
     cp = coarse_pass(lac, model, card, stride=4)
-    cells = fine_cells(cp, 0)
+    cells = fine_cells(cp)
     idx = np.ix_(*(np.arange(n) // 4 for n in lac.shape))
     fine = cells[idx]
     assert 0 < fine.mean() < 0.8  # the ice far from the cell was skipped
     np.testing.assert_array_equal(p[:, fine], full[1][:, fine])
 
 
-def test_confident_ice_stays_ice_and_changed_voxels_are_near_a_boundary(
+def test_confident_cells_keep_their_class_and_changed_voxels_are_near_a_boundary(
     lac_truth, model_card, full
 ):
     lac, _ = lac_truth
     model, card = model_card
     # a loose setting (no margin, a low confidence bar) so that the coarse pass decides
-    # more: whatever it calls confidently ice is ice, and every voxel that differs from
-    # the full prediction lies within one lattice cell of the full prediction's ice
+    # more: every voxel it decides takes its lattice point's class, and every voxel that
+    # differs from the full prediction lies within one lattice cell of a voxel the full
+    # prediction gives that class (a boundary the lattice misplaced, nothing invented)
     stride = 4
     lab, _ = predict_volume(
-        lac, model, card, block=(16, 24, 48), coarse=stride, coarse_ice=0.5, coarse_margin=0
-    )
+        lac, model, card, block=(16, 24, 48), coarse=stride, coarse_confident=0.55,
+        coarse_margin=0, coarse_classes=None,
+    )  # fmt: skip
     cp = coarse_pass(lac, model, card, stride=stride)
-    fine = fine_cells(cp, 0, ice_min=0.5, margin=0)[
-        np.ix_(*(np.arange(n) // stride for n in lac.shape))
-    ]
-    assert (lab[~fine] == CLASSES["ice"]).all()
+    idx = np.ix_(*(np.arange(n) // stride for n in lac.shape))
+    fine = fine_cells(cp, confident=0.55, margin=0)[idx]
+    coarse_class = np.array(sorted(CLASSES.values()), np.uint8)[cp.argmax(axis=0)][idx]
+    np.testing.assert_array_equal(lab[~fine], coarse_class[~fine])
     changed = lab != full[0]
     assert not changed[fine].any()
-    near_ice = ndi.binary_dilation(
-        full[0] == CLASSES["ice"], structure=np.ones((3, 3, 3), bool), iterations=stride
-    )
-    assert near_ice[changed].all()
+    for value in CLASSES.values():
+        near = ndi.binary_dilation(
+            full[0] == value, structure=np.ones((3, 3, 3), bool), iterations=stride
+        )
+        assert near[changed & (lab == value)].all()
     # everything the full prediction calls the droplet's core is found
     core = ndi.binary_erosion(full[0] == 3, iterations=1)
     assert (lab[core] == 3).all()
@@ -201,3 +220,38 @@ def test_coarse_to_fine_with_a_mask_and_threads(lac_truth, model_card, full):
     lab, _ = predict_volume(lac, model, card, block=(16, 24, 24), coarse=4, mask=mask, n_jobs=2)
     np.testing.assert_array_equal(lab[:, mask], full[0][:, mask])
     assert not lab[:, ~mask].any()
+
+
+def test_a_tube_thinner_than_the_lattice_survives():
+    """A mitochondrion-like tube of radius 2 voxels running between the lattice points of
+    stride 4 (no lattice point inside it) through confident cytoplasm: the default
+    (only ice keeps the coarse answer) classifies the cytoplasm at full resolution, so
+    every voxel keeps the full answer."""
+    rng = np.random.default_rng(3)
+    n = 40
+    z, y, x = np.mgrid[:n, :n, :n]
+    truth = np.full((n, n, n), 2, np.uint8)  # cytoplasm
+    truth[:, :, :6] = 1  # ice at one side
+    tube = (z - 20) ** 2 + (y - 20) ** 2 <= 4  # along x, centred between lattice points
+    truth[tube & (x >= 6)] = 4
+    assert not tube[np.ix_(_lattice(n, 4), _lattice(n, 4), _lattice(n, 4))].any()
+    lac = np.choose(truth, [0.0, 0.05, 0.3, 0.0, 0.55]).astype(np.float32)
+    lac += rng.normal(0.0, 0.03, lac.shape).astype(np.float32)
+    lac = ndi.gaussian_filter(lac, 0.7)  # the zone plate's blur
+    ann = np.zeros_like(truth)
+    ann[[8, 20, 32], ::2, ::2] = truth[[8, 20, 32], ::2, ::2]
+    ann[:, 20, ::2] = truth[:, 20, ::2]
+    classes = {"ice": 1, "cytoplasm": 2, "mitochondrion": 4}
+    model, card = train(
+        [(compute_features(lac, SPEC), ann)], classes, spec=SPEC, n_estimators=12,
+        cv_folds=0, seed=1,
+    )  # fmt: skip
+    full, _ = predict_volume(lac, model, card, block=(20, 20, 40))
+    assert (full[tube & (x >= 8)] == 4).mean() > 0.9  # the model does find the tube
+    lab, _ = predict_volume(lac, model, card, block=(20, 20, 40), coarse=4)
+    np.testing.assert_array_equal(lab, full)
+    cp = coarse_pass(lac, model, card, stride=4)
+    # the lattice points beside the tube are confidently cytoplasm (correctly): no bar on
+    # the confidence would send the tube to full resolution if cytoplasm kept its answer
+    beside = cp[1][np.ix_([4, 5], [4, 5], range(2, 10))]
+    assert (beside > 0.9).all()

@@ -1061,37 +1061,75 @@ def coarse_pass(
 
 
 def fine_cells(
-    coarse_probabilities: np.ndarray, ice_channel: int, *, ice_min: float = 0.9, margin: int = 1
+    coarse_probabilities: np.ndarray,
+    *,
+    confident: float = 0.9,
+    margin: int = 1,
+    coarse_channels=None,
 ) -> np.ndarray:
-    """Lattice cells to classify at full resolution: not confidently ice, or near one that is not.
+    """Lattice cells to classify at full resolution: the coarse answer is not trusted there.
+
+    A lattice cell keeps its lattice point's class when that class is one of
+    ``coarse_channels``, its probability is at least ``confident``, no lattice point
+    within ``margin`` cells is unsure (below the bar, or of another class than
+    ``coarse_channels``) and every neighbouring lattice point (26-connected, inside the
+    mask) has the same most probable class. Every other cell is classified at full
+    resolution: class boundaries, answers the trees disagree on, and the classes that
+    may hold structures thinner than the lattice.
+
+    Confidence alone does not protect such a structure: a lattice point 2 voxels beside a
+    2-voxel-radius tube is correctly and confidently cytoplasm (it is cytoplasm), so a
+    cytoplasm cell would swallow a tube that no lattice point lies in
+    (``tests/test_fast_predict.py``). Hence :func:`predict_volume` lets only ice keep
+    the coarse answer by default.
 
     Parameters
     ----------
     coarse_probabilities : ndarray, shape (C, zl, yl, xl)
         From :func:`coarse_pass` (0 everywhere outside the mask).
-    ice_channel : int
-        Channel of the ice class.
-    ice_min : float
-        A lattice point is confidently ice when its ice probability is at least this.
+    confident : float
+        Probability of its most probable class at or above which a lattice point is
+        confident (> 0.5, so that the most probable class is unique).
     margin : int
-        The uncertain cells are grown by this many cells (26-connected), so that every
-        voxel within ``margin × stride`` voxels of an uncertain lattice point is
+        The unsure cells are grown by this many cells (26-connected), so that every
+        voxel within ``margin × stride`` voxels of an unsure lattice point is
         classified at full resolution.
+    coarse_channels : sequence of int, optional
+        Channels whose confident cells may keep the coarse answer; default every channel.
 
     Returns
     -------
     ndarray of bool, shape (zl, yl, xl)
+
+    Examples
+    --------
+    >>> p = np.zeros((2, 4, 4, 4), np.float32); p[0] = 1.0
+    >>> p[:, :, :, 2:] = np.array([0.05, 0.95], np.float32)[:, None, None, None]
+    >>> fine_cells(p, margin=0)[0, 0].astype(int).tolist()  # both sides of the boundary
+    [0, 1, 1, 0]
+    >>> fine_cells(p, margin=0, coarse_channels=[0])[0, 0].astype(int).tolist()
+    [0, 1, 1, 1]
     """
     from scipy import ndimage as ndi
 
+    if not 0.5 < float(confident) <= 1.0:
+        raise ValueError(f"confident must be in (0.5, 1], got {confident}")
     p = coarse_probabilities
+    n_cls = p.shape[0]
     inside = p.sum(axis=0) > 0
-    uncertain = inside & (p[ice_channel] < ice_min)
-    if margin > 0 and uncertain.any():
-        uncertain = ndi.binary_dilation(
-            uncertain, structure=np.ones((3, 3, 3), dtype=bool), iterations=int(margin)
-        )
-    return uncertain
+    top = p.argmax(axis=0).astype(np.int16)
+    allowed = np.ones(n_cls, dtype=bool)
+    if coarse_channels is not None:
+        allowed[:] = False
+        allowed[np.asarray(list(coarse_channels), dtype=np.int64)] = True
+    cube = np.ones((3, 3, 3), dtype=bool)
+    unsure = inside & ((p.max(axis=0) < confident) | ~allowed[top])
+    if margin > 0 and unsure.any():
+        unsure = ndi.binary_dilation(unsure, structure=cube, iterations=int(margin))
+    # neighbours outside the mask agree with anything
+    hi = ndi.maximum_filter(np.where(inside, top, -1), footprint=cube, mode="nearest")
+    lo = ndi.minimum_filter(np.where(inside, top, n_cls), footprint=cube, mode="nearest")
+    return inside & (unsure | (hi != top) | (lo != top))
 
 
 def _upsample(cells: np.ndarray, stride: int, box: tuple[slice, ...]) -> np.ndarray:
@@ -1132,8 +1170,9 @@ def predict_volume(
     mask=None,
     region: tuple[slice, slice, slice] | None = None,
     coarse: int | None = None,
-    coarse_ice: float = 0.9,
+    coarse_confident: float = 0.9,
     coarse_margin: int = 1,
+    coarse_classes=("ice",),
     feature_subset: bool = True,
 ):
     """Segment a tomogram directly: features per block (with halo), classified at once.
@@ -1176,17 +1215,25 @@ def predict_volume(
     coarse : int, optional
         Coarse-to-fine: classify a lattice of every ``coarse``-th voxel first
         (:func:`coarse_pass`: the same model on the same features, ``coarse``³ times fewer
-        voxels), then at full resolution only the lattice cells that are not confidently
-        ice or lie within ``coarse_margin`` cells of one that is not (:func:`fine_cells`).
-        Every other voxel is ice, with the probabilities of its cell's lattice point. Where
-        the full resolution is computed the result equals the full prediction exactly;
-        a voxel can differ only where the coarse pass found confident ice all around (a
-        structure thinner than the lattice that no lattice point saw). None (default):
-        every voxel at full resolution. Needs an ``ice`` class; ignored with ``region``.
-    coarse_ice : float
-        Ice probability at or above which a lattice point is confidently ice.
+        voxels), then at full resolution only the lattice cells whose class is not
+        confident, or differs from a neighbour's, or lie within ``coarse_margin`` cells of
+        such a cell (:func:`fine_cells`). Every other voxel takes its cell's class, with
+        the probabilities of its lattice point. Where the full resolution is computed the
+        result equals the full prediction exactly; a voxel can differ only inside a
+        block of confident, agreeing lattice points (a structure thinner than the lattice
+        that no lattice point's features noticed). None (default): every voxel at full
+        resolution. Ignored with ``region``, and when the card has none of
+        ``coarse_classes``.
+    coarse_confident : float
+        Probability of its most probable class at or above which a lattice point is
+        confident (:func:`fine_cells`).
     coarse_margin : int
-        Lattice cells added around the uncertain ones (26-connected).
+        Lattice cells added around the unsure ones (26-connected).
+    coarse_classes : sequence of str, optional
+        Classes whose confident lattice cells keep the coarse answer (default ice: the
+        other classes may hold structures thinner than the lattice that a confident
+        lattice point beside them does not reveal, see :func:`fine_cells`); None lets
+        every class keep it.
     feature_subset : bool
         Compute only the features the model reads (:func:`used_features`,
         :func:`subset_spec`); the others cannot change a prediction, so the probabilities
@@ -1280,10 +1327,17 @@ def predict_volume(
     sub, sub_cols = subset_spec(spec, used) if not used.all() else (spec, None)
     if sub_cols is not None:
         log.info("the model reads %d of %d features", sub.n_features, spec.n_features)
-    ice = dict(card["classes"]).get("ice")
     cells = coarse_p = None
     stride = int(coarse or 0)
-    if stride > 1 and ice is not None and region == _check_region(None, shape):
+    names = _sorted_classes(card["classes"])
+    channels = (
+        None
+        if coarse_classes is None
+        else [i for i, name in enumerate(names) if name in set(coarse_classes)]
+    )
+    if stride > 1 and channels == []:
+        log.info("coarse-to-fine skipped: the model has none of the classes %s", coarse_classes)
+    elif stride > 1 and region == _check_region(None, shape):
         if "structure_tensor" in sub.families:
             log.info("coarse-to-fine skipped: the model reads structure-tensor features")
         else:
@@ -1303,8 +1357,12 @@ def predict_volume(
             finally:
                 if old is not None:
                     model.n_jobs = old
-            ice_ch = int(np.flatnonzero(values == int(ice))[0])
-            cells = fine_cells(coarse_p, ice_ch, ice_min=coarse_ice, margin=coarse_margin)
+            cells = fine_cells(
+                coarse_p,
+                confident=coarse_confident,
+                margin=coarse_margin,
+                coarse_channels=channels,
+            )
             log.info(
                 "coarse pass (every %d-th voxel): %.1f %% of the lattice cells at full resolution",
                 stride,
