@@ -47,6 +47,7 @@ CONDA_NAME = {
     "ome_zarr": "ome-zarr",
     "dask": "dask-core",
     "threadpoolctl": "threadpoolctl",
+    "edt": "edt",
 }
 #: conda-forge package name -> pip distribution name (for importlib.metadata)
 PIP_NAME = {"matplotlib-base": "matplotlib", "pyyaml": "PyYAML", "dask-core": "dask"}

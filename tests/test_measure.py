@@ -6,7 +6,14 @@ import pytest
 from scipy import ndimage
 
 from sxtflow.io import Volume
-from sxtflow.measure import OBJECT_COLUMNS, cell_summary, instances, measure_objects
+from sxtflow.measure import (
+    OBJECT_COLUMNS,
+    cell_summary,
+    instances,
+    mask_box,
+    mask_centroid,
+    measure_objects,
+)
 
 CLASSES = {"ice": 1, "cytoplasm": 2, "nucleus": 4, "vacuole": 7}
 
@@ -243,3 +250,13 @@ def test_separate_refuses_unknown_class_and_missing_spacing():
         instances(lab, {"cytoplasm": 2}, spacing_um=(0.1, 0.1, 0.1), separate={"droplet": 0.1})
     with pytest.raises(ValueError, match="spacing_um"):
         instances(lab, {"cytoplasm": 2}, separate={"cytoplasm": 0.1})
+
+
+def test_mask_box_and_centroid_equal_scipy():
+    rng = np.random.default_rng(2)
+    m = np.zeros((70, 20, 30), bool)
+    m[5:66, 3:17, 4:25] = rng.random((61, 14, 21)) > 0.6  # spans several slabs
+    assert mask_box(m) == ndimage.find_objects(m.astype(np.uint8))[0]
+    np.testing.assert_allclose(mask_centroid(m), ndimage.center_of_mass(m), rtol=1e-12)
+    assert mask_box(np.zeros((3, 3, 3), bool)) is None
+    assert np.isnan(mask_centroid(np.zeros((3, 3, 3), bool))).all()

@@ -116,3 +116,19 @@ def test_input_checks():
         cell_body(np.ones((4, 4, 4), bool), 0.05, 0.0)
     table, lab = protrusions(np.zeros((5, 5, 5), bool), 0.05)
     assert len(table) == 0 and not lab.any()
+
+
+def test_cell_body_is_the_opening_with_a_closed_ball():
+    """Equal to scipy's binary opening with the ball of voxels within r (anisotropic
+    voxels, voxels at exactly r included), away from the volume border."""
+    rng = np.random.default_rng(4)
+    cell = ndimage.gaussian_filter(rng.random((30, 40, 44)), 2.5) > 0.5
+    cell[:3] = cell[-3:] = False
+    cell[:, :3] = cell[:, -3:] = cell[:, :, :3] = cell[:, :, -3:] = False
+    spacing = np.array([0.04, 0.025, 0.025])
+    r = 0.1  # exactly 4 voxels along y and x: the tie must count as inside the ball
+    half = np.floor(r / spacing).astype(int)
+    grid = np.mgrid[tuple(slice(-h, h + 1) for h in half)]
+    ball = sum((g * s) ** 2 for g, s in zip(grid, spacing, strict=True)) <= r**2 * (1 + 1e-9)
+    want = ndimage.binary_opening(np.pad(cell, 8), structure=ball)[8:-8, 8:-8, 8:-8]
+    np.testing.assert_array_equal(cell_body(cell, spacing, r), want)

@@ -46,6 +46,8 @@ from scipy import ndimage
 
 from .core import as_spacing_um as _spacing3
 from .labels import default_labels
+from .measure import mask_box
+from .surface import _edt
 
 __all__ = ["split_chromatin", "chromatin_threshold", "radial_profile"]
 
@@ -180,16 +182,29 @@ def split_chromatin(
     out = np.zeros(mask.shape, dtype=np.uint8)
     sigma_vox = sigma_um / spacing
     pad = int(np.ceil(3 * sigma_vox.max())) + 1
-    comps, n = ndimage.label(mask, structure=_C26)
     rows = []
+    box = mask_box(mask)
+    if box is None:
+        return out, pd.DataFrame(rows, columns=_columns(n_bins)).astype(
+            {"nucleus_id": int, "n_domains": int}
+        )
+    # the nuclei are labelled in their box grown by the crops' margin (int32 labels of
+    # the whole volume would be 4 bytes per voxel)
+    box = tuple(
+        slice(max(b.start - pad, 0), min(b.stop + pad, dim))
+        for b, dim in zip(box, mask.shape, strict=True)
+    )
+    origin = [b.start for b in box]
+    comps, n = ndimage.label(mask[box], structure=_C26)
     for k, sl in enumerate(ndimage.find_objects(comps), start=1):
         if sl is None:
             continue
         big = tuple(
-            slice(max(s.start - pad, 0), min(s.stop + pad, dim))
-            for s, dim in zip(sl, mask.shape, strict=True)
+            slice(max(s.start + o - pad, 0), min(s.stop + o + pad, dim))
+            for s, o, dim in zip(sl, origin, mask.shape, strict=True)
         )
-        m = comps[big] == k
+        m = comps[tuple(slice(b.start - o, b.stop - o) for b, o in zip(big, origin, strict=True))]
+        m = m == k
         raw = np.asarray(lac[big], dtype=np.float32)
         smooth = _smooth_inside(raw, m, sigma_vox)
         vals = smooth[m]
@@ -248,7 +263,7 @@ def _nucleus_row(k, m, hc, raw, spacing, thr, method, n_bins, min_dom) -> dict:
     eu = m & ~hc
     lac_h = float(raw[hc].mean()) if n_hc else np.nan
     lac_e = float(raw[eu].mean()) if eu.any() else np.nan
-    depth = ndimage.distance_transform_edt(np.pad(m, 1), sampling=spacing)[1:-1, 1:-1, 1:-1]
+    depth = _edt(np.pad(m, 1), spacing)[1:-1, 1:-1, 1:-1].astype(np.float64)
     d = depth[m]
     rho = d / d.max() if d.max() > 0 else np.zeros_like(d)
     b = np.minimum((rho * n_bins).astype(int), n_bins - 1)

@@ -175,6 +175,7 @@ def object_relations(
     >>> float(r.loc[0, "dist_b_um"]), int(r.loc[0, "contacts_b"])  # 3 empty voxels between
     (3.0, 0)
     """
+    from .measure import mask_box, mask_centroid
     from .mesh import _mesh_crop
 
     inst = np.asarray(instance_labels)
@@ -212,7 +213,7 @@ def object_relations(
         start = np.array([s.start for s in sl])
         m = inst[sl] == oid
         surf[oid] = (np.argwhere(surface_voxels(m)) + start) * spacing
-        centroids[oid] = (np.argwhere(m).mean(axis=0) + start) * spacing
+        centroids[oid] = (mask_centroid(m) + start) * spacing
         if surface_um2 is not None and oid in surface_um2:
             areas[oid] = float(surface_um2[oid])
         else:
@@ -232,11 +233,13 @@ def object_relations(
     # the shell just outside the cell
     shell_tree = None
     cell_centroid = np.full(3, np.nan)
-    if cell_mask.any():
-        padded = np.pad(cell_mask, 1)
+    box = mask_box(cell_mask)
+    if box is not None:  # in the cell's box: outside it there is no cell and no shell
+        padded = np.pad(cell_mask[box], 1)
         shell = ndimage.binary_dilation(padded, structure=_FACE6) & ~padded
-        shell_tree = cKDTree((np.argwhere(shell) - 1) * spacing)
-        cell_centroid = ndimage.center_of_mass(cell_mask) * spacing
+        start = np.array([b.start for b in box])
+        shell_tree = cKDTree((np.argwhere(shell) - 1 + start) * spacing)
+        cell_centroid = mask_centroid(cell_mask) * spacing
 
     # the search for contacting objects may reach this far between voxel centres
     reach = contact + float(np.sqrt((spacing**2).sum()))

@@ -943,6 +943,7 @@ def run_measure(
     io.write_table(out_organelles, objects)
     names = [k for k in classes if k != "ice"]
     cell_row = measure.cell_summary(objects, classes=names)
+    del objects
     spacing = labels.spacing_um
     if out_surface is not None:
         opts = {**DEFAULTS["surface"], **(surface or {})}
@@ -952,6 +953,7 @@ def run_measure(
         prot, _ = surf.protrusions(cell, spacing, body=body, **opts)
         io.write_table(out_surface, prot)
         summary = surf.surface_summary(cell, spacing, prot, body=body, body_radius_um=radius)
+        del cell, body  # peak memory
         # the cell's own volume and surface come from measure (one column each)
         summary = summary.drop(columns=[c for c in summary.columns if c in cell_row.columns])
         cell_row = pd.concat([cell_row, summary], axis=1)
