@@ -139,3 +139,22 @@ def test_smooth_radius_keeps_label_zero_and_drops_objects_thinner_than_the_ball(
     lab[5:15, 20:27, 5:15] = 4  # nucleus up to one voxel before the no-data slab
     out = refine_labels(lab, CLASSES, SP, {"nucleus": {"smooth_radius_um": 0.3}})
     assert (out[:, 28:, :] == 0).all()
+
+
+def test_rules_in_the_class_box_at_the_volume_border():
+    """Per-class work runs in the class's bounding box: a class touching the volume border
+    keeps a pocket open to the border, fills its enclosed hole, and its specks far from the
+    rest of the class (another corner of the box) still go."""
+    lab = np.full((12, 14, 16), 2, np.uint8)
+    lab[0:6, 0:7, 0:8] = 4  # a nucleus in the corner of the volume
+    lab[0, 2:4, 2:4] = 2  # a pocket open to the volume border: not a hole
+    lab[3, 3, 3] = 2  # an enclosed hole: filled
+    lab[11, 13, 15] = 4  # a speck at the opposite corner
+    out = refine_labels(
+        lab, {"cytoplasm": 2, "nucleus": 4}, (0.1, 0.1, 0.1),
+        {"nucleus": {"min_volume_um3": 0.01, "fill_holes": True}},
+    )  # fmt: skip
+    assert (out[0, 2:4, 2:4] == 2).all()
+    assert out[3, 3, 3] == 4
+    assert out[11, 13, 15] == 2
+    assert (out == 4).sum() == 6 * 7 * 8 - 4

@@ -53,8 +53,30 @@ def _surrounding_label(labels: np.ndarray, piece: np.ndarray, exclude: int) -> i
     return int(np.bincount(values).argmax())
 
 
+def _class_box(out: np.ndarray, value: int, margin: int = 1):
+    """The bounding box of class ``value`` grown by ``margin`` voxels (clipped), or None.
+
+    Per-class work in this box equals the work on the whole volume (outside it there is no
+    voxel of the class, and each piece's crop reaches one voxel past the piece), without
+    the whole volume's int32 labels.
+    """
+    from .measure import mask_box
+
+    box = mask_box(out == value)
+    if box is None:
+        return None
+    return tuple(
+        slice(max(b.start - margin, 0), min(b.stop + margin, n))
+        for b, n in zip(box, out.shape, strict=True)
+    )
+
+
 def _merge_enclosed(out: np.ndarray, value: int, host: int, fraction: float) -> None:
     """Relabel (in place) pieces of ``value`` whose outer shell is ≥ ``fraction`` ``host``."""
+    box = _class_box(out, value)
+    if box is None:
+        return
+    out = out[box]  # a view: relabelled in place
     pieces, n = ndi.label(out == value, _STRUCT)
     for idx, sl in enumerate(ndi.find_objects(pieces), start=1):
         sl = tuple(slice(max(s.start - 1, 0), s.stop + 1) for s in sl)
@@ -74,14 +96,16 @@ def _smooth_class(out: np.ndarray, value: int, spacing, radius_um: float) -> Non
     removes takes the label surrounding it most (as other removed pieces); voxels the
     closing adds (never label 0) join the class.
     """
-    found = ndi.find_objects((out == value).astype(np.uint8))
-    if not found:
+    from .measure import mask_box
+
+    found = mask_box(out == value)
+    if found is None:
         return
     spacing = np.asarray(spacing, dtype=float)
     grow = np.ceil(radius_um / spacing).astype(int) + 2
     sl = tuple(
         slice(max(b.start - g, 0), min(b.stop + g, n))
-        for b, g, n in zip(found[0], grow, out.shape, strict=True)
+        for b, g, n in zip(found, grow, out.shape, strict=True)
     )
     sub = out[sl]
     m = sub == value
@@ -177,9 +201,11 @@ def refine_labels(
             raise ValueError(f"{name!r}: smooth_radius_um must be ≥ 0 µm, got {radius}")
         if radius > 0:
             _smooth_class(out, value, spacing_um, radius)
-        mask = out == value
-        if not mask.any():
+        box = _class_box(out, value)
+        if box is None:
             continue
+        sub = out[box]  # the class's box (a view: relabelled in place)
+        mask = sub == value
         pieces, n = ndi.label(mask, _STRUCT)
         sizes = np.bincount(pieces.ravel(), minlength=n + 1)[1:]
         drop = np.zeros(n + 1, dtype=bool)
@@ -194,12 +220,12 @@ def refine_labels(
             for idx in np.flatnonzero(drop[1:]) + 1:
                 sl = tuple(slice(max(s.start - 1, 0), s.stop + 1) for s in slices[idx - 1])
                 piece = pieces[sl] == idx
-                new = _surrounding_label(out[sl], piece, value)
-                out[sl][piece] = new
-        if rule.get("fill_holes"):
-            mask = out == value
+                new = _surrounding_label(sub[sl], piece, value)
+                sub[sl][piece] = new
+        if rule.get("fill_holes"):  # in the box grown by one: the same holes
+            mask = sub == value
             filled = ndi.binary_fill_holes(mask)
-            out[filled & ~mask & (out != 0)] = value
+            sub[filled & ~mask & (sub != 0)] = value
     return out
 
 
