@@ -655,6 +655,7 @@ def run_predict(
     shape = vol.data.shape
     mask = prediction_mask(vol)
     block = check_block(block, shape)  # a block beyond the volume is the whole volume
+    _map_large_arrays()  # peak memory: freed block arrays do not stay resident
     with contextlib.ExitStack() as stack:
         # the uncertainty goes to a scratch store while the tomogram is in memory (file
         # writes, not resident memory); read back once the tomogram is dropped
@@ -691,14 +692,12 @@ def run_predict(
         meta = {"classes": card["classes"]}
         if "resampled_from" in vol.meta:
             meta["resampled_from"] = vol.meta["resampled_from"]
-        del vol  # peak memory: the tomogram or the uncertainty, not both
+        del vol, model  # peak memory: the tomogram or the uncertainty, not both
+        _release_freed_memory()
+        # written before the uncertainty is read back: writing a volume takes a float32
+        # copy of it (the MRC header statistics)
+        io.write_volume(out_labels, Volume(labels, voxel_nm, meta))
         unc = np.asarray(unc[...], dtype=np.float32)
-    vol = Volume(unc, voxel_nm)
-    io.write_volume(out_labels, Volume(labels, vol.voxel_nm, meta))
-    if out_uncertainty:
-        io.write_volume(
-            out_uncertainty, Volume(unc, vol.voxel_nm, {"unit": "1 - probability margin"})
-        )
     ice = card["classes"].get("ice", 0)
     slices = classify.suggest_slices(unc, labels, outside=(0, ice))
     if out_suggestions:
@@ -710,8 +709,11 @@ def run_predict(
         from .qc import uncertainty_preview
 
         uncertainty_preview(
-            Volume(unc, vol.voxel_nm), labels, out_preview, suggested_z=[z for z, _ in slices]
+            Volume(unc, voxel_nm), labels, out_preview, suggested_z=[z for z, _ in slices]
         )
+    del labels  # peak memory (as above)
+    if out_uncertainty:
+        io.write_volume(out_uncertainty, Volume(unc, voxel_nm, {"unit": "1 - probability margin"}))
 
 
 def _per_class(given: Mapping | None, defaults: Mapping, classes: Mapping) -> dict:
@@ -740,6 +742,37 @@ def run_refine(
     changed = int(np.count_nonzero(out != pred.data))
     log.info("refine: %d voxels relabelled (%.3f %%)", changed, 100.0 * changed / out.size)
     io.write_volume(out_labels, Volume(out, pred.voxel_nm, pred.meta))
+
+
+def _glibc():
+    """The C library if it is glibc (``mallopt``, ``malloc_trim``), else None."""
+    import ctypes
+
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        return libc if hasattr(libc, "malloc_trim") and hasattr(libc, "mallopt") else None
+    except OSError:
+        return None
+
+
+def _map_large_arrays(threshold: int = 4 << 20) -> None:
+    """Allocate arrays of ``threshold`` bytes or more with their own memory maps.
+
+    glibc raises its mmap threshold up to 32 MB as large blocks are freed, after which the
+    prediction threads' block arrays (features, filter passes: 4–30 MB each) are freed into
+    per-thread heaps that stay resident. A fixed threshold returns each to the system when
+    freed. A no-op where glibc is not the C library.
+    """
+    libc = _glibc()
+    if libc is not None:
+        libc.mallopt(-3, int(threshold))  # M_MMAP_THRESHOLD
+
+
+def _release_freed_memory() -> None:
+    """Give the C heap's freed memory back to the system (glibc ``malloc_trim``)."""
+    libc = _glibc()
+    if libc is not None:
+        libc.malloc_trim(0)
 
 
 def prediction_mask(vol: Volume) -> np.ndarray | None:
