@@ -46,6 +46,7 @@ from scipy import ndimage
 from .io import Volume
 from .mesh import CONNECTIVITY_26, _class_boxes, _mesh_crop
 from .progress import progress
+from .refine import mask_box
 
 __all__ = [
     "instances",
@@ -192,20 +193,6 @@ def _moments(mask: np.ndarray, start, spacing: np.ndarray, slab: int = 32):
     cov = (s2 / max(n, 1) - np.outer(mean, mean)) * np.outer(spacing, spacing)
     centroid = (mean + ref + np.asarray(start)) * spacing
     return n, centroid, cov
-
-
-def mask_box(mask: np.ndarray) -> tuple[slice, ...] | None:
-    """Bounding box of the True voxels of a 3D mask (None when empty), from its projections
-    (no full-volume temporary)."""
-    mask = np.asarray(mask, dtype=bool)
-    box = []
-    for axis in range(mask.ndim):
-        other = tuple(a for a in range(mask.ndim) if a != axis)
-        hit = np.flatnonzero(mask.any(axis=other))
-        if not hit.size:
-            return None
-        box.append(slice(int(hit[0]), int(hit[-1]) + 1))
-    return tuple(box)
 
 
 def mask_centroid(mask: np.ndarray) -> np.ndarray:

@@ -53,6 +53,20 @@ def _surrounding_label(labels: np.ndarray, piece: np.ndarray, exclude: int) -> i
     return int(np.bincount(values).argmax())
 
 
+def mask_box(mask: np.ndarray) -> tuple[slice, ...] | None:
+    """Bounding box of the True voxels of a 3D mask (None when empty), from its projections
+    (no full-volume temporary)."""
+    mask = np.asarray(mask, dtype=bool)
+    box = []
+    for axis in range(mask.ndim):
+        other = tuple(a for a in range(mask.ndim) if a != axis)
+        hit = np.flatnonzero(mask.any(axis=other))
+        if not hit.size:
+            return None
+        box.append(slice(int(hit[0]), int(hit[-1]) + 1))
+    return tuple(box)
+
+
 def _class_box(out: np.ndarray, value: int, margin: int = 1):
     """The bounding box of class ``value`` grown by ``margin`` voxels (clipped), or None.
 
@@ -60,8 +74,6 @@ def _class_box(out: np.ndarray, value: int, margin: int = 1):
     voxel of the class, and each piece's crop reaches one voxel past the piece), without
     the whole volume's int32 labels.
     """
-    from .measure import mask_box
-
     box = mask_box(out == value)
     if box is None:
         return None
@@ -96,8 +108,6 @@ def _smooth_class(out: np.ndarray, value: int, spacing, radius_um: float) -> Non
     removes takes the label surrounding it most (as other removed pieces); voxels the
     closing adds (never label 0) join the class.
     """
-    from .measure import mask_box
-
     found = mask_box(out == value)
     if found is None:
         return
