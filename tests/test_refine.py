@@ -1,7 +1,10 @@
+"""Tests of the refinement rules and the boundary step."""
+
 import numpy as np
 import pytest
+from scipy import ndimage as ndi
 
-from sxtflow.refine import refine_labels
+from sxtflow.refine import estimate_blur, refine_labels, snap_boundaries
 
 CLASSES = {"ice": 1, "cytoplasm": 2, "nucleus": 4, "vacuole": 7, "lipid_droplet": 8}
 SP = (0.1, 0.1, 0.1)  # µm: one voxel = 0.001 µm³
@@ -158,3 +161,169 @@ def test_rules_in_the_class_box_at_the_volume_border():
     assert out[3, 3, 3] == 4
     assert out[11, 13, 15] == 2
     assert (out == 4).sum() == 6 * 7 * 8 - 4
+
+
+# --------------------------------------------------------------------------- boundary step
+
+
+def _blurred(shape_fn, n=40, inside=0.5, outside=0.2, blur=1.0, noise=0.02, seed=0):
+    """A blurred, noisy object (LAC µm⁻¹) and its truth, centred off the voxel grid."""
+    z, y, x = np.mgrid[:n, :n, :n] - (n - 1) / 2 + 0.3
+    d = shape_fn(z, y, x)  # signed distance (voxels), negative inside
+    truth = d <= 0
+    lac = ndi.gaussian_filter(np.where(truth, inside, outside), blur)
+    lac += np.random.default_rng(seed).normal(0, noise, lac.shape)
+    return lac.astype(np.float32), truth, d
+
+
+@pytest.mark.parametrize("radius", [6.0, 10.0])
+@pytest.mark.parametrize("start", [-1.5, 0.0, 1.0])
+def test_snap_puts_a_blurred_ball_where_it_is(radius, start):
+    lac, truth, d = _blurred(lambda z, y, x: np.sqrt(z * z + y * y + x * x) - radius)
+    labels = np.where(d <= start, 8, 2).astype(np.uint8)  # a classifier's seed, off by ≤ 1.5
+    n = snap_boundaries(labels, lac, 8, (0.04,) * 3, band_um=0.08, blur_vox=1.0)
+    assert n > 0 or start == 0.0
+    got = labels == 8
+    assert got.sum() / truth.sum() == pytest.approx(1.0, abs=0.02)  # volume within 2 %
+    assert 2 * (got & truth).sum() / (got.sum() + truth.sum()) > 0.97
+    assert set(np.unique(labels)) <= {2, 8}
+
+
+def test_snap_estimates_the_blur_and_keeps_thin_tubes():
+    lac, truth, d = _blurred(lambda z, y, x: np.sqrt(z * z + y * y + x * x) - 8, blur=1.0)
+    assert estimate_blur(truth.astype(np.uint8) * 8, lac, [8], (0.04,) * 3) == pytest.approx(
+        1.0, abs=0.1
+    )
+    lac, truth, d = _blurred(lambda z, y, x: np.sqrt(y * y + x * x) - 1.5, blur=1.5)
+    assert estimate_blur(truth.astype(np.uint8) * 8, lac, [8], (0.04,) * 3) == pytest.approx(
+        1.5, abs=0.15
+    )
+    # one object the model cannot describe (a ball in a dense shell, like the cell in
+    # its wall) does not outvote three that it can
+    ball = lambda c: lambda z, y, x: np.sqrt((z - c) ** 2 + y * y + x * x) - 4  # noqa: E731
+    labels = np.full((40, 40, 40), 2, np.uint8)
+    lac = np.full(labels.shape, 0.2, np.float32)
+    for c in (-12, 0, 12):
+        _, t, _ = _blurred(ball(c))
+        labels[t] = 8
+    _, shell, _ = _blurred(lambda z, y, x: np.sqrt(z * z + y * y + (x - 12) ** 2) - 7)
+    _, core, _ = _blurred(lambda z, y, x: np.sqrt(z * z + y * y + (x - 12) ** 2) - 5)
+    labels[core] = 7
+    lac[labels == 8] = 0.5
+    lac[shell & ~core] = 0.8
+    lac[core] = 0.4
+    lac = ndi.gaussian_filter(lac, 1.0)
+    assert estimate_blur(labels, lac, [7, 8], (0.04,) * 3) == pytest.approx(1.0, abs=0.1)
+    lac, truth, d = _blurred(
+        lambda z, y, x: np.sqrt(y * y + x * x) - 2.75, inside=0.33, outside=0.22, noise=0.01
+    )
+    labels = np.where(d <= -0.5, 9, 2).astype(np.uint8)  # a thin seed in a 2.75-voxel tube
+    snap_boundaries(labels, lac, 9, (0.04,) * 3, band_um=0.12, blur_vox=1.0)
+    got = labels == 9
+    assert got.sum() / truth.sum() == pytest.approx(1.0, abs=0.10)
+    assert 2 * (got & truth).sum() / (got.sum() + truth.sum()) > 0.9
+
+
+@pytest.mark.parametrize("start", [-1.0, 1.0])
+def test_snap_votes_a_low_contrast_ball_into_place(start):
+    # a nucleus-like ball: 0.06 µm⁻¹ above its surroundings under noise of 0.035 µm⁻¹,
+    # too little for single voxels (contrast < 6 residual SDs): placed by the vote
+    # along its surface, unbiased although each voxel alone is a coin toss near it
+    lac, truth, d = _blurred(
+        lambda z, y, x: np.sqrt(z * z + y * y + x * x) - 12, inside=0.28, outside=0.22, noise=0.035
+    )
+    labels = np.where(d <= start, 4, 2).astype(np.uint8)  # ±25 % of the volume
+    snap_boundaries(labels, lac, 4, (0.04,) * 3, band_um=0.08, blur_vox=1.0)
+    got = labels == 4
+    assert got.sum() / truth.sum() == pytest.approx(1.0, abs=0.02)
+    assert 2 * (got & truth).sum() / (got.sum() + truth.sum()) > 0.95
+
+
+def test_snap_leaves_low_contrast_and_no_data_alone():
+    # contrast 0.01 µm⁻¹ under noise 0.03: the data cannot place it, nothing moves
+    lac, truth, d = _blurred(
+        lambda z, y, x: np.sqrt(z * z + y * y + x * x) - 8, inside=0.23, outside=0.22, noise=0.03
+    )
+    labels = np.where(d <= -2, 4, 2).astype(np.uint8)
+    before = labels.copy()
+    assert snap_boundaries(labels, lac, 4, (0.04,) * 3, blur_vox=1.0) == 0
+    np.testing.assert_array_equal(labels, before)
+    # label 0 (no data) is never given to or taken from an object
+    lac, truth, d = _blurred(lambda z, y, x: np.sqrt(z * z + y * y + x * x) - 8)
+    labels = np.where(d <= -1.5, 8, 2).astype(np.uint8)
+    labels[:, :, :5] = 0
+    snap_boundaries(labels, lac, 8, (0.04,) * 3, blur_vox=1.0)
+    assert (labels[:, :, :5] == 0).all()
+
+
+def test_refine_boundary_rule_and_lac_aware_replacement():
+    lac, truth, d = _blurred(lambda z, y, x: np.sqrt(z * z + y * y + x * x) - 8)
+    labels = np.where(d <= -1.5, 8, 2).astype(np.uint8)
+    classes = {"cytoplasm": 2, "lipid_droplet": 8}
+    rules = {"lipid_droplet": {"boundary_um": 0.08}}
+    with pytest.raises(ValueError, match="lac"):
+        refine_labels(labels, classes, (0.04,) * 3, rules)
+    with pytest.raises(ValueError, match="boundary_um"):
+        refine_labels(labels, classes, (0.04,) * 3, {"lipid_droplet": {"boundary_um": -1}}, lac=lac)
+    out = refine_labels(labels, classes, (0.04,) * 3, rules, lac=lac)
+    assert (out == 8).sum() / truth.sum() == pytest.approx(1.0, abs=0.02)
+    # a dense fragment of "nucleus" lying on a mitochondrion joins the mitochondrion
+    # (the neighbour nearest in LAC), not the cytoplasm that surrounds it more
+    lab = np.full((20, 20, 30), 2, np.uint8)
+    lac = np.full(lab.shape, 0.22, np.float32)
+    lab[8:12, 8:12, 3:20] = 9  # a mitochondrion
+    lab[8:12, 8:12, 20:23] = 4  # its end, read as nucleus
+    lab[5:15, 5:15, 24:29] = 4  # the real nucleus, the largest piece
+    lac[lab == 9] = 0.33
+    lac[8:12, 8:12, 20:23] = 0.33
+    lac[5:15, 5:15, 24:29] = 0.25
+    classes = {"cytoplasm": 2, "nucleus": 4, "mitochondrion": 9}
+    plain = refine_labels(lab, classes, (0.05,) * 3, {"nucleus": {"max_objects": 1}})
+    assert (plain[8:12, 8:12, 20:23] == 2).all()  # by majority: cytoplasm
+    aware = refine_labels(lab, classes, (0.05,) * 3, {"nucleus": {"max_objects": 1}}, lac=lac)
+    assert (aware[8:12, 8:12, 20:23] == 9).all()
+
+
+def test_default_rules_snap_with_a_tomogram_and_skip_the_step_without():
+    lac, truth, d = _blurred(lambda z, y, x: np.sqrt(z * z + y * y + x * x) - 8)
+    labels = np.where(d <= -1.5, 8, 2).astype(np.uint8)
+    classes = {"cytoplasm": 2, "lipid_droplet": 8}
+    plain = refine_labels(labels, classes, (0.04,) * 3)  # no tomogram: no boundary step
+    np.testing.assert_array_equal(plain, labels)
+    snapped = refine_labels(labels, classes, (0.04,) * 3, lac=lac)
+    assert (snapped == 8).sum() / truth.sum() == pytest.approx(1.0, abs=0.02)
+
+
+def test_snap_tiles_large_objects(monkeypatch):
+    # an object larger than a tile is snapped tile by tile (memory bounded by the tile):
+    # the result matches the whole-object one to within a few voxels
+    import sxtflow.refine as refine
+
+    lac, truth, d = _blurred(lambda z, y, x: np.sqrt(z * z + y * y + x * x) - 10)
+    seed = np.where(d <= -1.5, 8, 2).astype(np.uint8)
+    whole = seed.copy()
+    snap_boundaries(whole, lac, 8, (0.04,) * 3, band_um=0.08, blur_vox=1.0)
+    monkeypatch.setattr(refine, "_TILE", (16, 16, 16))
+    assert len(list(refine._object_boxes(seed, 8, (0.04,) * 3, 0.4))) > 1
+    tiled = seed.copy()
+    snap_boundaries(tiled, lac, 8, (0.04,) * 3, band_um=0.08, blur_vox=1.0)
+    assert (tiled == 8).sum() / truth.sum() == pytest.approx(1.0, abs=0.02)
+    assert np.count_nonzero(tiled != whole) < 0.01 * truth.sum()
+
+
+# single voxels decide (noise 0.02), or the vote along the surface (0.05)
+@pytest.mark.parametrize(("noise", "tol"), [(0.02, 0.05), (0.05, 0.025)])
+def test_snap_reads_levels_near_the_surface_not_beyond_a_wide_band(noise, tol):
+    # both compartments have gradients (denser towards a nucleolus inside, towards other
+    # organelles outside): levels read beyond a 4-voxel band sit 5 voxels from the edge
+    # and put it 6 % / 3 % (of the volume) inside; read just beyond the blur's reach
+    # (2 σ) they are nearer the step (a gradient biases any level read off the edge)
+    n = 40
+    z, y, x = np.mgrid[:n, :n, :n] - (n - 1) / 2 + 0.3
+    d = np.sqrt(z * z + y * y + x * x) - 12
+    truth = d <= 0
+    step = np.where(truth, 0.27 + 0.001 * np.clip(-d, 0, None), 0.22 + 0.001 * d)
+    lac = ndi.gaussian_filter(step, 1.0) + np.random.default_rng(0).normal(0, noise, d.shape)
+    labels = np.where(truth, 4, 2).astype(np.uint8)
+    snap_boundaries(labels, lac.astype(np.float32), 4, (0.04,) * 3, band_um=0.16, blur_vox=1.0)
+    assert (labels == 4).sum() / truth.sum() == pytest.approx(1.0, abs=tol)

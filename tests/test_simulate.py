@@ -11,6 +11,7 @@ from scipy import ndimage as ndi
 from skimage.registration import phase_cross_correlation
 from skimage.transform import radon
 
+from sxtflow import simulate
 from sxtflow.io import Projections, Volume
 from sxtflow.labels import default_labels
 from sxtflow.simulate import (
@@ -413,3 +414,94 @@ def test_rim_traces_both_sides_of_boundaries(which, request):
         if own.any():
             rim = on_boundary(both.data, own, ~own & (truth > 0))
             assert rim > on_boundary(one.data, own, ~own & (truth > 0)), c
+
+
+# --------------------------------------------------------------------------- robustness variants
+
+
+def test_morphology_conditions_change_only_what_they_name():
+    kw = dict(shape=(48, 56, 56), voxel_nm=100, seed=4)
+    t = default_labels()
+    _, base = simulate_cell("yeast", **kw)
+    cond = {"mitochondrion_radius_um": (0.16, 0.2), "mitochondrion_bend": 0.6, "mitochondria": 5}
+    _, thick = simulate_cell("yeast", condition=cond, **kw)
+    radii = [m["radius_um"] for m in thick.meta["truth"]["mitochondrion_list"]]
+    sc = thick.meta["truth"]["scale"]  # every size × the cell's scale
+    assert radii and all(0.16 * sc - 1e-4 <= r <= 0.2 * sc + 1e-4 for r in radii)
+    assert len(set(radii)) > 1  # drawn per tube
+    nuc = t.value("nucleus")
+    np.testing.assert_array_equal(base.data == nuc, thick.data == nuc)  # same nucleus
+    _, flat = simulate_cell("yeast", condition={"vacuole_flatness": 0.4, "vacuoles": 1}, **kw)
+    _, round_ = simulate_cell("yeast", condition={"vacuoles": 1}, **kw)
+    vac = t.value("vacuole")
+    assert flat.meta["truth"]["vacuole_list"][0]["flatness"] == 0.4
+    assert 0 < (flat.data == vac).sum() < 0.6 * (round_.data == vac).sum()
+    for bad in ({"vacuole_flatness": 0}, {"mitochondrion_radius_um": -1}, {"mitochondria": 1.5}):
+        with pytest.raises(ValueError, match=next(iter(bad))):
+            simulate_cell("yeast", condition=bad, **kw)
+
+
+def test_degrade_blurs_and_adds_the_stated_noise():
+    lac = np.zeros((24, 40, 40), np.float32)
+    lac[:, 5:35, 5:35] = 0.1
+    lac[8:16, 15:25, 15:25] = 0.5
+    vol = Volume(lac, 40.0, {"kind": "lac"})
+    clean = simulate.degrade(vol, blur_vox=1.2, noise_per_um=0.0)
+    edge = clean.data[12, 20, 12:28]
+    assert edge.max() < 0.5 and edge[3] > 0.3 > edge[2]  # the edge blurred ...
+    assert edge[2] + edge[3] == pytest.approx(0.6, abs=0.002)  # ... symmetric about it
+    noisy = simulate.degrade(vol, blur_vox=0.0, noise_per_um=0.03, seed=1)
+    inside = noisy.data[:, 10:30, 10:30] - lac[:, 10:30, 10:30]
+    assert inside.std() == pytest.approx(0.03, rel=0.05) and abs(inside.mean()) < 0.002
+    assert noisy.data[:, 0, 0].max() == 0  # outside the sample cylinder: no data
+    again = simulate.degrade(vol, blur_vox=0.0, noise_per_um=0.03, seed=1)
+    np.testing.assert_array_equal(noisy.data, again.data)
+    assert noisy.meta["noise_per_um"] == 0.03 and noisy.voxel_nm == vol.voxel_nm
+
+
+def _in_plane_depth(mask):
+    """Per-slice distance (voxels) of each voxel of ``mask`` to the nearest voxel outside."""
+    return np.stack([ndi.distance_transform_edt(np.pad(m, 1))[1:-1, 1:-1] for m in mask])
+
+
+@pytest.mark.parametrize("margin", [1, 3])
+def test_interior_strokes_keep_away_from_edges_with_gaps(yeast, margin):
+    _, lab = yeast
+    t = default_labels()
+    truth = t.to_classes(lab.data, CLASSES)
+    ann = annotate(lab, CLASSES, slices_per_class=2, seed=3, mode="interior", margin=margin)
+    assert ann.meta["margin"] == margin and ann.meta["mode"] == "interior"
+    painted = ann.data > 0
+    np.testing.assert_array_equal(ann.data[painted], truth[painted])  # all correct
+    for c in ("ice", "cytoplasm", "nucleus", "vacuole"):
+        own = truth == t.value(c)
+        mine = ann.data == t.value(c)
+        assert mine.any() and 1 <= len(ann.meta["slices"][c]) <= 2, c
+        # big classes: every stroke voxel lies more than ``margin`` voxels inside
+        assert _in_plane_depth(own)[mine].min() > margin, c
+    assert not ann.meta["outline_slices"]  # nothing traced at boundaries
+    again = annotate(lab, CLASSES, slices_per_class=2, seed=3, mode="interior", margin=margin)
+    np.testing.assert_array_equal(ann.data, again.data)
+    # dashed: strokes have gaps, so a scribble of the same seed paints more
+    full = annotate(lab, CLASSES, slices_per_class=2, seed=3)
+    assert painted.sum() < (full.data > 0).sum()
+
+
+def test_contour_mode_paints_outlines_only(yeast):
+    _, lab = yeast
+    t = default_labels()
+    truth = t.to_classes(lab.data, CLASSES)
+    ann = annotate(lab, CLASSES, slices_per_class=2, seed=3, mode="contour")
+    painted = ann.data > 0
+    np.testing.assert_array_equal(ann.data[painted], truth[painted])
+    for c in ("nucleus", "vacuole", "lipid_droplet", "mitochondrion"):
+        own = truth == t.value(c)
+        mine = ann.data == t.value(c)
+        if own.any():
+            assert mine.any(), c
+            assert _in_plane_depth(own)[mine].max() == 1, c  # the object's own outer ring
+    cell = np.isin(truth, [t.value(c) for c in CLASSES if c != "ice"])
+    cyto = ann.data == t.value("cytoplasm")
+    assert cyto.any() and _in_plane_depth(cell)[cyto].max() == 1  # the cell's outline
+    with pytest.raises(ValueError, match="margin"):
+        annotate(lab, CLASSES, mode="interior", margin=-1)

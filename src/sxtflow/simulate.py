@@ -39,7 +39,9 @@ __all__ = [
     "simulate_cell",
     "tilt_angles",
     "project",
+    "degrade",
     "annotate",
+    "ANNOTATION_MODES",
 ]
 
 # --------------------------------------------------------------------------- materials
@@ -97,6 +99,11 @@ CONDITION_KEYS = (
     "heterochromatin_fraction",
     "vacuoles",
     "lac_scale",
+    "vacuole_flatness",
+    "mitochondria",
+    "mitochondrion_radius_um",
+    "mitochondrion_length_um",
+    "mitochondrion_bend",
 )
 
 _NOISE_FREE_FLAT = 10000.0  # nominal flat level (counts) of noise-free series
@@ -174,6 +181,12 @@ def _smooth_noise(shape, corr_vox: float, rng: np.random.Generator) -> np.ndarra
     g = g - g.mean()
     sd = g.std()
     return (g / sd if sd > 0 else g).astype(np.float32)
+
+
+def _side_rng(rng: np.random.Generator, tag: int) -> np.random.Generator:
+    """A generator derived from ``rng``'s seed and ``tag``, leaving ``rng``'s stream alone."""
+    entropy = getattr(rng.bit_generator.seed_seq, "entropy", 0) or 0
+    return np.random.default_rng([int(entropy), int(tag)])
 
 
 def _unit(v) -> np.ndarray:
@@ -343,10 +356,20 @@ class _Cell:
         allowed = np.isin(self.lab[sl], [self.v(w) for w in where])
         self.lab[sl][mask & allowed] = self.v(name)
 
-    def paint_ball(self, centre, radius, name, roughness_um=0.0, where=("cytoplasm",)):
+    def paint_ball(self, centre, radius, name, roughness_um=0.0, where=("cytoplasm",), flat=None):
+        """Paint a rough ball; with ``flat = (axis, ratio)`` an oblate spheroid whose
+        semi-axis along the unit vector ``axis`` is ``ratio × radius`` (a flattened body)."""
         sl = self.g.sphere_box(centre, radius + roughness_um * 3)
         z, y, x = self.g.coords(sl)
-        d = np.sqrt((z - centre[0]) ** 2 + (y - centre[1]) ** 2 + (x - centre[2]) ** 2) - radius
+        pz, py, px = z - centre[0], y - centre[1], x - centre[2]
+        if flat is None:
+            d = np.sqrt(pz * pz + py * py + px * px) - radius
+        else:
+            axis, ratio = flat
+            u = pz * axis[0] + py * axis[1] + px * axis[2]
+            r2 = pz * pz + py * py + px * px
+            rho = np.sqrt(np.maximum(r2 - u * u, 0) + (u / ratio) ** 2)
+            d = (rho - radius) * np.sqrt(r2) / np.maximum(rho, 1e-9)  # ≈ µm to the surface
         if roughness_um:
             d = d + roughness_um * self.shape_noise[sl]
         self.paint(sl, d <= 0, name, where)
@@ -415,12 +438,15 @@ def _heterochromatin(cell: _Cell, sl, fraction: float, rng):
     lab[hc] = cell.v("heterochromatin")
 
 
-def _place_balls(cell: _Cell, name, radii, gap, roughness, what, min_shrink=1.0):
+def _place_balls(cell: _Cell, name, radii, gap, roughness, what, min_shrink=1.0, flatness=None):
     """Place non-overlapping rough balls by rejection sampling, largest first.
 
     A ball that does not fit is shrunk by 10 % steps down to ``min_shrink`` × its radius
-    (1.0: never; used when the user fixed the radius); then ``ValueError``.
+    (1.0: never; used when the user fixed the radius); then ``ValueError``. With
+    ``flatness`` (0 < f < 1) each is an oblate spheroid (short semi-axis ``f × radius``
+    along a random direction drawn from its own stream, so the other draws are unchanged).
     """
+    flat_rng = _side_rng(cell.rng, 7) if flatness else None
     placed = []
     for r0 in sorted(radii, reverse=True):
         r = r0
@@ -442,8 +468,12 @@ def _place_balls(cell: _Cell, name, radii, gap, roughness, what, min_shrink=1.0)
                 f"cytoplasm of this cell (placed {len(placed)}); ask for fewer or smaller ones"
             )
         cell.commit(c, r + roughness)
-        cell.paint_ball(c, r, name, roughness)
-        placed.append({"centre_um": c.round(4).tolist(), "radius_um": round(float(r), 4)})
+        flat = (_random_unit(flat_rng), float(flatness)) if flatness else None
+        cell.paint_ball(c, r, name, roughness, flat=flat)
+        entry = {"centre_um": c.round(4).tolist(), "radius_um": round(float(r), 4)}
+        if flat:
+            entry["flatness"] = round(float(flatness), 4)
+        placed.append(entry)
     return placed
 
 
@@ -456,15 +486,25 @@ def _place_off_centre(cell: _Cell, clearance: float, n: int = 12):
     return max(cands, key=lambda c: float(np.linalg.norm(c - cell.centre)))
 
 
-def _place_mitochondria(cell: _Cell, count, radius, length_range, gap, tries=300):
+def _place_mitochondria(
+    cell: _Cell, count, radius, length_range, gap, tries=300, bend=0.25, radius_range=None
+):
+    """Place tubular mitochondria (persistent random walks of ``bend`` rad per 0.1 µm).
+
+    ``radius_range`` (µm, optional): each tube draws its own radius from it (from a
+    separate stream, so the cell's other draws are unchanged); else all have ``radius``.
+    """
     placed = []
+    r_rng = _side_rng(cell.rng, 11) if radius_range else None
     for _ in range(count):
+        if radius_range:
+            radius = float(r_rng.uniform(*radius_range))
         for _ in range(tries):
             length = cell.rng.uniform(*length_range)
             start = cell.sample_centre(radius + gap)
             if start is None:
                 return placed
-            pts = _random_path(start, _random_unit(cell.rng), length, 0.1, 0.25, cell.rng)
+            pts = _random_path(start, _random_unit(cell.rng), length, 0.1, bend, cell.rng)
             if cell.fits(pts, radius, gap):
                 cell.commit(pts, radius)
                 cell.paint_tube(pts, radius, "mitochondrion")
@@ -579,7 +619,7 @@ def _check_condition(condition: dict | None) -> dict:
             raise ValueError(
                 f"unknown condition key {key!r}; understood keys: {', '.join(CONDITION_KEYS)}"
             )
-    for key in ("lipid_droplets", "vacuoles"):
+    for key in ("lipid_droplets", "vacuoles", "mitochondria"):
         if key in cond:
             n = cond[key]
             if isinstance(n, bool) or int(n) != n or n < 0:
@@ -595,15 +635,45 @@ def _check_condition(condition: dict | None) -> dict:
         if not (np.isfinite(s) and s > 0):
             raise ValueError(f"condition 'lac_scale' must be positive, got {s}")
         cond["lac_scale"] = s
-    if "lipid_radius_um" in cond:
-        r = np.atleast_1d(np.asarray(cond["lipid_radius_um"], dtype=float))
-        if r.size not in (1, 2) or np.any(~np.isfinite(r)) or np.any(r <= 0):
-            raise ValueError(
-                f"condition 'lipid_radius_um' must be a positive radius or a (min, max) pair, "
-                f"got {cond['lipid_radius_um']!r}"
-            )
-        cond["lipid_radius_um"] = r.tolist()
+    for key in ("lipid_radius_um", "mitochondrion_radius_um", "mitochondrion_length_um"):
+        if key in cond:
+            r = np.atleast_1d(np.asarray(cond[key], dtype=float))
+            if r.size not in (1, 2) or np.any(~np.isfinite(r)) or np.any(r <= 0):
+                raise ValueError(
+                    f"condition {key!r} must be a positive size (µm) or a (min, max) pair, "
+                    f"got {cond[key]!r}"
+                )
+            cond[key] = r.tolist()
+    for key, lo, hi in (("vacuole_flatness", 0.0, 1.0), ("mitochondrion_bend", 0.0, 2.0)):
+        if key in cond:
+            f = float(cond[key])
+            if not lo < f <= hi:
+                raise ValueError(f"condition {key!r} must be in ({lo:g}, {hi:g}], got {f}")
+            cond[key] = f
     return cond
+
+
+def _mito_shape(cond: dict, rng, scale, voxel_um, length_default):
+    """Radius (µm), radius range, length range (µm) and bend of the mitochondria.
+
+    The default draws (radius 0.12–0.15 µm × scale) are always made, so a condition
+    changes only what it names.
+    """
+    radius = max(rng.uniform(0.12, 0.15) * scale, 0.6 * voxel_um)
+    spec = cond.get("mitochondrion_radius_um")
+    r_range = None
+    if spec is not None:
+        lo, hi = (spec[0], spec[0]) if len(spec) == 1 else sorted(spec)
+        r_range = (max(lo * scale, 0.6 * voxel_um), max(hi * scale, 0.6 * voxel_um))
+        radius = r_range[1]
+    length = cond.get("mitochondrion_length_um")
+    if length is not None:
+        length_default = (
+            (length[0] * scale, length[0] * scale)
+            if len(length) == 1
+            else tuple(x * scale for x in sorted(length))
+        )
+    return radius, r_range, length_default, cond.get("mitochondrion_bend", 0.25)
 
 
 def _radii(rng, n, rng_um, spec, scale):
@@ -667,10 +737,26 @@ def _build_yeast(cell: _Cell, cond: dict, rng):
     lip = _place_balls(cell, "lipid_droplet", lip_r, gap, 0.0, "lipid droplets", shrink)
     n_vac = cond.get("vacuoles", int(rng.integers(1, 4)))
     vac_r = rng.uniform(0.45, 0.8, n_vac) * s / max(1.0, np.sqrt(n_vac / 2))
-    vac = _place_balls(cell, "vacuole", vac_r, gap, 0.03 * s, "vacuoles", min_shrink=0.3)
-    mito_r = max(rng.uniform(0.12, 0.15) * s, 0.6 * g.v)
+    vac = _place_balls(
+        cell,
+        "vacuole",
+        vac_r,
+        gap,
+        0.03 * s,
+        "vacuoles",
+        min_shrink=0.3,
+        flatness=cond.get("vacuole_flatness"),
+    )
+    mito_r, r_range, lengths, bend = _mito_shape(cond, rng, s, g.v, (0.8 * s, 1.6 * s))
+    n_mito = int(rng.integers(3, 7))
     mito = _place_mitochondria(
-        cell, int(rng.integers(3, 7)), mito_r, (0.8 * s, 1.6 * s), max(0.08 * s, 0.8 * g.v)
+        cell,
+        cond.get("mitochondria", n_mito),
+        mito_r,
+        lengths,
+        max(0.08 * s, 0.8 * g.v),
+        bend=bend,
+        radius_range=r_range,
     )
     cell.truth.update(
         scale=round(s, 4),
@@ -726,15 +812,33 @@ def _build_lymphocyte(cell: _Cell, cond: dict, rng):
     # organelles in the thin cytoplasm
     cell.update_free_space()
     small_gap = max(0.08 * s, 0.8 * g.v)
-    mito_r = max(rng.uniform(0.12, 0.15) * s, 0.6 * g.v)
-    mito = _place_mitochondria(cell, int(rng.integers(4, 9)), mito_r, (0.6 * s, 1.4 * s), small_gap)
+    mito_r, r_range, lengths, bend = _mito_shape(cond, rng, s, g.v, (0.6 * s, 1.4 * s))
+    n_mito = int(rng.integers(4, 9))
+    mito = _place_mitochondria(
+        cell,
+        cond.get("mitochondria", n_mito),
+        mito_r,
+        lengths,
+        small_gap,
+        bend=bend,
+        radius_range=r_range,
+    )
     n_lip = cond.get("lipid_droplets", int(rng.integers(1, 4)))
     lip_r = _radii(rng, n_lip, (0.15, 0.25), cond.get("lipid_radius_um"), s)
     shrink = 1.0 if "lipid_radius_um" in cond else 0.6
     lip = _place_balls(cell, "lipid_droplet", lip_r, small_gap, 0.0, "lipid droplets", shrink)
     n_vac = cond.get("vacuoles", 0)
     vac_r = rng.uniform(0.2, 0.35, n_vac) * s
-    vac = _place_balls(cell, "vacuole", vac_r, small_gap, 0.02 * s, "vacuoles", min_shrink=0.5)
+    vac = _place_balls(
+        cell,
+        "vacuole",
+        vac_r,
+        small_gap,
+        0.02 * s,
+        "vacuoles",
+        min_shrink=0.5,
+        flatness=cond.get("vacuole_flatness"),
+    )
     # protrusions: filopodia and one lamellipodium
     used: list[np.ndarray] = []
     lam = _lamellipodium(cell, s, margin, used)
@@ -799,6 +903,21 @@ def simulate_cell(
             Factor on the LAC of the organelles (nucleus, nucleolus, heterochromatin,
             vacuole, lipid droplet, mitochondrion); cytoplasm, wall, protrusions and ice
             are unchanged (default 1).
+        ``vacuole_flatness`` : float in (0, 1]
+            Vacuoles are oblate spheroids whose short semi-axis is this fraction of the
+            radius (random orientation; default round).
+        ``mitochondria`` : int
+            Number of mitochondria tried (default yeast 3–6, lymphocyte 4–8; fewer are
+            placed when the cytoplasm is full).
+        ``mitochondrion_radius_um`` : float or (float, float)
+            Tube radius in µm, or a (min, max) range drawn per tube (default 0.12–0.15,
+            one radius per cell). Thin tubes of 2–3 voxels radius test thin-structure
+            segmentation.
+        ``mitochondrion_length_um`` : float or (float, float)
+            Tube length (µm) or range (default yeast 0.8–1.6, lymphocyte 0.6–1.4).
+        ``mitochondrion_bend`` : float in (0, 2]
+            Persistence of the tubes' random walk: the standard deviation (rad) of the
+            direction change per 0.1 µm (default 0.25; 0.6 gives bent, curling tubes).
 
         Any other key raises ``ValueError`` naming it.
     energy_ev : float
@@ -1061,7 +1180,54 @@ def project(
     return Projections(out, theta, flats, darks, float(vx), meta)
 
 
+def degrade(lac: Volume, *, blur_vox: float = 0.9, noise_per_um: float = 0.035, seed: int = 0):
+    """An image-domain imaging model: isotropic Gaussian blur and white Gaussian noise.
+
+    A stand-in for a full-rotation reconstruction (no missing wedge) whose point-spread
+    function and noise are given directly in the tomogram's terms, so a benchmark can set
+    them per variant (zone-plate resolution 25–50 nm → a blur of 0.5–1.5 voxel) without
+    projecting and reconstructing. :func:`project` + reconstruction is the physical path
+    (Poisson noise, ramp-filtered noise texture, missing wedge at limited tilt).
+
+    Parameters
+    ----------
+    lac : Volume
+        ``(z, y, x)`` LAC in µm⁻¹ (from :func:`simulate_cell`), 0 outside the sample
+        cylinder.
+    blur_vox : float
+        Standard deviation (voxels) of the 3D Gaussian point-spread function (0: none).
+    noise_per_um : float
+        Standard deviation (µm⁻¹) of the added white Gaussian noise.
+    seed : int
+        Random seed of the noise.
+
+    Returns
+    -------
+    Volume
+        float32 LAC in µm⁻¹, same grid and voxel size; vacuum outside the sample cylinder
+        stays 0 (no data). ``meta`` is the input's plus ``blur_vox`` and
+        ``noise_per_um``.
+    """
+    data = np.asarray(lac.data, dtype=np.float32)
+    if blur_vox < 0 or noise_per_um < 0:
+        raise ValueError(
+            f"blur_vox and noise_per_um must be ≥ 0, got {blur_vox} voxels, {noise_per_um} µm⁻¹"
+        )
+    out = ndi.gaussian_filter(data, float(blur_vox)) if blur_vox > 0 else data.copy()
+    rng = np.random.default_rng(seed)
+    out += rng.normal(0.0, float(noise_per_um), out.shape).astype(np.float32)
+    ny, nx = data.shape[1:]
+    yy, xx = np.ogrid[:ny, :nx]
+    r = min(ny, nx) / 2 - 1
+    out[:, (yy - (ny - 1) / 2) ** 2 + (xx - (nx - 1) / 2) ** 2 > r * r] = 0.0
+    meta = {**lac.meta, "blur_vox": float(blur_vox), "noise_per_um": float(noise_per_um)}
+    return Volume(out.astype(np.float32, copy=False), lac.voxel_nm, meta)
+
+
 # --------------------------------------------------------------------------- annotation
+
+#: Styles of the virtual annotator (:func:`annotate`).
+ANNOTATION_MODES = ("scribbles", "interior", "contour", "slices")
 
 
 def _disk(r: int) -> np.ndarray:
@@ -1097,6 +1263,18 @@ def _stroke(region: np.ndarray, rng, max_len: int) -> list[tuple[int, int]]:
         pos = new
         path.append((int(ir[0]), int(ir[1])))
     return path
+
+
+def _dashes(path: list, rng: np.random.Generator) -> list:
+    """A brush path broken into dashes (4–10 pixels) with gaps (2–5 pixels), as a hand does."""
+    out, i, on = [], 0, True
+    while i < len(path):
+        n = int(rng.integers(4, 11)) if on else int(rng.integers(2, 6))
+        if on:
+            out.extend(path[i : i + n])
+        i += n
+        on = not on
+    return out or path[:1]
 
 
 def _outline_arc(region: np.ndarray, rng: np.random.Generator, rim: bool = False):
@@ -1143,6 +1321,8 @@ def annotate(
     labels: LabelTable | None = None,
     outline: bool = True,
     rim: bool = False,
+    margin: int = 2,
+    z_slices=None,
 ) -> Volume:
     """Sparse training annotations painted like a person in napari (a virtual annotator).
 
@@ -1160,10 +1340,16 @@ def annotate(
         ``"slices"``: number of z-slices spread through the cell, fully labelled.
     seed : int
         Random seed.
-    mode : {"scribbles", "slices"}
+    mode : {"scribbles", "interior", "contour", "slices"}
         ``"scribbles"``: a few brush strokes (disk brush of radius 0–2 voxels) per chosen
         slice, kept inside the class region eroded by the brush, so strokes do not cross
-        boundaries. ``"slices"``: every voxel of the chosen slices gets its class (extra
+        boundaries (with ``outline``/``rim`` as below). ``"interior"``: how people mostly
+        paint: dashed strokes (gaps of 2–5 voxels) kept ``margin`` voxels away from every
+        edge, nothing at boundaries; a class too thin for the margin is painted along its
+        midline with a 1-voxel pen (thin tubes get a few dozen voxels). ``"contour"``:
+        outlines only: a 1-voxel pen along the inside of every piece of each class in
+        the chosen slices (the cell's outline for the cytoplasm), ice by interior
+        strokes. ``"slices"``: every voxel of the chosen slices gets its class (extra
         slices are added for classes missing from them).
     labels : LabelTable, optional
         Label table (default :func:`sxtflow.labels.default_labels`).
@@ -1180,6 +1366,13 @@ def annotate(
         the cell, the cell's outermost ring inside with its class there). Without it the
         traced voxels all lie outside the boundary, which teaches the classifier to
         shrink objects by their partial-volume rim (see ``docs/segmentation.md``).
+    margin : int
+        ``"interior"`` (and the ice of ``"contour"``): distance in voxels (in-plane) that
+        strokes keep from the class's edges (1–3 as people do).
+    z_slices : sequence of int, optional
+        Not ``"slices"`` mode: paint exactly these z-slices (every class present in
+        each) instead of choosing ``slices_per_class`` per class, e.g. the slices
+        ``annotation_suggestions.json`` proposes.
 
     Returns
     -------
@@ -1188,11 +1381,15 @@ def annotate(
         0 elsewhere. ``meta``: ``kind``, ``mode``, ``classes``, ``class_values``,
         ``slices`` (class → z indices of its own strokes; in ``"slices"`` mode ``"all"``
         too), ``outline_slices`` (class → z indices where it was painted as an outline),
-        ``seed``, ``slices_per_class``.
+        ``seed``, ``slices_per_class``, ``rim``; ``margin`` in ``"interior"`` mode.
     """
     table = labels or default_labels()
-    if mode not in ("scribbles", "slices"):
-        raise ValueError(f"unknown annotation mode {mode!r}; use 'scribbles' or 'slices'")
+    if mode not in ANNOTATION_MODES:
+        raise ValueError(
+            f"unknown annotation mode {mode!r}; use one of {', '.join(map(repr, ANNOTATION_MODES))}"
+        )
+    if int(margin) < 0:
+        raise ValueError(f"margin must be ≥ 0 voxels, got {margin}")
     if slices_per_class < 1:
         raise ValueError(f"slices_per_class must be ≥ 1, got {slices_per_class}")
     rng = np.random.default_rng(seed)
@@ -1224,30 +1421,75 @@ def annotate(
             mask = cls == v
             if not mask.any():
                 continue
-            for r in (2, 1, 0):
-                eroded = ndi.binary_erosion(mask, _disk(r)[None], border_value=0) if r else mask
-                area = eroded.sum(axis=(1, 2))
-                if area.sum() >= 20 or r == 0:
-                    break
+            if mode == "scribbles":
+                for r in (2, 1, 0):
+                    eroded = ndi.binary_erosion(mask, _disk(r)[None], border_value=0) if r else mask
+                    area = eroded.sum(axis=(1, 2))
+                    if area.sum() >= 20 or r == 0:
+                        break
+            else:  # kept ``margin`` voxels inside; thin classes fall back to their midline
+                for r in range(int(margin), -1, -1):
+                    eroded = ndi.binary_erosion(mask, _disk(r)[None], border_value=0) if r else mask
+                    area = eroded.sum(axis=(1, 2))
+                    if area.sum() >= 20 or r == 0:
+                        break
             zc = np.flatnonzero(area)
             inside = zc[(zc >= zlo) & (zc <= zhi)]
             if inside.size >= slices_per_class or inside.size == zc.size:
                 zc = inside if inside.size else zc
-            zs = _spread(zc, area[zc].astype(float), slices_per_class, rng)
+            if z_slices is None:
+                zs = _spread(zc, area[zc].astype(float), slices_per_class, rng)
+            else:  # the slices asked for (e.g. suggested by the model) where the class is
+                zs = sorted({int(z) for z in z_slices if 0 <= int(z) < nz and mask[int(z)].any()})
+                if not zs:
+                    continue
             chosen[c] = zs
+            contour = mode == "contour" and c != "ice"
             for z in zs:
-                region = eroded[z]
-                a = int(region.sum())
-                n_strokes = 1 + (a > 150) + (a > 1500)
-                max_len = int(np.clip(0.6 * np.sqrt(a), 3, 40))
-                paint = np.zeros(region.shape, dtype=bool)
-                for _ in range(n_strokes):
-                    for p in _stroke(region, rng, max_len):
-                        paint[p] = True
-                if r:
-                    paint = ndi.binary_dilation(paint, _disk(r))
                 target = out[z]
+                if contour:  # a 1-voxel pen along the inside of every piece's outline
+                    if c == "cytoplasm" and cell_vals:
+                        cell = np.isin(cls[z], cell_vals)
+                        ring = cell & ~ndi.binary_erosion(cell, _disk(1), border_value=1)
+                        ring &= target == 0
+                        target[ring] = cls[z][ring]
+                    else:
+                        ring = mask[z] & ~ndi.binary_erosion(mask[z], _disk(1), border_value=1)
+                        target[ring & (target == 0)] = v
+                    continue
+                region = eroded[z]
+                paint = np.zeros(region.shape, dtype=bool)
+                brush = r
+                if mode == "scribbles":
+                    pieces = [region]
+                else:
+                    # a 3-voxel brush where the region is wide enough for it, else a pen;
+                    # a stroke in each object seen in the slice (up to 6, largest first)
+                    wide = ndi.binary_erosion(region, _disk(1), border_value=0)
+                    brush = 1 if wide.sum() >= 150 else 0
+                    region = wide if brush else region
+                    lab2, n2 = ndi.label(region)
+                    sizes = np.bincount(lab2.ravel(), minlength=n2 + 1)[1:]
+                    pieces = [lab2 == i + 1 for i in np.argsort(sizes)[::-1][:6]]
+                for piece in pieces:
+                    a = int(piece.sum())
+                    n_strokes = 1 + (a > 150) + (a > 1500)
+                    reach = 0.6 * np.sqrt(a)
+                    if mode != "scribbles":  # along elongated objects (a tube lying in-plane)
+                        ext = np.ptp(np.argwhere(piece), axis=0)
+                        reach = max(reach, 0.8 * float(np.hypot(*ext)))
+                    max_len = int(np.clip(reach, 3, 40))
+                    for _ in range(n_strokes):
+                        path = _stroke(piece, rng, max_len)
+                        if mode != "scribbles":
+                            path = _dashes(path, rng)
+                        for p in path:
+                            paint[p] = True
+                if brush:
+                    paint = ndi.binary_dilation(paint, _disk(brush))
                 target[paint & mask[z] & (target == 0)] = v
+                if mode != "scribbles":
+                    continue
                 if outline and c not in ("ice", "cytoplasm"):
                     arc, ring = _outline_arc(mask[z], rng, rim)
                     arc &= target == 0
@@ -1264,7 +1506,7 @@ def annotate(
                     target[ring] = cls[z][ring]
                     outlined.update((int(u), z) for u in np.unique(target[arc | ring]) if u)
     outline_slices: dict[str, list[int]] = {}
-    if mode == "scribbles":
+    if mode != "slices":
         names = {v: c for c, v in values.items()}
         for u, z in sorted(outlined):
             outline_slices.setdefault(names[u], []).append(z)
@@ -1279,4 +1521,6 @@ def annotate(
         "slices_per_class": int(slices_per_class),
         "rim": bool(rim),
     }
+    if mode == "interior":
+        meta["margin"] = int(margin)
     return Volume(out, fine_labels.voxel_nm, meta)

@@ -84,6 +84,7 @@ rule predict:
 rule refine:
     input:
         prediction="results/{sample}/prediction.mrc",
+        tomogram="results/{sample}/tomogram.mrc",
     output:
         labels="results/{sample}/labels.mrc",
     log:
@@ -94,7 +95,7 @@ rule refine:
         "../../envs/segment.yaml"
     threads: 1
     resources:
-        mem_mb=2000,
+        mem_mb=4000,
         runtime=20,
     params:
         classes=CLASSES,

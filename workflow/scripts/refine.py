@@ -11,4 +11,5 @@ run_refine(
     snakemake.output.labels,
     classes=snakemake.params.classes,
     rules=snakemake.params.rules,
+    tomogram_path=snakemake.input.tomogram,
 )
