@@ -197,7 +197,12 @@ def per_cell(args, files, work: Path) -> list[tuple[str, dict]]:
             (files["model"], w["labels"], w["unc"], w["probs"]),
             {"block": block, "threads": args.threads},
         ),
-        ("refine", "run_refine", (w["labels"], w["refined"]), {"classes": cls, "rules": rules}),
+        (
+            "refine",
+            "run_refine",
+            (w["labels"], w["refined"]),
+            {"classes": cls, "rules": rules, "tomogram_path": str(w["tomogram"])},
+        ),  # the boundary step reads the tomogram, as the rule does
         (
             "mesh",
             "run_mesh",
