@@ -229,18 +229,19 @@ def _is_store(path: Path) -> bool:
     return all(n.endswith(".ply") for n in names)
 
 
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="sxtflow", description=__doc__.splitlines()[0])
-    p.add_argument("--version", action="version", version=f"sxtflow {__version__}")
-    sub = p.add_subparsers(dest="command", required=True)
-    cls_help = f"comma-separated class names (default: {','.join(DEFAULTS['classes'])})"
+_CLS_HELP = f"comma-separated class names (default: {','.join(DEFAULTS['classes'])})"
 
-    def labelled(s):
-        s.add_argument("--classes", type=_class_names, default=None, help=cls_help)
-        s.add_argument(
-            "--label-table", default=None, help="label table TSV (default: the bundled table)"
-        )
 
+def _labelled(s) -> None:
+    """``--classes`` and ``--label-table`` of the commands that read labels."""
+    s.add_argument("--classes", type=_class_names, default=None, help=_CLS_HELP)
+    s.add_argument(
+        "--label-table", default=None, help="label table TSV (default: the bundled table)"
+    )
+
+
+def _add_simulate(sub) -> None:
+    """The ``simulate`` subcommand."""
     s = sub.add_parser("simulate", help="simulate a cell with ground truth and its tilt series")
     s.add_argument("projections", help="output Data Exchange HDF5")
     s.add_argument("labels", help="output truth label volume (MRC)")
@@ -261,10 +262,13 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--jitter-px", type=float, default=_SIM["jitter_px"])
     s.add_argument("--energy-ev", type=float, default=_SIM["energy_ev"])
 
+
+def _add_annotate(sub) -> None:
+    """The ``annotate`` subcommand."""
     s = sub.add_parser("annotate", help="virtual annotator: sparse labels from a truth volume")
     s.add_argument("truth")
     s.add_argument("output")
-    s.add_argument("--classes", type=_class_names, default=None, help=cls_help)
+    s.add_argument("--classes", type=_class_names, default=None, help=_CLS_HELP)
     ann = _SIM["annotation"]
     s.add_argument("--slices-per-class", type=_positive_int, default=ann["slices_per_class"])
     s.add_argument("--mode", default=ann["mode"], choices=["scribbles", "slices"])
@@ -276,6 +280,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     s.add_argument("--seed", type=int, default=0)
 
+
+def _add_reconstruct(sub) -> None:
+    """The ``reconstruct`` subcommand."""
     s = sub.add_parser("reconstruct", help="projections (or a tomogram) -> LAC tomogram in 1/um")
     s.add_argument("raw")
     s.add_argument("tomogram")
@@ -322,6 +329,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="photon energy for the LAC plausibility check (the file's wins)",
     )  # fmt: skip
 
+
+def _add_features(sub) -> None:
+    """The ``features`` subcommand."""
     s = sub.add_parser("features", help="multi-scale voxel features into a zarr store")
     s.add_argument("tomogram")
     s.add_argument("output")
@@ -337,11 +347,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     s.add_argument("--block", type=_block, default=tuple(_FEAT["block"]), help="z,y,x voxels")
 
+
+def _add_train(sub) -> None:
+    """The ``train`` subcommand."""
     s = sub.add_parser("train", help="train the voxel classifier on sparse annotations")
     s.add_argument("--features", nargs="+", required=True)
     s.add_argument("--annotations", nargs="+", required=True)
     s.add_argument("--model", required=True, help="output .skops (card written beside as .json)")
-    labelled(s)
+    _labelled(s)
     s.add_argument("--estimator", default=_TRAIN["estimator"], choices=ESTIMATORS)
     s.add_argument("--n-estimators", type=_positive_int, default=_TRAIN["n_estimators"])
     s.add_argument("--max-depth", type=_depth, default=_TRAIN["max_depth"], help="an int or 'none'")
@@ -355,6 +368,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--threads", type=_positive_int, default=1)
 
+
+def _add_predict(sub) -> None:
+    """The ``predict`` subcommand."""
     s = sub.add_parser("predict", help="segment a tomogram block-wise with a trained model")
     s.add_argument("tomogram")
     s.add_argument("model")
@@ -371,32 +387,44 @@ def build_parser() -> argparse.ArgumentParser:
     )
     s.add_argument("--threads", type=_positive_int, default=1)
 
+
+def _add_evaluate(sub) -> None:
+    """The ``evaluate`` subcommand."""
     s = sub.add_parser("evaluate", help="Dice/IoU per class against a truth label volume")
     s.add_argument("labels")
     s.add_argument("truth")
     s.add_argument("output")
-    labelled(s)
+    _labelled(s)
     s.add_argument("--sample", default="sample")
     s.add_argument(
         "--ignore", type=lambda t: [int(v) for v in t.split(",")],
         default=DEFAULTS["evaluate"]["ignore"], help="truth values not scored, e.g. 255",
     )  # fmt: skip
 
+
+def _add_mesh(sub) -> None:
+    """The ``mesh`` subcommand."""
     s = sub.add_parser("mesh", help="GLB scene, PLY per class, 3D render and slice panel")
     s.add_argument("labels")
     s.add_argument("tomogram")
     s.add_argument("outdir")
-    labelled(s)
+    _labelled(s)
     s.add_argument("--smooth-iterations", type=int, default=DEFAULTS["mesh"]["smooth_iterations"])
 
+
+def _add_measure(sub) -> None:
+    """The ``measure`` subcommand."""
     s = sub.add_parser("measure", help="per-object and per-cell tables")
     s.add_argument("labels")
     s.add_argument("tomogram")
     s.add_argument("organelles")
     s.add_argument("cell")
-    labelled(s)
+    _labelled(s)
     s.add_argument("--min-volume-um3", type=float, default=DEFAULTS["measure"]["min_volume_um3"])
 
+
+def _add_compare(sub) -> None:
+    """The ``compare`` subcommand."""
     s = sub.add_parser("compare", help="compare conditions from per-cell and per-object tables")
     s.add_argument(
         "sheet", help="TSV with columns sample, condition, cell (path), organelles (path)"
@@ -406,11 +434,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--reference", default=DEFAULTS["compare"]["reference"],
         help="the control condition (default: the only condition)",
     )  # fmt: skip
-    labelled(s)
+    _labelled(s)
     s.add_argument("--alpha", type=float, default=DEFAULTS["compare"]["alpha"])
     s.add_argument("--n-boot", type=int, default=DEFAULTS["compare"]["n_boot"])
     s.add_argument("--seed", type=int, default=0)
 
+
+def _add_export_ome_zarr(sub) -> None:
+    """The ``export-ome-zarr`` subcommand."""
     s = sub.add_parser("export-ome-zarr", help="tomogram, labels, probabilities -> OME-Zarr (NGFF)")
     s.add_argument("tomogram")
     s.add_argument("outdir", help="gets tomogram.ome.zarr (+ labels/) and probabilities.ome.zarr")
@@ -422,10 +453,39 @@ def build_parser() -> argparse.ArgumentParser:
         "--label-table", default=None, help="label table TSV (default: the bundled table)"
     )
 
+
+def _add_napari(sub) -> None:
+    """The ``napari`` subcommand."""
     s = sub.add_parser("napari", help="paint, save, train and preview a sample in napari")
     s.add_argument("sample", nargs="?", help="sample id (default: pick in the widget)")
     s.add_argument("--configfile", default="config/config.yaml")
     s.add_argument("--samples", default=None, help="sample sheet instead of the config's")
+
+
+#: one function per subcommand, in the order ``sxtflow --help`` lists them
+_SUBCOMMANDS = (
+    _add_simulate,
+    _add_annotate,
+    _add_reconstruct,
+    _add_features,
+    _add_train,
+    _add_predict,
+    _add_evaluate,
+    _add_mesh,
+    _add_measure,
+    _add_compare,
+    _add_export_ome_zarr,
+    _add_napari,
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``sxtflow`` argument parser: one subcommand per stage (:data:`_SUBCOMMANDS`)."""
+    p = argparse.ArgumentParser(prog="sxtflow", description=__doc__.splitlines()[0])
+    p.add_argument("--version", action="version", version=f"sxtflow {__version__}")
+    sub = p.add_subparsers(dest="command", required=True)
+    for add in _SUBCOMMANDS:
+        add(sub)
     return p
 
 
