@@ -111,3 +111,23 @@ def test_tables_and_json_roundtrip(tmp_path):
     with pytest.raises(InputError, match="malformed JSON"):
         read_json(tmp_path / "bad.json")
     assert json.loads((tmp_path / "c.json").read_text())["x"] == 1.5
+
+
+def test_scratch_directory_is_named_as_the_outputs_temporaries(tmp_path):
+    import os
+
+    from sxtflow.io import remove_stale_temporaries, scratch_directory
+
+    out = tmp_path / "sub" / "labels.mrc"
+    with scratch_directory(out) as scratch:
+        assert scratch.is_dir() and scratch.parent == out.parent
+        assert scratch.name.startswith(f".labels.mrc.{os.getpid()}@")
+        (scratch / "u.zarr").mkdir()
+        # a live process's scratch is left alone by the next writer ...
+        assert remove_stale_temporaries(out) == []
+    assert not scratch.exists()  # ... and removed when the stage is done
+    # a killed run's scratch (its pid no longer runs) is removed by the next write
+    dead = out.parent / (scratch.name.replace(f".{os.getpid()}@", ".999999999@"))
+    dead.mkdir()
+    with scratch_directory(out):
+        assert not dead.exists()

@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -660,15 +659,8 @@ def run_predict(
         # the uncertainty goes to a scratch store while the tomogram is in memory (file
         # writes, not resident memory); read back once the tomogram is dropped
         # (named as io.atomic_path's temporaries of the labels: a killed run's is removed)
-        out = Path(out_labels)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        io.remove_stale_temporaries(out)
-        scratch = stack.enter_context(
-            tempfile.TemporaryDirectory(
-                prefix=f".{out.name}.{io._owner()}.", suffix=".tmp", dir=out.parent
-            )
-        )
-        unc = io.create_zarr_array(Path(scratch) / "u.zarr", "uncertainty", shape, block)
+        scratch = stack.enter_context(io.scratch_directory(out_labels))
+        unc = io.create_zarr_array(scratch / "u.zarr", "uncertainty", shape, block)
         probs = None
         if out_probabilities:
             tmp = stack.enter_context(io.atomic_path(out_probabilities, directory=True))

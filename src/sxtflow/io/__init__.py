@@ -11,7 +11,7 @@ Conventions
 
 Modules: :mod:`._volumes` (MRC, TIFF, HDF5 volumes; format sniffing), :mod:`._amira`
 (AmiraMesh), :mod:`._projections` (tilt series), :mod:`._zeiss` (TXRM/XRM), :mod:`._atomic`
-(atomic outputs), :mod:`._stores` (zarr stores and their integrity records), :mod:`._tables`
+(atomic outputs, scratch directories named as their temporaries), :mod:`._stores` (zarr stores and their integrity records), :mod:`._tables`
 (TSV and JSON). The shared types live in :mod:`sxtflow.core` and are re-exported here, so
 ``from sxtflow.io import Volume`` keeps working. The public names are these:
 """
@@ -26,8 +26,7 @@ from ..core import (
     check_lac,
 )
 from ._amira import read_amira, write_amira
-from ._atomic import OutputError, atomic_path, remove_stale_temporaries
-from ._atomic import _owner as _owner  # stages names its scratch store as atomic_path does
+from ._atomic import OutputError, atomic_path, remove_stale_temporaries, scratch_directory
 from ._projections import MAX_NONPOSITIVE_FRACTION, read_angles, read_projections, write_projections
 from ._stores import INTEGRITY_RECORD, create_zarr_array, seal_store, store_token, verify_store
 from ._tables import read_json, read_table, read_text_table, write_json, write_table
@@ -43,6 +42,7 @@ __all__ = [
     "Volume",
     "Projections",
     "atomic_path",
+    "scratch_directory",
     "read_volume",
     "read_amira",
     "write_amira",

@@ -179,3 +179,22 @@ def atomic_path(path: str | os.PathLike, *, directory: bool = False) -> Iterator
         if reason is None:
             raise
         raise _output_error(path, reason) from exc
+
+
+@contextlib.contextmanager
+def scratch_directory(path: str | os.PathLike) -> Iterator[Path]:
+    """A temporary directory beside the output ``path``, removed on exit.
+
+    For intermediate data a stage spills to disk while it writes ``path`` (e.g. predict's
+    uncertainty while the tomogram is in memory). It is named as :func:`atomic_path`'s
+    temporaries of ``path`` (``.<name>.<pid>@<host>.<random>.tmp``), so when the run is
+    killed the next write of ``path`` removes it (:func:`remove_stale_temporaries`); stale
+    ones are removed first.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_temporaries(path)
+    with tempfile.TemporaryDirectory(
+        prefix=f".{path.name}.{_owner()}.", suffix=".tmp", dir=path.parent
+    ) as scratch:
+        yield Path(scratch)
