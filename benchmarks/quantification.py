@@ -268,7 +268,7 @@ def big_cell(n: int, seed: int = 0):
 def part_big(n: int) -> dict:
     """Run in a child process: measure + relations + meshes of an n³ cell."""
     from sxtflow.measure import _cell_mask
-    from sxtflow.mesh import class_meshes, write_scene
+    from sxtflow.quantify import class_meshes, write_scene
     from sxtflow.relations import object_relations
 
     t0 = time.perf_counter()

@@ -111,7 +111,7 @@ def classes():
 
 
 def feature_spec():
-    from sxtflow.features import FAST_SPEC, FeatureSpec
+    from sxtflow.segment import FAST_SPEC, FeatureSpec
 
     return FeatureSpec(
         sigmas=FAST_SPEC.sigmas,
@@ -318,7 +318,7 @@ def skimage_vs_sxtflow(args, files, work: Path) -> dict:
 def check_full(args, files, work: Path) -> dict:
     """The full-resolution prediction (every voxel, every feature) and Dice of the fast one."""
     from sxtflow import classify, io, stages
-    from sxtflow.evaluate import dice_iou
+    from sxtflow.segment import dice_iou
 
     vol = io.read_volume(work / "tomogram.tif")
     model, card = classify.load_model(files["model"])

@@ -9,14 +9,9 @@ from scipy import ndimage
 
 from sxtflow.io import Volume
 from sxtflow.measure import _cell_mask, _moments, instances
-from sxtflow.mesh import (
-    CONNECTIVITY_26,
-    _class_boxes,
-    _signed_volume,
-    class_meshes,
-    decimate_for_display,
-    mask_mesh,
-)
+from sxtflow.plot import decimate_for_display
+from sxtflow.quantify import class_meshes, mask_mesh
+from sxtflow.quantify._mesh import CONNECTIVITY_26, _class_boxes, _signed_volume
 
 
 def blobs(shape=(30, 34, 38), seed=0):

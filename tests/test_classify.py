@@ -20,8 +20,8 @@ from sxtflow.classify import (
     training_samples,
     uncertainty,
 )
-from sxtflow.features import FeatureSpec, compute_features
 from sxtflow.io import InputError
+from sxtflow.segment import FeatureSpec, compute_features
 
 CLASSES = {"ice": 1, "cytoplasm": 2, "lipid_droplet": 3}
 SPEC = FeatureSpec(sigmas=(0.7, 1.6, 3.5))

@@ -48,6 +48,7 @@ CONDA_NAME = {
     "dask": "dask-core",
     "threadpoolctl": "threadpoolctl",
     "edt": "edt",
+    "lazy_loader": "lazy_loader",
 }
 #: conda-forge package name -> pip distribution name (for importlib.metadata)
 PIP_NAME = {"matplotlib-base": "matplotlib", "pyyaml": "PyYAML", "dask-core": "dask"}
@@ -123,9 +124,37 @@ def _add(module, names, modules, members=()):
     if top == "sxtflow":
         modules.add(module)
         # ``from sxtflow.io import _volumes`` imports a module; ``from . import x`` too
-        modules.update(f"{module}.{m}" for m in members if _module_file(f"{module}.{m}"))
+        for m in members:
+            if _module_file(f"{module}.{m}"):
+                modules.add(f"{module}.{m}")
+                modules.update(_lazy_submodules(f"{module}.{m}"))  # the package as a whole
+        lazy = _lazy_submodules(module)
+        if lazy and (not members or "*" in members):
+            modules.update(lazy.values())  # ``import sxtflow.plot``: any submodule may load
+        else:
+            modules.update(lazy[m] for m in members if m in lazy)
     elif top != "_paths":
         names.add(top)
+
+
+def _lazy_submodules(module):
+    """``{name: submodule}`` of a package whose ``__init__`` loads its names lazily
+    (``lazy_loader.attach(__name__, submod_attrs={...})``), else ``{}``.
+
+    Importing such a package imports none of its submodules; ``from pkg import name`` imports
+    the one holding ``name``, so only that submodule's imports count.
+    """
+    path = _module_file(module)
+    if path is None or path.name != "__init__.py":
+        return {}
+    out = {}
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Call) and getattr(node.func, "attr", None) == "attach":
+            for kw in node.keywords:
+                if kw.arg == "submod_attrs":
+                    table = ast.literal_eval(kw.value)
+                    out.update({n: f"{module}.{sub}" for sub, ns in table.items() for n in ns})
+    return out
 
 
 def _module_file(module):
@@ -250,6 +279,10 @@ def test_import_analysis_follows_lazy_imports():
         SCRIPTS / "reconstruct.py"
     )
     assert "sklearn" not in third_party_imports(SCRIPTS / "simulate.py")
+    # lazily loaded packages (sxtflow.plot): the reconstruct rule draws a preview only, so it
+    # reaches matplotlib but not the mesh renders' trimesh
+    assert "matplotlib" in third_party_imports(SCRIPTS / "reconstruct.py")
+    assert "trimesh" not in third_party_imports(SCRIPTS / "reconstruct.py")
 
 
 @pytest.mark.parametrize("env", sorted(p.name for p in ENVS.glob("*.yaml")))

@@ -1,9 +1,9 @@
-"""Tests for sxtflow.evaluate."""
+"""Tests for sxtflow.segment.dice_iou."""
 
 import numpy as np
 import pytest
 
-from sxtflow.evaluate import dice_iou
+from sxtflow.segment import dice_iou
 
 CLASSES = {"ice": 1, "cytoplasm": 2, "nucleus": 4, "vacuole": 7}
 

@@ -1,4 +1,4 @@
-"""Tests for sxtflow.features: block-wise equivalence, analytic answers, storage."""
+"""Tests for the features of sxtflow.segment: block-wise equivalence, analytic answers, storage."""
 
 from __future__ import annotations
 
@@ -9,7 +9,8 @@ import pytest
 from scipy import ndimage as ndi
 from skimage.feature import hessian_matrix_eigvals
 
-from sxtflow.features import (
+from sxtflow.io import InputError, Volume
+from sxtflow.segment import (
     FeatureSpec,
     compute_features,
     eigvalsh3,
@@ -18,7 +19,6 @@ from sxtflow.features import (
     open_features,
     write_features,
 )
-from sxtflow.io import InputError, Volume
 
 
 def smooth_random(shape, seed=0):
@@ -320,7 +320,7 @@ def test_open_features_errors_name_the_path(tmp_path):
 
 
 def test_block_features_equal_whole_volume_and_fast_spec():
-    from sxtflow.features import FAST_SPEC, block_features
+    from sxtflow.segment import FAST_SPEC, block_features
 
     rng = np.random.default_rng(3)
     vol = rng.normal(0.1, 0.02, (24, 30, 28)).astype(np.float32)
@@ -342,7 +342,7 @@ def test_derivative_intermediates_freed_without_gc():
     import gc
     import weakref
 
-    from sxtflow import features as fm
+    from sxtflow.segment import _filters as fm
 
     refs = []
     real = fm.ndi.convolve1d

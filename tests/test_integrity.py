@@ -10,7 +10,6 @@ import pytest
 from _cells import sha, tiny_cell
 
 from sxtflow import classify, stages
-from sxtflow.features import FeatureSpec, open_features, write_features
 from sxtflow.io import (
     INTEGRITY_RECORD,
     InputError,
@@ -21,6 +20,7 @@ from sxtflow.io import (
     verify_store,
     write_volume,
 )
+from sxtflow.segment import FeatureSpec, open_features, write_features
 
 
 @pytest.fixture(scope="module")

@@ -35,6 +35,16 @@ OLD_PUBLIC = {
         "plot_radial_profiles", "PROFILE_COLUMNS",
     ],
     "sxtflow.qc": ["reconstruction_preview", "uncertainty_preview"],
+    "sxtflow.features": [
+        "FAMILIES", "FeatureSpec", "FAST_SPEC", "compute_features", "block_features",
+        "BlockFeatures", "write_features", "open_features", "iter_blocks", "eigvalsh3",
+        "gaussian_kernel",
+    ],
+    "sxtflow.evaluate": ["dice_iou"],
+    "sxtflow.mesh": [
+        "mask_mesh", "object_meshes", "class_meshes", "write_scene", "write_ply",
+        "decimate_for_display", "render", "slice_panel",
+    ],
 }  # fmt: skip
 
 #: where each old module's names live now (the first package holding the name wins)
@@ -43,7 +53,21 @@ NEW_HOMES = {
     "sxtflow.reconstruct": ["sxtflow.recon"],
     "sxtflow.compare": ["sxtflow.stats", "sxtflow.plot"],
     "sxtflow.qc": ["sxtflow.plot"],
+    "sxtflow.features": ["sxtflow.segment"],
+    "sxtflow.evaluate": ["sxtflow.segment"],
+    "sxtflow.mesh": ["sxtflow.quantify", "sxtflow.plot"],
 }
+
+
+#: the task packages (their __init__ lists the public names once)
+PACKAGES = (
+    "sxtflow.io",
+    "sxtflow.recon",
+    "sxtflow.stats",
+    "sxtflow.plot",
+    "sxtflow.segment",
+    "sxtflow.quantify",
+)
 
 
 def _home(old: str, name: str):
@@ -68,7 +92,7 @@ def test_old_import_paths_resolve_to_the_new_objects(old):
 
 def test_every_public_name_of_a_package_is_defined_once():
     # the package __init__ lists its public names; each is the object of one private module
-    for package in ("sxtflow.io", "sxtflow.recon", "sxtflow.stats", "sxtflow.plot"):
+    for package in PACKAGES:
         mod = importlib.import_module(package)
         assert len(mod.__all__) == len(set(mod.__all__)), package
         for name in mod.__all__:
@@ -111,3 +135,21 @@ def test_rules_use_named_functions_not_lambdas():
         if "lambda" in line.split("#", 1)[0]
     ]
     assert not found, f"lambdas in rules: {found}"
+
+
+def test_task_packages_load_their_modules_on_first_use():
+    # lazy_loader: importing a package imports none of its modules, so a rule's env needs
+    # only what the rule calls (the reconstruct rule draws a preview: no trimesh)
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, sxtflow.plot, sxtflow.segment, sxtflow.quantify\n"
+        "assert 'sxtflow.plot._render' not in sys.modules and 'trimesh' not in sys.modules\n"
+        "assert 'sxtflow.segment._features' not in sys.modules\n"
+        "from sxtflow.plot import reconstruction_preview\n"
+        "assert 'trimesh' not in sys.modules\n"
+        "from sxtflow.plot import render\n"
+        "assert 'trimesh' in sys.modules\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)

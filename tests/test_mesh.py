@@ -1,20 +1,13 @@
-"""Tests for sxtflow.mesh: analytic balls and ellipsoids, orientation, files and pictures."""
+"""Meshes (sxtflow.quantify) and their pictures (sxtflow.plot): analytic balls and ellipsoids,
+orientation, files and pictures."""
 
 import numpy as np
 import pytest
 import trimesh
 
 from sxtflow.io import Volume
-from sxtflow.mesh import (
-    class_meshes,
-    decimate_for_display,
-    mask_mesh,
-    object_meshes,
-    render,
-    slice_panel,
-    write_ply,
-    write_scene,
-)
+from sxtflow.plot import decimate_for_display, render, slice_panel
+from sxtflow.quantify import class_meshes, mask_mesh, object_meshes, write_ply, write_scene
 
 
 def ellipsoid(semi_um, spacing_um, margin=3):

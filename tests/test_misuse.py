@@ -261,7 +261,7 @@ def test_zero_block_fails_at_once(made, tmp_path):
         stages.run_features(f["tomo"], tmp_path / "f.zarr", block=(0, 0, 0))
     with pytest.raises(ValueError, match="block must be three integers ≥ 1"):
         stages.run_predict(f["tomo"], f["model"], tmp_path / "p.mrc", block=(64, 0, 64))
-    from sxtflow.features import FeatureSpec, write_features
+    from sxtflow.segment import FeatureSpec, write_features
 
     with pytest.raises(ValueError, match="≥ 1"):
         write_features(tmp_path / "g.zarr", read_volume(f["tomo"]), FeatureSpec(), block=(0, 0, 0))

@@ -154,8 +154,9 @@ def run_reconstruct(
     preview warn when the ice or cell LAC is implausible for ``energy_ev`` (the file's energy
     when it records one; :func:`sxtflow.plausibility.lac_plausibility`).
     """
-    from . import qc, reconstruct
+    from . import recon
     from .plausibility import lac_plausibility
+    from .plot import reconstruction_preview
 
     if voxel_nm is not None and not np.isfinite(voxel_nm):
         voxel_nm = None
@@ -166,14 +167,14 @@ def run_reconstruct(
         if vol.data.dtype.kind != "f":
             vol = Volume(vol.data.astype(np.float32), vol.voxel_nm, vol.meta)
         vol.meta.setdefault("unit", "1/um")
-        vol.meta["ice_lac_per_um"] = float(reconstruct.ice_lac(vol.data))
+        vol.meta["ice_lac_per_um"] = float(recon.ice_lac(vol.data))
     else:
         proj = io.read_projections(raw, pixel_nm=voxel_nm)
         if proj.pixel_nm is None:
             raise InputError(
                 raw, "no pixel size in the file; give it in the sample sheet's voxel_nm column"
             )
-        vol = _named(raw, reconstruct.reconstruct)(
+        vol = _named(raw, recon.reconstruct)(
             proj,
             algorithm=algorithm,
             center=center,
@@ -200,7 +201,7 @@ def run_reconstruct(
 
         log.info("resampling %s nm voxels to %s nm", vol.voxel_nm, resample_to_nm)
         vol = resample_volume(vol, resample_to_nm)
-        vol.meta["ice_lac_per_um"] = float(reconstruct.ice_lac(vol.data))
+        vol.meta["ice_lac_per_um"] = float(recon.ice_lac(vol.data))
     check = lac_plausibility(vol, energy_ev)
     vol.meta["cell_lac_per_um"] = check["cell_lac_per_um"]
     vol.meta["energy_ev"] = float(energy_ev)
@@ -220,7 +221,7 @@ def run_reconstruct(
             },
         )
     if out_preview:
-        qc.reconstruction_preview(vol, out_preview, sinogram=sinogram)
+        reconstruction_preview(vol, out_preview, sinogram=sinogram)
     return vol
 
 
@@ -230,7 +231,7 @@ def run_reconstruct(
 def feature_spec(sigmas=None, families=None, family_sigmas=None, **_ignored):
     """The :class:`~sxtflow.features.FeatureSpec` of the config's ``features`` section
     (``block`` and other keys are ignored; omitted keys take the spec's defaults)."""
-    from .features import FeatureSpec
+    from .segment import FeatureSpec
 
     return FeatureSpec(
         **{k: tuple(v) for k, v in (("sigmas", sigmas), ("families", families)) if v is not None},
@@ -252,7 +253,7 @@ def run_features(
     ``sigmas`` and ``family_sigmas`` (family → scales, overriding ``sigmas`` for that
     family) are in voxels; see :class:`sxtflow.features.FeatureSpec`.
     """
-    from . import features
+    from .segment import write_features
 
     spec = feature_spec(sigmas, families, family_sigmas)
     block = check_block(block)
@@ -261,7 +262,7 @@ def run_features(
     log.info(
         "%d features (%s) on %s voxels", spec.n_features, ", ".join(spec.families), vol.data.shape
     )
-    features.write_features(out, vol, spec, block=block)
+    write_features(out, vol, spec, block=block)
 
 
 def check_block(block: Sequence[int], shape: Sequence[int] | None = None) -> tuple[int, ...]:
@@ -404,7 +405,7 @@ def run_train(
     ``min_cv_skill`` (see :func:`sxtflow.classify.train`), or when a feature store it read
     was replaced meanwhile (a second run writing the same results).
     """
-    from . import features
+    from .segment import open_features
 
     if len(features_paths) != len(annotation_paths) or not features_paths:
         raise ValueError("train needs one annotation per feature store, and at least one")
@@ -414,7 +415,7 @@ def run_train(
     tokens = {}
     for i, (fpath, apath) in enumerate(zip(features_paths, annotation_paths, strict=True)):
         tokens[fpath] = io.store_token(fpath)
-        arr, fspec, voxel_nm = features.open_features(fpath)
+        arr, fspec, voxel_nm = open_features(fpath)
         if spec is not None and fspec != spec:
             raise InputError(fpath, "feature specification differs from the other tomograms'")
         voxel = _one_voxel_size(voxel, voxel_nm, fpath, features_paths[0])
@@ -554,7 +555,7 @@ def run_train_tomograms(
     (model, card)
         The fitted classifier and its card; saved to ``out_model`` unless it is None.
     """
-    from . import features
+    from .segment import BlockFeatures
 
     if len(tomogram_paths) != len(annotation_paths) or not tomogram_paths:
         raise ValueError("training needs one annotation per tomogram, and at least one")
@@ -570,7 +571,7 @@ def run_train_tomograms(
         if cache is not None:  # per tomogram file (and its modification time), spec and chunks
             key = (str(tpath), os.stat(tpath).st_mtime_ns, json.dumps(spec.to_dict()), chunks)
             blocks = cache.setdefault(key, {})
-        pairs.append((features.BlockFeatures(vol.data, spec, chunks, blocks), ann, str(apath)))
+        pairs.append((BlockFeatures(vol.data, spec, chunks, blocks), ann, str(apath)))
     import inspect
 
     params = inspect.signature(run_train).parameters.values()  # run_train's defaults
@@ -879,7 +880,7 @@ def run_evaluate(
     Voxels without truth (0) and voxels of the ``ignore`` values are not scored; the table's
     ``n_ignored_voxels`` says how many were ignored.
     """
-    from .evaluate import dice_iou
+    from .segment import dice_iou
 
     pred = io.read_volume(labels_path)
     truth, n_ignored = read_truth(
@@ -920,22 +921,23 @@ def run_mesh(
 ) -> None:
     """Surfaces per class (GLB scene + PLY per class), a 3D render and a virtual-slice panel;
     colours from the label table ``labels`` (path, table, or None for the bundled one)."""
-    from . import mesh
+    from .plot import render, slice_panel
+    from .quantify import class_meshes, write_ply, write_scene
 
     table = _label_table(labels)
     colours = table.colours(classes)
     seg = io.read_volume(labels_path)
     lac = io.read_volume(tomogram_path)
     shown = {k: v for k, v in classes.items() if k != "ice"}
-    meshes = mesh.class_meshes(seg, shown, smooth_iterations=smooth_iterations)
-    mesh.write_scene(out_scene, meshes, colours)
+    meshes = class_meshes(seg, shown, smooth_iterations=smooth_iterations)
+    write_scene(out_scene, meshes, colours)
     with io.atomic_path(out_ply_dir, directory=True) as tmp:
         tmp.mkdir()
         for name, m in meshes.items():
             if len(m.faces):
-                mesh.write_ply(tmp / f"{name}.ply", m)
-    mesh.render(meshes, colours, out_render)
-    mesh.slice_panel(lac, seg, {k: colours[k] for k in shown}, out_slices, table=table)
+                write_ply(tmp / f"{name}.ply", m)
+    render(meshes, colours, out_render)
+    slice_panel(lac, seg, {k: colours[k] for k in shown}, out_slices, table=table)
 
 
 def run_measure(
@@ -1121,7 +1123,7 @@ def run_compare(
     ``reference`` defaults to the only condition; with several it is required.
     ``out_fractions`` is drawn only with an organelle class, ``out_chromatin`` needs a nucleus.
     """
-    from . import compare
+    from . import plot, stats
     from .plan import default_measures, organelle_classes
 
     sheet = pd.DataFrame(list(samples))
@@ -1133,27 +1135,27 @@ def run_compare(
         if len(conditions) > 1:
             raise ValueError(f"name the reference condition (one of {', '.join(conditions)})")
         reference = conditions[0]
-    cells = compare.stack_tables(
+    cells = stats.stack_tables(
         {s: io.read_table(p) for s, p in zip(names, cell_paths, strict=True)}, sheet
     )
-    objects = compare.stack_tables(
+    objects = stats.stack_tables(
         {s: io.read_table(p) for s, p in zip(names, organelle_paths, strict=True)}, sheet
     )
     organelles = organelle_classes(classes)
     # organelle measures aggregated per cell (the cell is the statistical unit), of the
     # objects in the cell (pieces apart from it are not the cell's)
     in_cell = objects[objects["in_cell"].astype(bool)] if "in_cell" in objects else objects
-    org = compare.per_cell(in_cell, classes=organelles, samples=sheet)
+    org = stats.per_cell(in_cell, classes=organelles, samples=sheet)
     org = org.drop(columns=[c for c in org.columns if c.endswith("_count")])
     cells = cells.merge(org, on=["sample", "condition"], how="left")
     io.write_table(out_cells, cells)
     io.write_table(out_objects, objects)
-    io.write_table(out_summary, compare.summarise(cells))
-    primary = compare.primary_measures(
+    io.write_table(out_summary, stats.summarise(cells))
+    primary = stats.primary_measures(
         cells, default_measures(classes) if measures is None else measures
     )
     if len(conditions) > 1:
-        tests = compare.test_conditions(
+        tests = stats.test_conditions(
             cells, reference=reference, primary=primary, n_boot=n_boot, seed=seed, alpha=alpha
         )
     else:
@@ -1162,23 +1164,23 @@ def run_compare(
             "summary.tsv and the plots"
         )
         log.info("%s", why)
-        tests = compare.untested(cells, primary, reference=reference, note=why)
+        tests = stats.untested(cells, primary, reference=reference, note=why)
     io.write_table(out_tests, tests)
-    compare.plot_measures(cells, primary, out_measures, reference=reference, tests=tests)
+    plot.plot_measures(cells, primary, out_measures, reference=reference, tests=tests)
     if out_fractions and organelles:
-        compare.plot_fractions(
+        plot.plot_fractions(
             cells, [c for c in organelles if f"{c}_fraction" in cells.columns], out_fractions
         )
     if out_lac:
         lac_classes = [c for c in classes if c != "ice" and c in set(objects["class"])]
-        compare.plot_lac_histograms(objects, out_lac, classes=lac_classes, reference=reference)
+        plot.plot_lac_histograms(objects, out_lac, classes=lac_classes, reference=reference)
     if out_chromatin:
         if len(chromatin_paths) != len(names):
             raise ValueError("one chromatin profile table per sample is needed")
-        profiles = compare.stack_tables(
+        profiles = stats.stack_tables(
             {s: io.read_table(p) for s, p in zip(names, chromatin_paths, strict=True)}, sheet
         )
-        compare.plot_radial_profiles(profiles, out_chromatin, reference=reference)
+        plot.plot_radial_profiles(profiles, out_chromatin, reference=reference)
     primary_rows = tests[tests["family"] == "primary"]
     log.info(
         "%d cells, %d tests (%d primary), %d primary and %d exploratory significant at FDR %.2f",

@@ -1,0 +1,28 @@
+"""Segmentation: voxel features, the classifier, refinement and scores against a truth.
+
+Modules: :mod:`._features` (the feature spec, block-wise features), :mod:`._filters`
+(Gaussian derivative kernels, 3×3 eigenvalues), :mod:`._feature_store` (sealed zarr feature
+stores), :mod:`._evaluate` (Dice and IoU per class). Submodules load on first use
+(``lazy_loader``, as scikit-image does), so a rule imports only what it calls. The public
+names are these:
+"""
+
+import lazy_loader as _lazy
+
+__getattr__, __dir__, __all__ = _lazy.attach(
+    __name__,
+    submod_attrs={
+        "_features": [
+            "FAMILIES",
+            "FeatureSpec",
+            "FAST_SPEC",
+            "compute_features",
+            "block_features",
+            "BlockFeatures",
+            "iter_blocks",
+        ],
+        "_filters": ["eigvalsh3", "gaussian_kernel"],
+        "_feature_store": ["write_features", "open_features"],
+        "_evaluate": ["dice_iou"],
+    },
+)
