@@ -273,12 +273,12 @@ class AnnotationProject:
 
     def annotation(self, sample: str, tomogram: Volume | None = None) -> np.ndarray:
         """The sample's current annotation (uint8, the tomogram's shape); zeros if none."""
-        from .stages import _read_annotation
+        from .segment import read_labels_on_grid
 
         vol = tomogram if tomogram is not None else self.tomogram(sample)
         files = self.files(sample)
         if files.annotation is not None and self.path(files.annotation).exists():
-            return _read_annotation(self.path(files.annotation), vol.data.shape, vol.voxel_nm)
+            return read_labels_on_grid(self.path(files.annotation), vol.data.shape, vol.voxel_nm)
         return np.zeros(vol.data.shape, np.uint8)
 
     def annotated(self) -> list[str]:

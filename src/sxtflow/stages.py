@@ -288,61 +288,6 @@ def _label_table(labels):
     return labels if isinstance(labels, LabelTable) else load_labels(labels)
 
 
-def _integer_labels(data: np.ndarray, path, what: str) -> np.ndarray:
-    """uint8 label values, or an error naming non-integer or out-of-range values."""
-    if data.dtype.kind == "f" and not np.all(data == np.round(data)):
-        raise InputError(path, f"{what} holds non-integer values; expected label values")
-    if data.size and (data.min() < 0 or data.max() > 255):
-        raise InputError(path, f"{what} values {data.min()}..{data.max()} are outside 0..255")
-    return data.astype(np.uint8)
-
-
-def _on_grid(path, what: str, shape, voxel_nm, source: Mapping | None = None) -> np.ndarray:
-    """A label volume (annotation, truth) on a tomogram's grid, or a clear error.
-
-    A file without a voxel size is taken to lie on the tomogram's grid. When the tomogram was
-    resampled (``source`` = its ``meta["resampled_from"]``), a volume on the original grid is
-    resampled with it (:func:`sxtflow.resample.resample_labels`).
-    """
-    try:
-        vol = io.read_volume(path, voxel_nm=None)
-    except InputError as exc:
-        if "no voxel size" not in exc.problem:
-            raise
-        vol = io.read_volume(path, voxel_nm=voxel_nm)  # no size of its own: judged by shape
-        if source and vol.data.shape == tuple(source["shape"]):
-            vol = Volume(vol.data, tuple(source["voxel_nm"]), vol.meta)
-    data = _integer_labels(vol.data, path, what)
-    on_source = (
-        source is not None
-        and data.shape == tuple(source["shape"])
-        and np.allclose(vol.voxel_nm, source["voxel_nm"], rtol=0.01)
-    )
-    if on_source:
-        from .resample import resample_labels
-
-        log.info("%s: resampling the %s from %s to %s nm", path, what, vol.voxel_nm, voxel_nm)
-        return resample_labels(data, vol.voxel_nm, voxel_nm, sparse=what == "annotation")
-    if data.shape != tuple(shape):
-        raise InputError(
-            path, f"{what} shape {data.shape} differs from the tomogram's {tuple(shape)}"
-        )
-    if not np.allclose(vol.voxel_nm, voxel_nm, rtol=0.01):
-        raise InputError(
-            path,
-            f"{what} voxel size {tuple(round(v, 3) for v in vol.voxel_nm)} nm differs from "
-            f"the tomogram's {tuple(round(v, 3) for v in voxel_nm)} nm",
-        )
-    return data
-
-
-def _read_annotation(
-    path: PathLike, shape, voxel_nm, what: str = "annotation", source: Mapping | None = None
-) -> np.ndarray:
-    """A sparse label volume on the tomogram's grid (0 = not annotated), or a clear error."""
-    return _on_grid(path, what, shape, voxel_nm, source)
-
-
 def _nm(voxel_nm) -> str:
     """``"40"`` for an isotropic voxel size, ``"50/40/40"`` (z/y/x) otherwise."""
     values = [float(v) for v in np.broadcast_to(np.asarray(voxel_nm, float), (3,))]
@@ -405,7 +350,7 @@ def run_train(
     ``min_cv_skill`` (see :func:`sxtflow.classify.train`), or when a feature store it read
     was replaced meanwhile (a second run writing the same results).
     """
-    from .segment import open_features
+    from .segment import open_features, read_labels_on_grid
 
     if len(features_paths) != len(annotation_paths) or not features_paths:
         raise ValueError("train needs one annotation per feature store, and at least one")
@@ -421,7 +366,7 @@ def run_train(
         voxel = _one_voxel_size(voxel, voxel_nm, fpath, features_paths[0])
         spec = fspec
         source = metas[i].get("resampled_from") if metas else None
-        ann = _read_annotation(apath, arr.shape[1:], voxel_nm, source=source)
+        ann = read_labels_on_grid(apath, arr.shape[1:], voxel_nm, source=source)
         pairs.append((arr, ann, str(apath)))
     options = dict(
         n_estimators=n_estimators, max_depth=max_depth, min_samples_leaf=min_samples_leaf,
@@ -555,7 +500,7 @@ def run_train_tomograms(
     (model, card)
         The fitted classifier and its card; saved to ``out_model`` unless it is None.
     """
-    from .segment import BlockFeatures
+    from .segment import BlockFeatures, read_labels_on_grid
 
     if len(tomogram_paths) != len(annotation_paths) or not tomogram_paths:
         raise ValueError("training needs one annotation per tomogram, and at least one")
@@ -565,7 +510,7 @@ def run_train_tomograms(
         vol = io.read_volume(tpath)
         voxel = _one_voxel_size(voxel, vol.voxel_nm, tpath, tomogram_paths[0])
         source = vol.meta.get("resampled_from")
-        ann = _read_annotation(apath, vol.data.shape, vol.voxel_nm, source=source)
+        ann = read_labels_on_grid(apath, vol.data.shape, vol.voxel_nm, source=source)
         chunks = _training_block(ann, spec.halo, block)
         blocks = None
         if cache is not None:  # per tomogram file (and its modification time), spec and chunks
@@ -836,12 +781,16 @@ def read_truth(
         Values not in the label table, values that map to none of ``classes``, non-integer
         values, or a shape or voxel size that differs from the segmentation's.
     """
+    from .segment import read_labels_on_grid
+    from .segment._grid import _integer_labels
+
     table = _label_table(labels)
     if shape is None:
         truth = io.read_volume(path)
         data, voxel = _integer_labels(truth.data, path, "truth"), truth.voxel_nm
     else:
-        data, voxel = _on_grid(path, "truth", shape, voxel_nm, source), voxel_nm
+        data = read_labels_on_grid(path, shape, voxel_nm, what="truth", source=source)
+        voxel = voxel_nm
     ignored = np.isin(data, np.asarray(list(ignore), dtype=np.int64))
     n_ignored = int(np.count_nonzero(ignored))
     data = np.where(ignored, 0, data).astype(np.uint8)
@@ -1043,6 +992,7 @@ def run_export_ome_zarr(
     import zarr
 
     from . import ngff
+    from .segment import read_labels_on_grid
 
     vol = io.read_volume(tomogram_path)
     shape = vol.data.shape
@@ -1050,7 +1000,7 @@ def run_export_ome_zarr(
     table = _label_table(label_table)
     label_vols = {}
     for name, path in (labels or {}).items():
-        label_vols[str(name)] = _read_annotation(path, shape, vol.voxel_nm, what="label volume")
+        label_vols[str(name)] = read_labels_on_grid(path, shape, vol.voxel_nm, what="label volume")
     probs = None
     if probabilities:
         io.verify_store(probabilities)  # its completion record: complete and unchanged
@@ -1131,10 +1081,7 @@ def run_compare(
     if len(names) != len(cell_paths) or len(names) != len(organelle_paths):
         raise ValueError("one cell table and one organelle table per sample are needed")
     conditions = sorted(set(sheet["condition"]))
-    if reference is None:
-        if len(conditions) > 1:
-            raise ValueError(f"name the reference condition (one of {', '.join(conditions)})")
-        reference = conditions[0]
+    reference = stats.reference_condition(conditions, reference)
     cells = stats.stack_tables(
         {s: io.read_table(p) for s, p in zip(names, cell_paths, strict=True)}, sheet
     )
@@ -1142,12 +1089,7 @@ def run_compare(
         {s: io.read_table(p) for s, p in zip(names, organelle_paths, strict=True)}, sheet
     )
     organelles = organelle_classes(classes)
-    # organelle measures aggregated per cell (the cell is the statistical unit), of the
-    # objects in the cell (pieces apart from it are not the cell's)
-    in_cell = objects[objects["in_cell"].astype(bool)] if "in_cell" in objects else objects
-    org = stats.per_cell(in_cell, classes=organelles, samples=sheet)
-    org = org.drop(columns=[c for c in org.columns if c.endswith("_count")])
-    cells = cells.merge(org, on=["sample", "condition"], how="left")
+    cells = stats.cell_table(cells, objects, organelles, sheet)  # the cell is the unit
     io.write_table(out_cells, cells)
     io.write_table(out_objects, objects)
     io.write_table(out_summary, stats.summarise(cells))

@@ -53,7 +53,9 @@ def _sniff(path: Path) -> str:
     )
 
 
-def read_volume(path: str | os.PathLike, voxel_nm=None, *, allow_nan: bool = False) -> Volume:
+def read_volume(
+    path: str | os.PathLike, voxel_nm=None, *, allow_nan: bool = False, default_voxel_nm=None
+) -> Volume:
     """Read a 3D volume (MRC/REC, TIFF stack, AmiraMesh ``.am``, HDF5) with its voxel size.
 
     The format is detected from the content (an AmiraMesh ``.rec`` is read as AmiraMesh).
@@ -71,6 +73,9 @@ def read_volume(path: str | os.PathLike, voxel_nm=None, *, allow_nan: bool = Fal
         0 or 1 Å (unset) and HDF5 without ``voxel_size_nm`` have no voxel size.
     allow_nan : bool
         If false (default), NaN/inf values are an error.
+    default_voxel_nm : float or 3-tuple, optional
+        Voxel size in nm for a file that has none (``meta["voxel_source"] = "default"``), e.g.
+        a label volume taken to lie on its tomogram's grid; a header's wins over it.
 
     Returns
     -------
@@ -135,7 +140,10 @@ def read_volume(path: str | os.PathLike, voxel_nm=None, *, allow_nan: bool = Fal
     if not allow_nan:
         check_finite(data, path)
     valid = header_voxel is not None and all(np.isfinite(v) and v > 0 for v in header_voxel)
-    if voxel_nm is None:
+    if voxel_nm is None and header_voxel is None and default_voxel_nm is not None:
+        voxel_nm = default_voxel_nm
+        meta["voxel_source"] = "default"
+    elif voxel_nm is None:
         if header_voxel is None:
             raise InputError(
                 path,

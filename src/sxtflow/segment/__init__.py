@@ -2,7 +2,8 @@
 
 Modules: :mod:`._features` (the feature spec, block-wise features), :mod:`._filters`
 (Gaussian derivative kernels, 3×3 eigenvalues), :mod:`._feature_store` (sealed zarr feature
-stores), :mod:`._evaluate` (Dice and IoU per class). Submodules load on first use
+stores), :mod:`._evaluate` (Dice and IoU per class), :mod:`._grid` (annotations and truths read onto
+their tomogram's grid). Submodules load on first use
 (``lazy_loader``, as scikit-image does), so a rule imports only what it calls. The public
 names are these:
 """
@@ -24,5 +25,6 @@ __getattr__, __dir__, __all__ = _lazy.attach(
         "_filters": ["eigvalsh3", "gaussian_kernel"],
         "_feature_store": ["write_features", "open_features"],
         "_evaluate": ["dice_iou"],
+        "_grid": ["read_labels_on_grid"],
     },
 )
