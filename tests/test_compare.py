@@ -605,3 +605,36 @@ def test_plot_radial_profiles(tmp_path):
         plot.plot_radial_profiles(
             profiles.drop(columns="heterochromatin_fraction"), tmp_path / "bad.png"
         )
+
+
+def test_cell_table_joins_each_cells_organelle_medians_of_objects_in_the_cell():
+    from sxtflow.stats import cell_table
+
+    sheet = pd.DataFrame({"sample": ["a", "b"], "condition": ["x", "y"]})
+    cells = pd.DataFrame(
+        {"sample": ["a", "b"], "condition": ["x", "y"], "cell_volume_um3": [10.0, 12.0]}
+    )
+    objects = pd.DataFrame(
+        {
+            "sample": ["a", "a", "a", "b"],
+            "class": ["mitochondrion"] * 4,
+            "volume_um3": [1.0, 3.0, 100.0, 2.0],
+            "sphericity": [0.9] * 4,
+            "lac_mean_per_um": [0.5] * 4,
+            "in_cell": [True, True, False, True],  # the third is a piece apart from the cell
+        }
+    )
+    out = cell_table(cells, objects, ["mitochondrion", "vacuole"], sheet)
+    assert list(out["sample"]) == ["a", "b"]
+    assert list(out["mitochondrion_volume_um3_median"]) == [2.0, 2.0]
+    assert out["vacuole_volume_um3_median"].isna().all()  # no vacuole: NaN, not 0
+    assert not [c for c in out.columns if c.endswith("_count")]  # cells count them already
+
+
+def test_reference_condition_is_the_only_one_or_must_be_named():
+    from sxtflow.stats import reference_condition
+
+    assert reference_condition(["wt"]) == "wt"
+    assert reference_condition(["wt", "ko"], "wt") == "wt"
+    with pytest.raises(ValueError, match="name the reference condition"):
+        reference_condition(["wt", "ko"])

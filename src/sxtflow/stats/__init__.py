@@ -31,9 +31,11 @@ per-cell tables; ``_tests``, the tests). The figures are in :mod:`sxtflow.plot`.
 from ._tables import (
     DEFAULT_OBJECT_MEASURES,
     SUMMARY_COLUMNS,
+    cell_table,
     measure_unit,
     per_cell,
     primary_measures,
+    reference_condition,
     stack_tables,
     summarise,
 )
@@ -56,6 +58,8 @@ __all__ = [
     "primary_measures",
     "stack_tables",
     "per_cell",
+    "cell_table",
+    "reference_condition",
     "summarise",
     "measure_unit",
     "test_conditions",

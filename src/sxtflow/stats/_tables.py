@@ -178,6 +178,58 @@ def per_cell(
     return pd.concat([out, pd.DataFrame(columns, index=out.index)], axis=1)
 
 
+def cell_table(
+    cells: pd.DataFrame,
+    objects: pd.DataFrame,
+    organelles: Sequence[str],
+    samples: pd.DataFrame,
+) -> pd.DataFrame:
+    """The table the conditions are compared on: one row per cell.
+
+    Each cell's own measures (``cells``, stacked per-cell tables) joined with its organelle
+    measures reduced per cell (:func:`per_cell`, medians per class), of the objects in the
+    cell only (``in_cell``; pieces apart from it are not the cell's). The per-cell tables
+    already count the organelles, so :func:`per_cell`'s ``<class>_count`` columns are dropped.
+
+    Parameters
+    ----------
+    cells : DataFrame
+        Stacked per-cell tables (:func:`stack_tables`): ``sample``, ``condition``, measures.
+    objects : DataFrame
+        Stacked per-object tables: ``sample``, ``class``, measures, optionally ``in_cell``.
+    organelles : sequence of str
+        The organelle classes (every class but ``ice`` and ``cytoplasm``).
+    samples : DataFrame
+        The sample sheet (``sample``, ``condition``): every sample gets a row.
+
+    Returns
+    -------
+    DataFrame
+        ``cells`` with the ``<class>_<measure>_median`` columns of every organelle class.
+    """
+    in_cell = objects[objects["in_cell"].astype(bool)] if "in_cell" in objects else objects
+    org = per_cell(in_cell, classes=organelles, samples=samples)
+    org = org.drop(columns=[c for c in org.columns if c.endswith("_count")])
+    return cells.merge(org, on=list(_ID_COLUMNS), how="left")
+
+
+def reference_condition(conditions: Sequence[str], reference: str | None = None) -> str:
+    """The control condition: ``reference``, or the only condition when there is one.
+
+    Raises
+    ------
+    ValueError
+        ``reference`` is None while there are several conditions.
+    """
+    if reference is None:
+        if len(set(conditions)) > 1:
+            raise ValueError(
+                f"name the reference condition (one of {', '.join(sorted(set(conditions)))})"
+            )
+        return next(iter(conditions))
+    return reference
+
+
 def _check_cells(cells: pd.DataFrame) -> None:
     if "condition" not in cells.columns:
         raise ValueError("the per-cell table needs a 'condition' column (see stack_tables)")
