@@ -1,4 +1,4 @@
-"""A tiny annotation project for the annotation-loop tests (tests/test_annotation.py, test_napari.py).
+"""A tiny annotation project for the annotation-loop tests (tests/unit/test_annotation.py, tests/unit/test_napari.py).
 
 Two simulated yeast cells given as tomograms (LAC µm⁻¹ blurred, with noise, in the
 reconstruction's cylindrical field of view): ``s1`` annotated by the virtual annotator,

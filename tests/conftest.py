@@ -1,8 +1,18 @@
-"""Shared test setup."""
+"""Shared test setup.
+
+Tests live in ``tests/unit/<subpackage>/`` (one folder per package of ``sxtflow``; tests of
+the top-level modules in ``tests/unit/``) and ``tests/workflow/`` (Snakemake end to end).
+Their helpers (``_cells``, ``_snakemake``, ``_cfb``, ``_annotation_project``) and data
+(``tests/data/``) stay here, importable from every folder.
+"""
 
 import logging
+import sys
+from pathlib import Path
 
 import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # the helpers, from any test folder
 
 
 @pytest.fixture(autouse=True)

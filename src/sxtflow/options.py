@@ -4,7 +4,7 @@ The workflow fills the keys a config leaves out from :data:`DEFAULTS`
 (:func:`with_defaults`, called in ``workflow/rules/common.smk`` before the schema check), the
 stage functions of :mod:`sxtflow.stages` take their keyword defaults from it, and so does the
 ``sxtflow`` command line. ``workflow/schemas/config.schema.yaml`` states the type and range
-of each key and holds no defaults; ``tests/test_options.py`` fails when the schema, the
+of each key and holds no defaults; ``tests/unit/test_options.py`` fails when the schema, the
 stages, the CLI or ``config/README.md`` disagree with this table.
 
 Sections keyed by class (``refine``, ``measure.separate``) are defaults *per class*: a class's

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Start a one-node SLURM cluster on this machine for tests/test_slurm.py (needs root, Debian/Ubuntu).
+# Start a one-node SLURM cluster on this machine for tests/workflow/test_slurm.py (needs root, Debian/Ubuntu).
 #
 #   sudo tests/cluster/start-slurm.sh      # installs slurm-wlm + munge if missing, starts the daemons
 #   tests/cluster/stop-slurm.sh            # stops them again (by PID)

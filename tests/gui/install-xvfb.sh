@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# A virtual X display for the napari tests (tests/test_napari.py), Debian/Ubuntu, needs root:
+# A virtual X display for the napari tests (tests/unit/test_napari.py), Debian/Ubuntu, needs root:
 # Xvfb, Mesa's software OpenGL and the xcb libraries Qt's xcb platform plugin loads.
 # pytest-xvfb (the test extra) starts Xvfb for the test session when it is installed.
 set -euo pipefail

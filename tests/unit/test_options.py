@@ -13,7 +13,7 @@ from sxtflow import stages
 from sxtflow.cli import build_parser
 from sxtflow.options import DEFAULTS, PER_CLASS, with_defaults
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 SCHEMA = yaml.safe_load((ROOT / "workflow/schemas/config.schema.yaml").read_text())
 #: mappings whose keys are the user's (conditions, families), not options
 FREE = {("simulate", "conditions"), ("features", "family_sigmas")}

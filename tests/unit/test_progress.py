@@ -9,7 +9,7 @@ from pathlib import Path
 
 from sxtflow.progress import log_to, progress
 
-SRC = str(Path(__file__).resolve().parents[1] / "src")
+SRC = str(Path(__file__).resolve().parents[2] / "src")
 
 
 def test_progress_logs_percentages():

@@ -374,7 +374,7 @@ def test_features_stage_and_config_schema_take_family_sigmas(tmp_path):
     from sxtflow import stages
     from sxtflow.io import write_volume
 
-    root = Path(__file__).resolve().parents[1]
+    root = Path(__file__).resolve().parents[3]
     schema = yaml.safe_load((root / "workflow/schemas/config.schema.yaml").read_text())
     options = {"sigmas": [1.0], "families": ["gaussian"], "family_sigmas": {"gaussian": [1, 5]}}
     sub = schema["properties"]["features"]

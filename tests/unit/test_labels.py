@@ -17,7 +17,7 @@ def write(tmp_path, *rows, header=HEADER):
 def test_bundled_table_is_the_repository_resource():
     from pathlib import Path
 
-    repo = Path(__file__).resolve().parents[1] / "resources" / "labels.tsv"
+    repo = Path(__file__).resolve().parents[2] / "resources" / "labels.tsv"
     own = load_labels(repo)
     assert own.to_records() == default_labels().to_records()
     assert default_labels().segmentation_classes == SIX

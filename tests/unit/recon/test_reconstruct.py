@@ -19,7 +19,7 @@ PIXEL_NM = 30.0
 PIXEL_UM = PIXEL_NM / 1000.0
 ICE = 0.10
 DATA_DIR = Path(
-    os.environ.get("SXTFLOW_TEST_DATA", Path(__file__).parents[1] / ".." / "shared" / "data")
+    os.environ.get("SXTFLOW_TEST_DATA", Path(__file__).parents[3] / ".." / "shared" / "data")
 )
 
 # (centre y, centre x, radius) as fractions of n, and LAC in µm⁻¹

@@ -125,7 +125,7 @@ def test_rules_use_named_functions_not_lambdas():
     # workflow/rules/common.smk, so a reader finds them by name
     from pathlib import Path
 
-    root = Path(__file__).resolve().parents[1]
+    root = Path(__file__).resolve().parents[2]
     files = [root / "Snakefile", *sorted((root / "workflow" / "rules").glob("*.smk"))]
     assert len(files) > 5
     found = [

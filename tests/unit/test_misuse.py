@@ -15,7 +15,7 @@ from sxtflow.cli import main
 from sxtflow.io import InputError, Projections, Volume, read_volume, write_projections, write_volume
 from sxtflow.samples import RESERVED_IDS, load_sample_sheet
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 HEADER = "sample\tcondition\tkind\tinput\tcell_type\tvoxel_nm\tannotation\ttruth\n"
 
 
