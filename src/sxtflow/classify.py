@@ -416,9 +416,51 @@ def train(
     ValueError
         A class has no labelled voxels in any annotation; bad ``classes``/``estimator``.
     """
-    import sklearn
-
     classes = _check_classes(classes)
+    forest = _check_estimator(estimator, class_weight)
+    samples = _sample_list(samples)
+    X, y, z, tomo, last = _stack_samples(samples, classes, spec)
+    counts = _class_counts(y, classes)
+    X, y, z, tomo = _subsample(X, y, z, tomo, classes, counts, estimator, max_per_class, seed)
+    used = {name: int(np.count_nonzero(y == v)) for name, v in classes.items()}
+    # "balanced" is passed as sklearn's own string (the same weights; models trained before
+    # this option are unchanged), the others as explicit per-class weights
+    weights = _class_weights(y, classes, CLASS_WEIGHTS[class_weight]) if forest else None
+    model = _make_estimator(
+        estimator,
+        n_estimators=n_estimators,
+        max_depth=max_depth,
+        min_samples_leaf=min_samples_leaf,
+        seed=seed,
+        n_jobs=n_jobs,
+        class_weight="balanced" if class_weight == "balanced" else weights,
+    )
+    groups, scheme = _cv_groups(tomo, z, cv_folds)
+    cv = _cross_validate(model, X, y, groups, scheme, classes, cv_folds)
+    _check_skill(cv, len(classes), min_cv_skill, where if where is not None else last)
+    log.info("training %s on %d voxels (%s)", estimator, y.size, used)
+    model.fit(X, y)
+    card = _model_card(
+        spec,
+        classes,
+        estimator=estimator,
+        n_estimators=n_estimators,
+        max_depth=max_depth,
+        min_samples_leaf=min_samples_leaf,
+        max_per_class=max_per_class,
+        class_weight=class_weight,
+        weights=weights,
+        seed=seed,
+        n_tomograms=len(samples),
+        counts=counts,
+        used=used,
+        cv=cv,
+    )
+    return model, card
+
+
+def _check_estimator(estimator: str, class_weight: str) -> bool:
+    """Whether ``estimator`` is a forest; unknown names or an unbalanced booster are refused."""
     if estimator not in ESTIMATORS:
         raise ValueError(f"unknown estimator {estimator!r}; choose one of {', '.join(ESTIMATORS)}")
     if class_weight not in CLASS_WEIGHTS:
@@ -430,12 +472,27 @@ def train(
         raise ValueError(
             "hist_gradient_boosting is balanced by subsampling; class_weight must be 'balanced'"
         )
+    return forest
+
+
+def _sample_list(samples) -> list:
+    """``samples`` as a list of (features, annotation[, path]); one tuple is one tomogram."""
     if isinstance(samples, tuple) and len(samples) in (2, 3) and hasattr(samples[0], "shape"):
         samples = [samples]
     samples = list(samples)
     if not samples:
         raise InputError(None, "no annotated tomograms given for training")
+    return samples
+
+
+def _stack_samples(samples: list, classes: dict[str, int], spec: FeatureSpec):
+    """Training voxels of every tomogram: ``(X, y, z, tomogram, where)``.
+
+    ``where`` names the last annotation (for errors when the caller names none). Features
+    that do not match ``spec`` and annotation values that are not classes are refused.
+    """
     Xs, ys, zs, tomo = [], [], [], []
+    where = None
     for i, sample in enumerate(samples):
         if len(sample) == 3:
             features, annotation, path = sample
@@ -464,6 +521,11 @@ def train(
         zs.append(z)
         tomo.append(np.full(y.size, i, dtype=np.int64))
     X, y, z, tomo = (np.concatenate(a) for a in (Xs, ys, zs, tomo))
+    return X, y, z, tomo, where
+
+
+def _class_counts(y: np.ndarray, classes: dict[str, int]) -> dict[str, int]:
+    """Annotated voxels per class; a class without any is an error."""
     counts = {name: int(np.count_nonzero(y == v)) for name, v in classes.items()}
     missing = [f"{n!r} (value {classes[n]})" for n, c in counts.items() if c == 0]
     if missing:
@@ -471,8 +533,15 @@ def train(
             f"class {', '.join(missing)} has no labelled voxels in any annotation; "
             "annotate it or drop it from the classes"
         )
-    # deterministic subsampling; forests balance the rest with class weights, while
-    # gradient boosting (whose sample-weight path is ~10x slower) is balanced here exactly
+    return counts
+
+
+def _subsample(X, y, z, tomo, classes, counts, estimator, max_per_class, seed):
+    """At most ``max_per_class`` voxels per class, drawn deterministically under ``seed``.
+
+    Forests balance the rest with class weights, while gradient boosting (whose sample-weight
+    path is ~10x slower) is balanced here exactly (every class cut to the smallest's count).
+    """
     cap = np.inf if max_per_class is None else int(max_per_class)
     if estimator == "hist_gradient_boosting":
         cap = min(cap, min(counts.values()))
@@ -484,30 +553,22 @@ def train(
             idx = np.sort(rng.choice(idx, size=int(cap), replace=False))
         keep.append(idx)
     keep = np.sort(np.concatenate(keep))
-    X, y, z, tomo = X[keep], y[keep], z[keep], tomo[keep]
-    used = {name: int(np.count_nonzero(y == v)) for name, v in classes.items()}
-    # "balanced" is passed as sklearn's own string (the same weights; models trained before
-    # this option are unchanged), the others as explicit per-class weights
-    weights = _class_weights(y, classes, CLASS_WEIGHTS[class_weight]) if forest else None
-    model = _make_estimator(
-        estimator,
-        n_estimators=n_estimators,
-        max_depth=max_depth,
-        min_samples_leaf=min_samples_leaf,
-        seed=seed,
-        n_jobs=n_jobs,
-        class_weight="balanced" if class_weight == "balanced" else weights,
-    )
-    n_tomo = int(np.unique(tomo).size)
-    if n_tomo >= 2:
-        groups, scheme = tomo, "tomogram"
-    else:
-        groups, scheme = _z_bands(z, max(int(cv_folds), 2)), "z_slice_band"
-    cv = _cross_validate(model, X, y, groups, scheme, classes, cv_folds)
-    _check_skill(cv, len(classes), min_cv_skill, where)
-    log.info("training %s on %d voxels (%s)", estimator, y.size, used)
-    model.fit(X, y)
-    card = {
+    return X[keep], y[keep], z[keep], tomo[keep]
+
+
+def _cv_groups(tomo: np.ndarray, z: np.ndarray, cv_folds: int) -> tuple[np.ndarray, str]:
+    """Cross-validation groups: tomograms when two or more, else bands of z-slices."""
+    if int(np.unique(tomo).size) >= 2:
+        return tomo, "tomogram"
+    return _z_bands(z, max(int(cv_folds), 2)), "z_slice_band"
+
+
+def _model_card(spec, classes, *, estimator, n_estimators, max_depth, min_samples_leaf,
+                max_per_class, class_weight, weights, seed, n_tomograms, counts, used, cv):  # fmt: skip
+    """The model card :func:`train` returns (see there)."""
+    import sklearn
+
+    return {
         "sxtflow_version": __version__,
         "sklearn_version": sklearn.__version__,
         "classes": dict(classes),
@@ -524,12 +585,11 @@ def train(
             None if weights is None else {name: round(weights[v], 6) for name, v in classes.items()}
         ),
         "seed": int(seed),
-        "n_tomograms": len(samples),
+        "n_tomograms": int(n_tomograms),
         "n_training_voxels": counts,
         "n_used_voxels": used,
         "cv": cv,
     }
-    return model, card
 
 
 # --------------------------------------------------------------------------- persistence
