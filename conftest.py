@@ -1,16 +1,14 @@
-"""pytest (rootdir): modules of optional extras are not collected for doctests without them."""
+"""Test collection from the repository root (``make test``: tests/ and the doctests of src/).
 
-import importlib.util
+The deprecated alias modules of ``sxtflow`` (``sxtflow.reconstruct`` …, kept for one release)
+warn when imported; the doctest collector would import them, so they are not collected
+(``tests/unit/test_layout.py`` imports them and expects the warning).
+"""
 
-collect_ignore_glob = [] if importlib.util.find_spec("napari") else ["src/sxtflow/napari/*"]
+from pathlib import Path
 
-
-import pytest  # noqa: E402
-
-
-@pytest.fixture(autouse=True, scope="session")
-def use_leak_safe_log_records():
-    """Override napari's pytest plugin fixture of this name: for the whole session it turns log
-    arguments that are not int/float into str, so ``%.4g`` of a numpy float32 in our progress
-    logs would fail in every other test. napari's tests need it; ours keep standard records."""
-    yield
+collect_ignore = [
+    str(p.relative_to(Path(__file__).parent))
+    for p in sorted(Path(__file__).parent.joinpath("src", "sxtflow").glob("*.py"))
+    if p.read_text(encoding="utf-8").startswith('"""Deprecated alias')
+]

@@ -219,7 +219,7 @@ def test_qc_warns_about_implausible_lac_for_tomogram_inputs(tmp_path):
 
 
 def test_auto_algorithm_counts_one_step_beyond_the_span():
-    from sxtflow.reconstruct import auto_algorithm
+    from sxtflow.recon import auto_algorithm
 
     # 16 angles 0..168.75°: a full 180° of coverage (today: SIRT-TV from the 168.75° span)
     assert auto_algorithm(np.deg2rad(np.arange(16) * 11.25)) == "fbp"
