@@ -1326,124 +1326,37 @@ def predict_volume(
     >>> int(labels[8, 8, 8]), int(labels[0, 0, 0])
     (2, 1)
     """
-    from concurrent.futures import ThreadPoolExecutor
-
-    spec = FeatureSpec.from_dict(card["feature_spec"])
-    if list(card.get("feature_names", spec.names())) != spec.names():
-        raise ValueError("card feature_names do not match its feature_spec")
-    shape = tuple(int(n) for n in volume.shape)
-    if len(shape) != 3:
-        raise ValueError(f"prediction needs a 3D (z, y, x) volume, got shape {shape}")
-    if int(n_jobs) < 1:
-        raise ValueError(f"n_jobs must be ≥ 1, got {n_jobs}")
-    n_model = getattr(model, "n_features_in_", spec.n_features)
-    if n_model != spec.n_features:
-        raise ValueError(
-            f"model takes {n_model} features but its card's spec gives {spec.n_features}"
-        )
+    spec, shape = _check_model_input(volume, model, card, n_jobs)
     values, columns = _class_columns(model, card)
-    n_cls = values.size
-    if mask is not None:
-        mask = np.asarray(mask, dtype=bool)
-        if mask.shape == shape[1:]:
-            mask = np.broadcast_to(mask, shape)
-        if mask.shape != shape:
-            raise ValueError(f"mask has shape {mask.shape}, expected {shape} or {shape[1:]}")
+    mask = _check_mask(mask, shape)
     region = _check_region(region, shape)
     shape = tuple(s.stop - s.start for s in region)
     if out_labels is None:
         out_labels = np.zeros(shape, dtype=np.uint8)
-    if tuple(out_labels.shape) != shape:
-        raise ValueError(f"out_labels has shape {tuple(out_labels.shape)}, expected {shape}")
-    if out_probabilities is not None and tuple(out_probabilities.shape) != (n_cls, *shape):
-        raise ValueError(
-            f"out_probabilities has shape {tuple(out_probabilities.shape)}, "
-            f"expected {(n_cls, *shape)}"
-        )
-    if out_uncertainty is not None and tuple(out_uncertainty.shape) != shape:
-        raise ValueError(
-            f"out_uncertainty has shape {tuple(out_uncertainty.shape)}, expected {shape}"
-        )
-    if int(n_jobs) > 1:
-        for name, arr in (
-            ("out_labels", out_labels),
-            ("out_probabilities", out_probabilities),
-            ("out_uncertainty", out_uncertainty),
-        ):
-            chunks = getattr(arr, "chunks", None)
-            if isinstance(chunks, tuple) and any(
-                int(b) % int(c) for b, c in zip(block, chunks[-3:], strict=True)
-            ):
-                raise ValueError(
-                    f"{name} chunks {chunks[-3:]} do not tile the block {tuple(block)}: "
-                    "threads would write the same chunk"
-                )
-    blocks = iter_blocks(shape, block)
-    used = (
-        used_features(model, spec.n_features)
-        if feature_subset
-        else np.ones(spec.n_features, dtype=bool)
-    )
-    sub, sub_cols = subset_spec(spec, used) if not used.all() else (spec, None)
-    if sub_cols is not None:
-        log.info("the model reads %d of %d features", sub.n_features, spec.n_features)
+    outs = _Outputs(out_labels, out_probabilities, out_uncertainty)
+    outs.check(shape, values.size, block, n_jobs)
+    sub, sub_cols = _model_features(model, spec, feature_subset)
     cells = coarse_p = None
     stride = int(coarse or 0)
-    names = _sorted_classes(card["classes"])
-    channels = (
-        None
-        if coarse_classes is None
-        else [i for i, name in enumerate(names) if name in set(coarse_classes)]
-    )
-    if stride > 1 and channels == []:
-        log.info("coarse-to-fine skipped: the model has none of the classes %s", coarse_classes)
-    elif stride > 1 and region == _check_region(None, shape):
-        if "structure_tensor" in sub.families:
-            log.info("coarse-to-fine skipped: the model reads structure-tensor features")
-        else:
-            old = getattr(model, "n_jobs", None)
-            if old is not None:
-                model.n_jobs = int(n_jobs)
-            try:
-                coarse_p = coarse_pass(
-                    volume,
-                    model,
-                    card,
-                    stride=stride,
-                    mask=mask,
-                    spec=sub,
-                    columns=np.arange(spec.n_features) if sub_cols is None else sub_cols,
-                )
-            finally:
-                if old is not None:
-                    model.n_jobs = old
-            cells = fine_cells(
-                coarse_p,
-                confident=coarse_confident,
-                margin=coarse_margin,
-                coarse_channels=channels,
-            )
-            log.info(
-                "coarse pass (every %d-th voxel): %.1f %% of the lattice cells at full resolution",
-                stride,
-                100.0 * cells.mean(),
-            )
+    if stride > 1 and region == _check_region(None, shape):
+        cells, coarse_p = _coarse_cells(
+            volume, model, card, sub, sub_cols, spec.n_features, stride=stride, mask=mask,
+            n_jobs=n_jobs,
+            confident=coarse_confident, margin=coarse_margin, classes=coarse_classes,
+        )  # fmt: skip
+    blocks = iter_blocks(shape, block)
 
     def work(core):  # ``core`` indexes the outputs; ``at`` the volume
         at = tuple(
             slice(r.start + c.start, r.start + c.stop) for r, c in zip(region, core, strict=True)
         )
-        bshape = tuple(c.stop - c.start for c in core)
         m = None if mask is None else np.asarray(mask[at])
         if m is not None and not m.any():
-            out_labels[core] = 0
-            if out_probabilities is not None:
-                out_probabilities[(slice(None), *core)] = 0.0
-            if out_uncertainty is not None:
-                out_uncertainty[core] = 0.0
+            outs.write_empty(core)
             return
+        bshape = tuple(c.stop - c.start for c in core)
         if cells is None:
-            proba = np.zeros((n_cls, *bshape), dtype=np.float32)
+            proba = np.zeros((values.size, *bshape), dtype=np.float32)
             fine = np.ones(bshape, dtype=bool) if m is None else m.copy()
         else:
             proba = _upsample(coarse_p, stride, core)  # the coarse answer, refined below
@@ -1457,29 +1370,176 @@ def predict_volume(
             box_at = tuple(
                 slice(a.start + b.start, a.start + b.stop) for a, b in zip(at, box, strict=True)
             )
-            flat = block_features(volume, box_at, sub).reshape(sub.n_features, -1)
-            idx = np.flatnonzero(fine[box].ravel())
-            pf = np.empty((n_cls, idx.size), dtype=np.float32)
-            for i in range(0, idx.size, _ROWS):  # the classifier's input in pieces
-                j = idx[i : i + _ROWS]
-                if sub_cols is None:
-                    X = np.ascontiguousarray(flat[:, j].T)
-                else:  # columns the model never reads stay 0
-                    X = np.zeros((j.size, spec.n_features), dtype=np.float32)
-                    X[:, sub_cols] = flat[:, j].T
-                pf[:, i : i + j.size] = model.predict_proba(X)[:, columns].T
-            del flat, X
             pbox = proba[(slice(None), *box)]
-            pbox[:, fine[box]] = pf
+            pbox[:, fine[box]] = _classify_box(
+                volume, box_at, fine[box], model, columns, sub, sub_cols, spec.n_features
+            )
         lab = values[np.argmax(proba, axis=0)]
         if m is not None:
             lab[~m] = 0
             proba[:, ~m] = 0.0
-        out_labels[core] = lab
-        if out_probabilities is not None:
-            out_probabilities[(slice(None), *core)] = proba
-        if out_uncertainty is not None:
-            out_uncertainty[core] = _margin(proba)
+        outs.write(core, lab, proba)
+
+    _run_blocks(work, blocks, model, n_jobs)
+    return out_labels, out_probabilities
+
+
+def _check_model_input(volume, model, card: dict, n_jobs: int):
+    """The card's feature spec and the volume's shape, or a ValueError."""
+    spec = FeatureSpec.from_dict(card["feature_spec"])
+    if list(card.get("feature_names", spec.names())) != spec.names():
+        raise ValueError("card feature_names do not match its feature_spec")
+    shape = tuple(int(n) for n in volume.shape)
+    if len(shape) != 3:
+        raise ValueError(f"prediction needs a 3D (z, y, x) volume, got shape {shape}")
+    if int(n_jobs) < 1:
+        raise ValueError(f"n_jobs must be ≥ 1, got {n_jobs}")
+    n_model = getattr(model, "n_features_in_", spec.n_features)
+    if n_model != spec.n_features:
+        raise ValueError(
+            f"model takes {n_model} features but its card's spec gives {spec.n_features}"
+        )
+    return spec, shape
+
+
+def _check_mask(mask, shape):
+    """``mask`` as a bool ``(z, y, x)`` array (a ``(y, x)`` mask repeats along z), or None."""
+    if mask is None:
+        return None
+    mask = np.asarray(mask, dtype=bool)
+    if mask.shape == shape[1:]:
+        mask = np.broadcast_to(mask, shape)
+    if mask.shape != shape:
+        raise ValueError(f"mask has shape {mask.shape}, expected {shape} or {shape[1:]}")
+    return mask
+
+
+class _Outputs:
+    """The destinations of :func:`predict_volume`: labels, optional probabilities and
+    uncertainty, written block by block."""
+
+    def __init__(self, labels, probabilities, uncertainty):
+        self.labels, self.probabilities, self.uncertainty = labels, probabilities, uncertainty
+
+    def check(self, shape, n_cls: int, block, n_jobs: int) -> None:
+        """Shapes; with threads, zarr chunks that tile the block (no chunk written twice)."""
+        if tuple(self.labels.shape) != shape:
+            raise ValueError(f"out_labels has shape {tuple(self.labels.shape)}, expected {shape}")
+        probs = self.probabilities
+        if probs is not None and tuple(probs.shape) != (n_cls, *shape):
+            raise ValueError(
+                f"out_probabilities has shape {tuple(probs.shape)}, expected {(n_cls, *shape)}"
+            )
+        if self.uncertainty is not None and tuple(self.uncertainty.shape) != shape:
+            raise ValueError(
+                f"out_uncertainty has shape {tuple(self.uncertainty.shape)}, expected {shape}"
+            )
+        if int(n_jobs) > 1:
+            for name, arr in (
+                ("out_labels", self.labels),
+                ("out_probabilities", probs),
+                ("out_uncertainty", self.uncertainty),
+            ):
+                chunks = getattr(arr, "chunks", None)
+                if isinstance(chunks, tuple) and any(
+                    int(b) % int(c) for b, c in zip(block, chunks[-3:], strict=True)
+                ):
+                    raise ValueError(
+                        f"{name} chunks {chunks[-3:]} do not tile the block {tuple(block)}: "
+                        "threads would write the same chunk"
+                    )
+
+    def write_empty(self, core) -> None:
+        """A block outside the mask: label 0, probability 0, uncertainty 0."""
+        self.labels[core] = 0
+        if self.probabilities is not None:
+            self.probabilities[(slice(None), *core)] = 0.0
+        if self.uncertainty is not None:
+            self.uncertainty[core] = 0.0
+
+    def write(self, core, labels, proba) -> None:
+        self.labels[core] = labels
+        if self.probabilities is not None:
+            self.probabilities[(slice(None), *core)] = proba
+        if self.uncertainty is not None:
+            self.uncertainty[core] = _margin(proba)
+
+
+def _model_features(model, spec: FeatureSpec, feature_subset: bool):
+    """The spec of the features to compute and their columns in the model's input (None:
+    all of them)."""
+    used = (
+        used_features(model, spec.n_features)
+        if feature_subset
+        else np.ones(spec.n_features, dtype=bool)
+    )
+    sub, sub_cols = subset_spec(spec, used) if not used.all() else (spec, None)
+    if sub_cols is not None:
+        log.info("the model reads %d of %d features", sub.n_features, spec.n_features)
+    return sub, sub_cols
+
+
+def _coarse_cells(volume, model, card, sub, sub_cols, n_features, *, stride, mask, n_jobs,
+                  confident, margin, classes):  # fmt: skip
+    """The coarse pass (:func:`coarse_pass`) and the lattice cells to compute at full
+    resolution (:func:`fine_cells`): ``(cells, coarse probabilities)``, or ``(None, None)``
+    when the coarse pass does not apply (no class keeps it, structure-tensor features)."""
+    names = _sorted_classes(card["classes"])
+    channels = (
+        None if classes is None else [i for i, name in enumerate(names) if name in set(classes)]
+    )
+    if channels == []:
+        log.info("coarse-to-fine skipped: the model has none of the classes %s", classes)
+        return None, None
+    if "structure_tensor" in sub.families:
+        log.info("coarse-to-fine skipped: the model reads structure-tensor features")
+        return None, None
+    old = getattr(model, "n_jobs", None)
+    if old is not None:
+        model.n_jobs = int(n_jobs)
+    try:
+        coarse_p = coarse_pass(
+            volume,
+            model,
+            card,
+            stride=stride,
+            mask=mask,
+            spec=sub,
+            columns=np.arange(n_features) if sub_cols is None else sub_cols,
+        )
+    finally:
+        if old is not None:
+            model.n_jobs = old
+    cells = fine_cells(coarse_p, confident=confident, margin=margin, coarse_channels=channels)
+    log.info(
+        "coarse pass (every %d-th voxel): %.1f %% of the lattice cells at full resolution",
+        stride,
+        100.0 * cells.mean(),
+    )
+    return cells, coarse_p
+
+
+def _classify_box(volume, box_at, fine, model, columns, sub, sub_cols, n_features):
+    """Probabilities ``(C, n)`` of the ``fine`` voxels of one box of the volume, from the
+    box's features (read with their halo), the classifier's input in pieces of ``_ROWS``."""
+    flat = block_features(volume, box_at, sub).reshape(sub.n_features, -1)
+    idx = np.flatnonzero(fine.ravel())
+    pf = np.empty((len(columns), idx.size), dtype=np.float32)
+    for i in range(0, idx.size, _ROWS):
+        j = idx[i : i + _ROWS]
+        if sub_cols is None:
+            X = np.ascontiguousarray(flat[:, j].T)
+        else:  # columns the model never reads stay 0
+            X = np.zeros((j.size, n_features), dtype=np.float32)
+            X[:, sub_cols] = flat[:, j].T
+        pf[:, i : i + j.size] = model.predict_proba(X)[:, columns].T
+        del X
+    return pf
+
+
+def _run_blocks(work, blocks, model, n_jobs: int) -> None:
+    """``work(block)`` for every block, on ``n_jobs`` threads (the model on one each)."""
+    from concurrent.futures import ThreadPoolExecutor
 
     old_jobs = getattr(model, "n_jobs", None)
     if old_jobs is not None:
@@ -1495,7 +1555,6 @@ def predict_volume(
     finally:
         if old_jobs is not None:
             model.n_jobs = old_jobs
-    return out_labels, out_probabilities
 
 
 def _check_region(region, shape) -> tuple[slice, ...]:

@@ -175,9 +175,44 @@ def object_relations(
     >>> float(r.loc[0, "dist_b_um"]), int(r.loc[0, "contacts_b"])  # 3 empty voxels between
     (3.0, 0)
     """
-    from .measure import mask_box, mask_centroid
-    from .mesh import _mesh_crop
+    inst, spacing, cell_mask, contact = _check_relation_inputs(
+        instance_labels, spacing_um, cell_mask, contact_distance_um
+    )
+    ids = [int(i) for i in table["object_id"]]
+    names = [str(c) for c in table["class"]]
+    target_names = list(dict.fromkeys(names)) if targets is None else list(targets)
+    surf, areas, centroids = _object_surfaces(inst, ids, spacing, surface_um2)
+    trees = _target_trees(ids, names, surf, target_names)
+    shell_tree, cell_centroid = _cell_shell(cell_mask, spacing)
+    # the search for contacting objects may reach this far between voxel centres
+    reach = contact + float(np.sqrt((spacing**2).sum()))
+    rows = []
+    for oid, name in progress(list(zip(ids, names, strict=True)), len(ids), "relations"):
+        p = surf[oid]
+        row: dict = {"object_id": oid, "class": name}
+        if len(p) and shell_tree is not None:
+            _, mind = _nearest_gaps(shell_tree, shell_tree.data, p, spacing, reach)
+            row["membrane_distance_um"] = mind
+        else:
+            row["membrane_distance_um"] = np.nan
+        row["radial_position"] = _radial(cell_mask, cell_centroid, centroids[oid], spacing)
+        for c in target_names:
+            dist, area, count = _class_relation(
+                p, oid, c == name, trees.get(c), areas[oid], spacing, contact, reach
+            )
+            row[f"dist_{c}_um"] = dist
+            row[f"contact_{c}_area_um2"] = area
+            row[f"contacts_{c}"] = count
+        rows.append(row)
+    cols = list(RELATION_BASE_COLUMNS)
+    for c in target_names:
+        cols += [f"dist_{c}_um", f"contact_{c}_area_um2", f"contacts_{c}"]
+    out = pd.DataFrame(rows, columns=cols)
+    return out.astype({f"contacts_{c}": int for c in target_names} | {"object_id": int})
 
+
+def _check_relation_inputs(instance_labels, spacing_um, cell_mask, contact_distance_um):
+    """``(instances, spacing µm (3,), cell mask, contact distance µm)``, checked."""
     inst = np.asarray(instance_labels)
     if inst.ndim != 3:
         raise ValueError(f"instance_labels must be 3D (z, y, x), got shape {inst.shape}")
@@ -194,11 +229,18 @@ def object_relations(
     contact = float(spacing.max()) if contact_distance_um is None else float(contact_distance_um)
     if contact < 0:
         raise ValueError(f"contact_distance_um must be ≥ 0, got {contact}")
-    ids = [int(i) for i in table["object_id"]]
-    names = [str(c) for c in table["class"]]
-    target_names = list(dict.fromkeys(names)) if targets is None else list(targets)
+    return inst, spacing, cell_mask, contact
 
-    # surface voxels (µm) of every object, from bounding-box crops
+
+def _object_surfaces(inst, ids, spacing, surface_um2):
+    """Per object: its surface voxels (µm), its area (µm²) and its centroid (µm).
+
+    From bounding-box crops; the area is ``surface_um2``'s when given, else the
+    Taubin-smoothed mesh's.
+    """
+    from .measure import mask_centroid
+    from .mesh import _mesh_crop
+
     slices = ndimage.find_objects(inst)
     surf: dict[int, np.ndarray] = {}
     areas: dict[int, float] = {}
@@ -218,8 +260,12 @@ def object_relations(
             areas[oid] = float(surface_um2[oid])
         else:
             areas[oid] = float(_mesh_crop(m, spacing, tuple(start)).area)
+    return surf, areas, centroids
 
-    # one k-d tree per target class over its objects' surface voxels
+
+def _target_trees(ids, names, surf, target_names):
+    """One k-d tree per target class over its objects' surface voxels:
+    ``{class: (tree, points, owner ids) or None}``."""
     trees: dict[str, tuple[cKDTree, np.ndarray, np.ndarray] | None] = {}
     for c in target_names:
         members = [o for o, n in zip(ids, names, strict=True) if n == c and len(surf[o])]
@@ -229,65 +275,50 @@ def object_relations(
         pts = np.concatenate([surf[o] for o in members])
         owner = np.concatenate([np.full(len(surf[o]), o) for o in members])
         trees[c] = (cKDTree(pts), pts, owner)
+    return trees
 
-    # the shell just outside the cell
-    shell_tree = None
-    cell_centroid = np.full(3, np.nan)
+
+def _cell_shell(cell_mask, spacing):
+    """A k-d tree over the voxels just outside the cell (µm) and the cell's centroid (µm)."""
+    from .measure import mask_box, mask_centroid
+
     box = mask_box(cell_mask)
-    if box is not None:  # in the cell's box: outside it there is no cell and no shell
-        padded = np.pad(cell_mask[box], 1)
-        shell = ndimage.binary_dilation(padded, structure=_FACE6) & ~padded
-        start = np.array([b.start for b in box])
-        shell_tree = cKDTree((np.argwhere(shell) - 1 + start) * spacing)
-        cell_centroid = mask_centroid(cell_mask) * spacing
+    if box is None:
+        return None, np.full(3, np.nan)
+    # in the cell's box: outside it there is no cell and no shell
+    padded = np.pad(cell_mask[box], 1)
+    shell = ndimage.binary_dilation(padded, structure=_FACE6) & ~padded
+    start = np.array([b.start for b in box])
+    return cKDTree((np.argwhere(shell) - 1 + start) * spacing), mask_centroid(cell_mask) * spacing
 
-    # the search for contacting objects may reach this far between voxel centres
-    reach = contact + float(np.sqrt((spacing**2).sum()))
-    rows = []
-    for oid, name in progress(list(zip(ids, names, strict=True)), len(ids), "relations"):
-        p = surf[oid]
-        row: dict = {"object_id": oid, "class": name}
-        if len(p) and shell_tree is not None:
-            _, mind = _nearest_gaps(shell_tree, shell_tree.data, p, spacing, reach)
-            row["membrane_distance_um"] = mind
-        else:
-            row["membrane_distance_um"] = np.nan
-        row["radial_position"] = _radial(cell_mask, cell_centroid, centroids[oid], spacing)
-        for c in target_names:
-            entry = trees.get(c)
-            dist, area, count = np.nan, 0.0, 0
-            if entry is not None and len(p):
-                tree, pts, owner = entry
-                if c == name:
-                    sel = owner != oid
-                    if sel.any():
-                        tree, pts, owner = cKDTree(pts[sel]), pts[sel], owner[sel]
-                    else:
-                        tree = None
-                if tree is not None:
-                    g, dist = _nearest_gaps(tree, pts, p, spacing, reach)
-                    in_contact = g <= contact + 1e-9
-                    area = areas[oid] * float(in_contact.sum()) / len(p)
-                    if in_contact.any():
-                        pc = p[in_contact]
-                        near = tree.query_ball_point(pc, reach)
-                        lens = np.fromiter((len(x) for x in near), dtype=np.intp, count=len(near))
-                        if lens.sum():
-                            flat = np.concatenate([np.asarray(x, dtype=np.intp) for x in near])
-                            src = np.repeat(np.arange(len(pc)), lens)
-                            gl = _gap(pc[src], pts[flat], spacing)
-                            cand = set(np.unique(owner[flat[gl <= contact + 1e-9]]).tolist())
-                            cand.discard(oid)
-                            count = len(cand)
-            row[f"dist_{c}_um"] = dist
-            row[f"contact_{c}_area_um2"] = area
-            row[f"contacts_{c}"] = count
-        rows.append(row)
-    cols = list(RELATION_BASE_COLUMNS)
-    for c in target_names:
-        cols += [f"dist_{c}_um", f"contact_{c}_area_um2", f"contacts_{c}"]
-    out = pd.DataFrame(rows, columns=cols)
-    return out.astype({f"contacts_{c}": int for c in target_names} | {"object_id": int})
+
+def _class_relation(p, oid, same_class, entry, area_um2, spacing, contact, reach):
+    """Distance (µm) from one object's surface voxels ``p`` to the nearest object of a class,
+    its contact area (µm²) and the number of that class's objects in contact."""
+    dist, area, count = np.nan, 0.0, 0
+    if entry is None or not len(p):
+        return dist, area, count
+    tree, pts, owner = entry
+    if same_class:
+        sel = owner != oid
+        if not sel.any():
+            return dist, area, count
+        tree, pts, owner = cKDTree(pts[sel]), pts[sel], owner[sel]
+    g, dist = _nearest_gaps(tree, pts, p, spacing, reach)
+    in_contact = g <= contact + 1e-9
+    area = area_um2 * float(in_contact.sum()) / len(p)
+    if in_contact.any():
+        pc = p[in_contact]
+        near = tree.query_ball_point(pc, reach)
+        lens = np.fromiter((len(x) for x in near), dtype=np.intp, count=len(near))
+        if lens.sum():
+            flat = np.concatenate([np.asarray(x, dtype=np.intp) for x in near])
+            src = np.repeat(np.arange(len(pc)), lens)
+            gl = _gap(pc[src], pts[flat], spacing)
+            cand = set(np.unique(owner[flat[gl <= contact + 1e-9]]).tolist())
+            cand.discard(oid)
+            count = len(cand)
+    return dist, area, count
 
 
 def _radial(cell, cell_centroid, centroid, spacing) -> float:
