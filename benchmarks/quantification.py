@@ -31,7 +31,7 @@ import pandas as pd
 from scipy import ndimage
 
 from sxtflow.core import Volume
-from sxtflow.measure import instances, measure_objects
+from sxtflow.quantify import instances, measure_objects
 
 CLASSES = {"ice": 1, "cytoplasm": 2, "nucleus": 4, "vacuole": 7, "lipid_droplet": 8}
 
@@ -90,7 +90,7 @@ def part_shapes() -> pd.DataFrame:
 
 
 def part_distances() -> pd.DataFrame:
-    from sxtflow.relations import object_relations, surface_voxels
+    from sxtflow.quantify import object_relations, surface_voxels
 
     rows = []
     for sp in ((0.02, 0.02, 0.02), (0.04, 0.02, 0.02)):
@@ -132,7 +132,7 @@ def part_distances() -> pd.DataFrame:
 
 
 def part_chromatin(seeds) -> pd.DataFrame:
-    from sxtflow.chromatin import split_chromatin
+    from sxtflow.quantify import split_chromatin
     from sxtflow.simulate import simulate_cell
 
     rows = []
@@ -197,8 +197,8 @@ def part_chromatin(seeds) -> pd.DataFrame:
 
 
 def part_protrusions(seeds) -> pd.DataFrame:
+    from sxtflow.quantify import protrusions
     from sxtflow.simulate import simulate_cell
-    from sxtflow.surface import protrusions
 
     rows = []
     for seed in seeds:
@@ -267,9 +267,8 @@ def big_cell(n: int, seed: int = 0):
 
 def part_big(n: int) -> dict:
     """Run in a child process: measure + relations + meshes of an n³ cell."""
-    from sxtflow.measure import _cell_mask
-    from sxtflow.quantify import class_meshes, write_scene
-    from sxtflow.relations import object_relations
+    from sxtflow.quantify import class_meshes, object_relations, write_scene
+    from sxtflow.quantify._measure import _cell_mask
 
     t0 = time.perf_counter()
     lab, lac = big_cell(n)

@@ -10,12 +10,12 @@ size (cell scale ``s`` ≈ 1, printed per tomogram): the lymphocyte grid is 176�
 voxels of 64 nm, as 112×128×128 shrank the 7–8 µm cell to ~5 µm and its mitochondria to
 1.3–1.6 voxels radius.
 
-* sxtflow: :data:`sxtflow.features.FAST_SPEC` features (lymphocytes: plus a Gaussian at
+* sxtflow: :data:`sxtflow.segment.FAST_SPEC` features (lymphocytes: plus a Gaussian at
   σ = 8 voxels, see :func:`feature_spec`) →
-  :func:`sxtflow.classify.train` (extremely randomised trees, 50 of unlimited depth,
+  :func:`sxtflow.segment.train` (extremely randomised trees, 50 of unlimited depth,
   unweighted classes; ``--estimator random_forest --depth 14 --class-weight
   sqrt_balanced`` for the random forest used before) →
-  :func:`sxtflow.classify.predict_volume` (fused block-wise features + classification,
+  :func:`sxtflow.segment.predict_volume` (fused block-wise features + classification,
   field-of-view cylinder only) → :func:`sxtflow.refine.refine_labels` (default rules; for
   yeast also a smooth nucleus, see :func:`refine_rules`).
 * scikit-image: ``skimage.feature.multiscale_basic_features`` (intensity, edges, texture,
@@ -76,7 +76,7 @@ def tomogram(cell_type, shape, voxel_nm, seed, tilt_range_deg=None, cache=None):
     """
     import json
 
-    from sxtflow import reconstruct, simulate
+    from sxtflow import recon, simulate
     from sxtflow.io import Volume
     from sxtflow.labels import default_labels
 
@@ -96,7 +96,7 @@ def tomogram(cell_type, shape, voxel_nm, seed, tilt_range_deg=None, cache=None):
     theta = simulate.tilt_angles(120, tilt_range_deg)
     proj = simulate.project(lac, theta, photons=3000.0, blur_nm=40.0, seed=seed + 1)
     algorithm = "fbp" if tilt_range_deg is None else "sirt"
-    vol = reconstruct.reconstruct(proj, backend="builtin", algorithm=algorithm, iterations=100)
+    vol = recon.reconstruct(proj, backend="builtin", algorithm=algorithm, iterations=100)
     truth = default_labels().to_classes(fine.data, CLASSES)
     return np.asarray(vol.data, dtype=np.float32), truth, fine
 
@@ -153,7 +153,7 @@ def feature_spec(cell_type, args):
     and cost mitochondria). Not for yeast (measured: nucleus −0.006). ``--same-spec`` uses
     ``FAST_SPEC`` for both.
     """
-    from sxtflow.features import FAST_SPEC, FeatureSpec
+    from sxtflow.segment import FAST_SPEC, FeatureSpec
 
     if cell_type != "lymphocyte" or args.same_spec:
         return FAST_SPEC
@@ -168,9 +168,9 @@ def run_set(name, cell_type, shape, voxel_nm, seeds_train, seeds_test, tilt, arg
     from skimage.future import predict_segmenter
     from sklearn.ensemble import RandomForestClassifier
 
-    from sxtflow import classify, features, refine, simulate
-    from sxtflow.evaluate import dice_iou
+    from sxtflow import refine, segment, simulate
     from sxtflow.labels import default_labels
+    from sxtflow.segment import dice_iou
     from sxtflow.stages import cylinder_mask
 
     table = default_labels()
@@ -203,10 +203,10 @@ def run_set(name, cell_type, shape, voxel_nm, seeds_train, seeds_test, tilt, arg
 
     # sxtflow: features of the annotated tomograms only, then the fused predictor
     samples = [
-        (features.compute_features(v, spec, block=shape), a)
+        (segment.compute_features(v, spec, block=shape), a)
         for (v, _, _), a in zip(train_data, anns, strict=True)
     ]
-    model, card = classify.train(
+    model, card = segment.train(
         samples,
         classes,
         spec=spec,
@@ -355,7 +355,7 @@ def suite_tomogram(variant, seed, cache=None):
     import hashlib
     import json
 
-    from sxtflow import reconstruct, simulate
+    from sxtflow import recon, simulate
     from sxtflow.io import Volume
     from sxtflow.labels import default_labels
 
@@ -382,7 +382,7 @@ def suite_tomogram(variant, seed, cache=None):
             lac, theta, photons=3000.0, blur_nm=v["blur_vox"] * vox, seed=seed + 1
         )
         algorithm = "fbp" if tilt is None else "sirt-tv"
-        vol = reconstruct.reconstruct(proj, backend="builtin", algorithm=algorithm, iterations=100)
+        vol = recon.reconstruct(proj, backend="builtin", algorithm=algorithm, iterations=100)
         vol = np.asarray(vol.data, dtype=np.float32)
     truth = default_labels().to_classes(fine.data, CLASSES)
     if path:
@@ -411,7 +411,7 @@ def suite_annotation(variant, fine, seed, z_slices=None, slices=None):
 
 def scores(pred, truth, classes, voxel_um):
     """Dice and signed relative volume error per class (and the whole cell)."""
-    from sxtflow.evaluate import dice_iou
+    from sxtflow.segment import dice_iou
 
     df = dice_iou(pred, truth, classes)
     dice = dict(zip(df["class"], df["dice"], strict=True))
@@ -445,14 +445,14 @@ def suite_classes():
 
 
 def suite_train(train, anns, args):
-    from sxtflow import classify, features
+    from sxtflow import segment
 
-    spec = features.FAST_SPEC
+    spec = segment.FAST_SPEC
     samples = [
-        (features.compute_features(v, spec, block=(64, 128, 128)), a)
+        (segment.compute_features(v, spec, block=(64, 128, 128)), a)
         for (v, _, _), a in zip(train, anns, strict=True)
     ]
-    return classify.train(
+    return segment.train(
         samples,
         suite_classes(),
         spec=spec,
@@ -469,11 +469,11 @@ def suite_train(train, anns, args):
 def fused_predict(model, card, vol, args, out_uncertainty=None):
     """((labels, probabilities), wall s, CPU s) of the fused predictor in the sample
     cylinder (full resolution)."""
-    from sxtflow import classify
+    from sxtflow import segment
     from sxtflow.stages import cylinder_mask
 
     return timed(
-        classify.predict_volume,
+        segment.predict_volume,
         vol,
         model,
         card,
@@ -721,7 +721,7 @@ def _cell_slices(fine):
 
 def run_active(args):
     """Suggested vs random extra slices: Dice of the worst class after retraining."""
-    from sxtflow import classify
+    from sxtflow import segment
 
     classes = suite_classes()
     ice = classes["ice"]
@@ -755,7 +755,7 @@ def run_active(args):
             lab, unc, _ = suite_predict(*model, vol, args, uncertainty=True)
             zs = [
                 z
-                for z, _ in classify.suggest_slices(
+                for z, _ in segment.suggest_slices(
                     unc, lab, n=ACTIVE_K, annotated=a, outside=(0, ice)
                 )
             ]
@@ -823,9 +823,9 @@ def run_demo(args):
     import yaml
 
     from sxtflow import io, refine
-    from sxtflow.evaluate import dice_iou
     from sxtflow.labels import default_labels
     from sxtflow.options import with_defaults
+    from sxtflow.segment import dice_iou
     from sxtflow.stages import read_truth
 
     root = args.demo
@@ -884,16 +884,16 @@ def run_demo(args):
 
 _CHILD = r"""
 import sys, time, numpy as np
-from sxtflow import classify
+from sxtflow import segment
 def hwm():  # peak resident set of this process, bytes (ru_maxrss survives exec)
     for line in open("/proc/self/status"):
         if line.startswith("VmHWM:"):
             return int(line.split()[1]) * 1024
 vol = np.load(sys.argv[1])
-model, card = classify.load_model(sys.argv[2])
+model, card = segment.load_model(sys.argv[2])
 base = hwm()
 t = time.perf_counter()
-lab, _ = classify.predict_volume(vol, model, card, block=tuple(int(b) for b in sys.argv[3].split(",")),
+lab, _ = segment.predict_volume(vol, model, card, block=tuple(int(b) for b in sys.argv[3].split(",")),
                                  n_jobs=int(sys.argv[4]))
 dt = time.perf_counter() - t
 print(base, hwm(), dt, int(lab.sum() > 0))
@@ -902,7 +902,7 @@ print(base, hwm(), dt, int(lab.sum() > 0))
 
 def large_memory(vol, model, card, size, args):
     """Peak RSS of a fresh process predicting a ``size``³ tomogram (tiled from ``vol``)."""
-    from sxtflow import classify
+    from sxtflow import segment
 
     big = np.pad(vol, [(0, max(0, size - n)) for n in vol.shape], mode="reflect")
     while any(n < size for n in big.shape):
@@ -913,7 +913,7 @@ def large_memory(vol, model, card, size, args):
         np.save(vpath, big)
         del big
         mpath = os.path.join(tmp, "model.skops")
-        classify.save_model(mpath, model, card)
+        segment.save_model(mpath, model, card)
         res = subprocess.run(
             [
                 sys.executable,
@@ -933,7 +933,7 @@ def large_memory(vol, model, card, size, args):
 
 
 def main(argv=None):
-    from sxtflow.classify import CLASS_WEIGHTS
+    from sxtflow.segment import CLASS_WEIGHTS
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--quick", action="store_true", help="fewer tomograms, 256³ memory test")
@@ -952,7 +952,7 @@ def main(argv=None):
         "--estimator",
         default="extra_trees",
         choices=["random_forest", "extra_trees"],
-        help="sxtflow's ensemble (classify.train); extra_trees measured better in 8 of 9 classes",
+        help="sxtflow's ensemble (segment.train); extra_trees measured better in 8 of 9 classes",
     )
     p.add_argument("--sets", default=None, help="comma list of yeast,yeast65,lymphocyte")
     p.add_argument("--cache", default=None, help="directory to keep simulated tomograms in")
@@ -960,7 +960,7 @@ def main(argv=None):
         "--class-weight",
         default="none",
         choices=list(CLASS_WEIGHTS),
-        help="sxtflow forest class weighting (classify.train)",
+        help="sxtflow forest class weighting (segment.train)",
     )
     p.add_argument(
         "--no-rim",

@@ -256,12 +256,12 @@ def skimage_vs_sxtflow(args, files, work: Path) -> dict:
     from skimage.future import predict_segmenter
     from sklearn.ensemble import RandomForestClassifier
 
-    from sxtflow import classify, io, stages
+    from sxtflow import io, segment, stages
 
     vol = io.read_volume(work / "tomogram.tif")
     data = np.asarray(vol.data, dtype=np.float32)
     ann = io.read_volume(files["annotation"]).data
-    model, card = classify.load_model(files["model"])
+    model, card = segment.load_model(files["model"])
 
     def feats(v):
         return multiscale_basic_features(
@@ -309,7 +309,7 @@ def skimage_vs_sxtflow(args, files, work: Path) -> dict:
     lsk, sk_w, sk_c = timed(sk, slab)
     mask = np.broadcast_to(cyl[None], data.shape)
     (lsx, _), sx_w, sx_c = timed(
-        classify.predict_volume, data, model, card, block=(64, 128, 128), n_jobs=args.threads,
+        segment.predict_volume, data, model, card, block=(64, 128, 128), n_jobs=args.threads,
         mask=mask, region=region,
     )  # fmt: skip
     return {"voxels": slab.size, "sk_wall": sk_w, "sk_cpu": sk_c, "sx_wall": sx_w, "sx_cpu": sx_c}
@@ -317,22 +317,22 @@ def skimage_vs_sxtflow(args, files, work: Path) -> dict:
 
 def check_full(args, files, work: Path) -> dict:
     """The full-resolution prediction (every voxel, every feature) and Dice of the fast one."""
-    from sxtflow import classify, io, stages
+    from sxtflow import io, segment, stages
     from sxtflow.segment import dice_iou
 
     vol = io.read_volume(work / "tomogram.tif")
-    model, card = classify.load_model(files["model"])
+    model, card = segment.load_model(files["model"])
     mask = stages.prediction_mask(vol)
     kwargs = {}
     import inspect
 
-    params = inspect.signature(classify.predict_volume).parameters
+    params = inspect.signature(segment.predict_volume).parameters
     if "coarse" in params:
         kwargs["coarse"] = None
     if "feature_subset" in params:
         kwargs["feature_subset"] = False
     t, c = time.perf_counter(), time.process_time()
-    full, _ = classify.predict_volume(
+    full, _ = segment.predict_volume(
         vol.data, model, card, block=(64, 128, 128), n_jobs=args.threads, mask=mask, **kwargs
     )
     wall, cpu = time.perf_counter() - t, time.process_time() - c

@@ -12,7 +12,7 @@ One code path with the pipeline:
 * training is :func:`sxtflow.stages.run_train_tomograms`, the pipeline's ``classify.train``
   on features equal to the feature store's (computed only where annotated), with the
   config's ``classes``, ``features``, ``train`` and ``seed``;
-* the preview is :func:`sxtflow.classify.predict_volume` with the predict rule's block,
+* the preview is :func:`sxtflow.segment.predict_volume` with the predict rule's block,
   field-of-view mask and a ``region``: features read their halo from the whole tomogram, so
   the preview equals the same region of ``prediction.mrc`` for the same model exactly.
 
@@ -418,7 +418,7 @@ class AnnotationProject:
         refuses what the predict rule refuses (a tomogram whose voxel size differs from the
         model's, :func:`sxtflow.stages.check_model_voxel`).
         """
-        from .classify import predict_volume
+        from .segment import predict_volume
         from .stages import check_model_voxel, prediction_mask
 
         vol = tomogram if tomogram is not None else self.tomogram(sample)

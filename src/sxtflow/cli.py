@@ -15,10 +15,10 @@ import sys
 from pathlib import Path
 
 from . import __version__, stages
-from .classify import CLASS_WEIGHTS, ESTIMATORS
 from .core import InputError
 from .options import DEFAULTS
 from .progress import log_to
+from .segment import CLASS_WEIGHTS, ESTIMATORS
 
 # every default below comes from sxtflow.options (as the config's and the stages' do)
 _SIM, _REC, _FEAT, _TRAIN = (DEFAULTS[k] for k in ("simulate", "reconstruct", "features", "train"))

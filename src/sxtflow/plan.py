@@ -30,8 +30,8 @@ __all__ = [
     "OBJECT_MEDIANS",
 ]
 
-#: Per-cell columns that belong to no class (``cell.tsv``: :func:`sxtflow.measure.cell_summary`
-#: and :func:`sxtflow.surface.surface_summary`).
+#: Per-cell columns that belong to no class (``cell.tsv``: :func:`sxtflow.quantify.cell_summary`
+#: and :func:`sxtflow.quantify.surface_summary`).
 CELL_COLUMNS: tuple[str, ...] = (
     "cell_volume_um3",
     "cell_surface_um2",
@@ -51,7 +51,7 @@ CELL_COLUMNS: tuple[str, ...] = (
 )
 #: Per-cell columns of every measured class ``<class>_<suffix>``.
 CLASS_COLUMNS: tuple[str, ...] = ("count", "volume_um3", "fraction", "lac_mean_per_um")
-#: Per-cell medians over the objects of each organelle class (:func:`sxtflow.compare.per_cell`).
+#: Per-cell medians over the objects of each organelle class (:func:`sxtflow.stats.per_cell`).
 OBJECT_MEDIANS: tuple[str, ...] = (
     "volume_um3_median",
     "sphericity_median",

@@ -57,7 +57,7 @@ DEFAULT_RULES: dict[str, dict] = {
     "mitochondrion": {"min_volume_um3": 0.005, "inside": "nucleus", "boundary_um": 0.12},
 }
 
-_STRUCT = ndi.generate_binary_structure(3, 3)  # 26-connectivity, as in sxtflow.measure
+_STRUCT = ndi.generate_binary_structure(3, 3)  # 26-connectivity, as in sxtflow.quantify
 
 
 def _surrounding_label(labels: np.ndarray, piece: np.ndarray, exclude: int) -> int:

@@ -229,7 +229,7 @@ def run_reconstruct(
 
 
 def feature_spec(sigmas=None, families=None, family_sigmas=None, **_ignored):
-    """The :class:`~sxtflow.features.FeatureSpec` of the config's ``features`` section
+    """The :class:`~sxtflow.segment.FeatureSpec` of the config's ``features`` section
     (``block`` and other keys are ignored; omitted keys take the spec's defaults)."""
     from .segment import FeatureSpec
 
@@ -251,7 +251,7 @@ def run_features(
     """Multi-scale voxel features of a tomogram, block-wise, into a zarr store.
 
     ``sigmas`` and ``family_sigmas`` (family → scales, overriding ``sigmas`` for that
-    family) are in voxels; see :class:`sxtflow.features.FeatureSpec`.
+    family) are in voxels; see :class:`sxtflow.segment.FeatureSpec`.
     """
     from .segment import write_features
 
@@ -347,7 +347,7 @@ def run_train(
     records the voxel size, the label table, the classes and the feature spec.
 
     Refuses (``InputError``) to write a model whose cross-validated skill is below
-    ``min_cv_skill`` (see :func:`sxtflow.classify.train`), or when a feature store it read
+    ``min_cv_skill`` (see :func:`sxtflow.segment.train`), or when a feature store it read
     was replaced meanwhile (a second run writing the same results).
     """
     from .segment import open_features, read_labels_on_grid
@@ -396,14 +396,14 @@ def _train_and_save(
     pairs, spec, classes, out_model, annotation_paths, *, labels, voxel_nm, threads,
     before_save=None, **options,
 ):  # fmt: skip
-    """``classify.train`` on ``(features, annotation, path)`` pairs; the model saved (skops)
+    """``segment.train`` on ``(features, annotation, path)`` pairs; the model saved (skops)
     once ``before_save()`` (a last check) has returned.
 
     Annotations are mapped onto the classes through the label table (values outside it, or
     of no class, are errors naming the file); every class needs annotated voxels (the error
     names the classes found). The card records the voxel size and the label table.
     """
-    from . import classify
+    from . import segment
 
     table = _label_table(labels)
     classes = {str(k): int(v) for k, v in classes.items()}
@@ -437,7 +437,7 @@ def _train_and_save(
             f"`classes` to the classes you annotated (found: {', '.join(present) or 'none'})"
         )
     where = ", ".join(str(p) for p in annotation_paths)
-    model, card = classify.train(
+    model, card = segment.train(
         mapped, dict(classes), spec=spec, n_jobs=threads, where=where, **options
     )
     if before_save is not None:
@@ -446,7 +446,7 @@ def _train_and_save(
     card["voxel_nm"] = [float(v) for v in voxel_nm]
     card["label_table"] = {"source": table.source, "labels": table.to_records()}
     if out_model is not None:
-        classify.save_model(out_model, model, card)
+        segment.save_model(out_model, model, card)
     return model, card
 
 
@@ -484,7 +484,7 @@ def run_train_tomograms(
     """Train as :func:`run_train` does, from tomograms instead of feature stores.
 
     Features are computed only for the blocks that hold annotated voxels
-    (:class:`sxtflow.features.BlockFeatures`); they equal a feature store's exactly, so the
+    (:class:`sxtflow.segment.BlockFeatures`); they equal a feature store's exactly, so the
     model equals the one :func:`run_train` makes from ``features.zarr`` of the same
     tomograms with the same ``spec`` and options. Used by the annotation loop
     (``sxtflow napari``), where a few painted slices should not cost a whole feature store.
@@ -585,17 +585,17 @@ def run_predict(
     in ascending class value; attrs ``classes``, ``voxel_nm``) and the z-slices where one more
     annotation would help most (JSON). Voxels outside a reconstruction's field of view (the
     inscribed cylinder, ``meta["field_of_view"] == "cylinder"``) are 0 (no data).
-    ``coarse`` (voxels, or None): coarse-to-fine, see :func:`sxtflow.classify.predict_volume`;
+    ``coarse`` (voxels, or None): coarse-to-fine, see :func:`sxtflow.segment.predict_volume`;
     only the features the model reads are computed.
     """
     import contextlib
 
-    from . import classify
+    from . import segment
 
     block = check_block(block)
     vol = io.read_volume(tomogram_path)
     io.check_lac(vol.data, tomogram_path)
-    model, card = classify.load_model(model_path)
+    model, card = segment.load_model(model_path)
     check_model_voxel(card, vol.voxel_nm, tomogram_path, model_path)
     shape = vol.data.shape
     mask = prediction_mask(vol)
@@ -613,7 +613,7 @@ def run_predict(
             n_cls = len(card["classes"])
             probs = io.create_zarr_array(tmp, "probabilities", (n_cls, *shape), (n_cls, *block))
             probs.attrs.update({"classes": card["classes"], "voxel_nm": list(vol.voxel_nm)})
-        labels, _ = classify.predict_volume(
+        labels, _ = segment.predict_volume(
             vol.data,
             model,
             card,
@@ -637,14 +637,14 @@ def run_predict(
         io.write_volume(out_labels, Volume(labels, voxel_nm, meta))
         unc = np.asarray(unc[...], dtype=np.float32)
     ice = card["classes"].get("ice", 0)
-    slices = classify.suggest_slices(unc, labels, outside=(0, ice))
+    slices = segment.suggest_slices(unc, labels, outside=(0, ice))
     if out_suggestions:
         io.write_json(
             out_suggestions,
             {"slices": [{"z": int(z), "mean_uncertainty": float(u)} for z, u in slices]},
         )
     if out_preview:
-        from .qc import uncertainty_preview
+        from .plot import uncertainty_preview
 
         uncertainty_preview(
             Volume(unc, voxel_nm), labels, out_preview, suggested_z=[z for z, _ in slices]
@@ -910,9 +910,7 @@ def run_measure(
     hetero/euchromatin split of the nucleus (table + radial profile; empty tables without a
     ``nucleus`` class). ``separate``, ``chromatin`` and ``surface`` default to the options of
     :mod:`sxtflow.options` (``separate``: the default entries of the classes given)."""
-    from . import chromatin as chrom
-    from . import measure
-    from . import surface as surf
+    from . import quantify
 
     labels = io.read_volume(labels_path)
     lac = io.read_volume(tomogram_path)
@@ -920,7 +918,7 @@ def run_measure(
         raise InputError(
             labels_path, f"shape {labels.data.shape} differs from the tomogram's {lac.data.shape}"
         )
-    objects = measure.measure_objects(
+    objects = quantify.measure_objects(
         labels,
         lac,
         dict(classes),
@@ -932,17 +930,17 @@ def run_measure(
     )
     io.write_table(out_organelles, objects)
     names = [k for k in classes if k != "ice"]
-    cell_row = measure.cell_summary(objects, classes=names)
+    cell_row = quantify.cell_summary(objects, classes=names)
     del objects
     spacing = labels.spacing_um
     if out_surface is not None:
         opts = {**DEFAULTS["surface"], **(surface or {})}
         radius = float(opts.pop("body_radius_um"))
-        cell = measure.cell_mask(labels.data, [classes[k] for k in names])
-        body = surf.cell_body(cell, spacing, radius)
-        prot, _ = surf.protrusions(cell, spacing, body=body, **opts)
+        cell = quantify.cell_mask(labels.data, [classes[k] for k in names])
+        body = quantify.cell_body(cell, spacing, radius)
+        prot, _ = quantify.protrusions(cell, spacing, body=body, **opts)
         io.write_table(out_surface, prot)
-        summary = surf.surface_summary(cell, spacing, prot, body=body, body_radius_um=radius)
+        summary = quantify.surface_summary(cell, spacing, prot, body=body, body_radius_um=radius)
         del cell, body  # peak memory
         # the cell's own volume and surface come from measure (one column each)
         summary = summary.drop(columns=[c for c in summary.columns if c in cell_row.columns])
@@ -953,10 +951,10 @@ def run_measure(
             table = pd.DataFrame()
         else:
             opts = {**DEFAULTS["chromatin"], **(chromatin or {})}
-            _, table = chrom.split_chromatin(lac.data, nucleus, spacing, **opts)
+            _, table = quantify.split_chromatin(lac.data, nucleus, spacing, **opts)
         io.write_table(out_chromatin, table)
         if out_profile is not None:
-            profile = chrom.radial_profile(table) if len(table) else pd.DataFrame()
+            profile = quantify.radial_profile(table) if len(table) else pd.DataFrame()
             io.write_table(out_profile, profile)
     io.write_table(out_cell, cell_row)
 

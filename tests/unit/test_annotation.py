@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from _annotation_project import CONFIG, make_project
 
-from sxtflow import classify, io, stages
+from sxtflow import io, segment, stages
 from sxtflow.annotation import preview_region
 from sxtflow.io import InputError
 from sxtflow.samples import load_sample_sheet, set_value
@@ -90,14 +90,14 @@ def test_training_equals_feature_store_training(project, tmp_path):
         seed=CONFIG["seed"],
         **CONFIG["train"],
     )
-    ref, _ = classify.load_model(tmp_path / "ref.skops")
+    ref, _ = segment.load_model(tmp_path / "ref.skops")
     assert card["n_used_voxels"] == ref_card["n_used_voxels"]
     assert card["feature_spec"] == ref_card["feature_spec"]
     vol = proj.tomogram("s2").data
-    a, pa = classify.predict_volume(
+    a, pa = segment.predict_volume(
         vol, model, card, out_probabilities=np.zeros((4, *vol.shape), np.float32)
     )
-    b, pb = classify.predict_volume(
+    b, pb = segment.predict_volume(
         vol, ref, ref_card, out_probabilities=np.zeros((4, *vol.shape), np.float32)
     )
     np.testing.assert_array_equal(a, b)
@@ -107,7 +107,7 @@ def test_training_equals_feature_store_training(project, tmp_path):
 def test_preview_equals_pipeline_prediction(project):
     proj, _ = project
     root = proj.workdir
-    model, card = classify.load_model(root / "results/model/classifier.skops")
+    model, card = segment.load_model(root / "results/model/classifier.skops")
     pred = io.read_volume(root / "results/s2/prediction.mrc").data
     shape = pred.shape
     # a slice, a box across block borders (8 in z, 32 in y/x) and the volume's corner

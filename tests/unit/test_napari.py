@@ -44,7 +44,7 @@ if _PROBLEM:
 
 from _annotation_project import make_project  # noqa: E402
 
-from sxtflow import classify, io, stages  # noqa: E402
+from sxtflow import io, segment, stages  # noqa: E402
 from sxtflow.napari import launch  # noqa: E402
 
 
@@ -139,7 +139,7 @@ def test_train_and_preview_equals_pipeline(opened, qtbot, tmp_path):
 
     # the pipeline's predict rule with the model the widget trained (same model, same code)
     model_path = proj.workdir / "results/napari/classifier.skops"
-    _, card = classify.load_model(model_path)
+    _, card = segment.load_model(model_path)
     assert card["training_annotations"][-1].endswith("annotations/s2.mrc")
     stages.run_predict(
         proj.workdir / "results/s2/tomogram.mrc", model_path, tmp_path / "pred.mrc",

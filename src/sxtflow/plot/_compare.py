@@ -381,7 +381,7 @@ def plot_radial_profiles(
     profiles : DataFrame
         Long table, one row per cell and radial bin, columns ``sample``, ``condition``,
         ``x`` (default ``bin``: the radial bin index of
-        :func:`sxtflow.chromatin.radial_profile`, 0 = nuclear envelope, last = core; or a
+        :func:`sxtflow.quantify.radial_profile`, 0 = nuclear envelope, last = core; or a
         distance column such as ``depth_um``) and
         ``value`` (default ``heterochromatin_fraction``: the fraction of the shell's
         nuclear volume that is heterochromatin, 0–1).

@@ -12,7 +12,7 @@ Conventions
   cubes over-estimates the area of a voxelised ball by ~9 %; 20 Taubin iterations bring that
   to ~1 % without shrinking the object (Laplacian smoothing shrinks it; volume-preserving
   Laplacian rescales globally and distorts thin parts). Volumes should be taken from voxel
-  counts (see :mod:`sxtflow.measure`), not from meshes.
+  counts (see :mod:`sxtflow.quantify`), not from meshes.
 * Each connected component is meshed on its own bounding-box crop, which is fast and gives a
   watertight piece per component; a class mesh is the concatenation of its pieces.
 * Every writer is atomic (:func:`sxtflow.io.atomic_path`).
@@ -138,7 +138,7 @@ def object_meshes(
     Parameters
     ----------
     labels : ndarray of int, shape (z, y, x)
-        Instance labels (0 = background), e.g. from :func:`sxtflow.measure.instances`.
+        Instance labels (0 = background), e.g. from :func:`sxtflow.quantify.instances`.
     spacing_um : float or sequence of 3 floats
         Voxel size along (z, y, x) in µm.
     ids : iterable of int, optional

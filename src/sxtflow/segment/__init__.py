@@ -2,7 +2,10 @@
 
 Modules: :mod:`._features` (the feature spec, block-wise features), :mod:`._filters`
 (Gaussian derivative kernels, 3×3 eigenvalues), :mod:`._feature_store` (sealed zarr feature
-stores), :mod:`._evaluate` (Dice and IoU per class), :mod:`._grid` (annotations and truths read onto
+stores), :mod:`._evaluate` (Dice and IoU per class), :mod:`._train` (the classifier trained on sparse
+annotations), :mod:`._model` (skops model files and cards), :mod:`._predict` (block-wise
+prediction with fused features), :mod:`._coarse` (its coarse-to-fine pass),
+:mod:`._uncertainty` (uncertainty, slices to annotate next), :mod:`._grid` (annotations and truths read onto
 their tomogram's grid). Submodules load on first use
 (``lazy_loader``, as scikit-image does), so a rule imports only what it calls. The public
 names are these:
@@ -26,5 +29,10 @@ __getattr__, __dir__, __all__ = _lazy.attach(
         "_feature_store": ["write_features", "open_features"],
         "_evaluate": ["dice_iou"],
         "_grid": ["read_labels_on_grid"],
+        "_train": ["ESTIMATORS", "CLASS_WEIGHTS", "training_samples", "train"],
+        "_model": ["save_model", "load_model", "deterministic_skops"],
+        "_predict": ["predict", "predict_volume", "used_features", "subset_spec"],
+        "_coarse": ["coarse_pass", "fine_cells"],
+        "_uncertainty": ["uncertainty", "slice_uncertainty", "suggest_slices"],
     },
 )

@@ -434,7 +434,7 @@ class BlockFeatures:
     """A volume's features as a read-only ``(F, z, y, x)`` array, computed per block read.
 
     Stands in for a feature store (:func:`write_features`) where only some blocks are read,
-    e.g. training on a few annotated slices (:func:`sxtflow.classify.training_samples` reads
+    e.g. training on a few annotated slices (:func:`sxtflow.segment.training_samples` reads
     only blocks holding annotated voxels): ``arr[:, z0:z1, y0:y1, x0:x1]`` computes
     :func:`block_features` of that box, which equals the same box of the whole-volume
     features exactly, so nothing downstream can tell the two apart.

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from _cells import sha, tiny_cell
 
-from sxtflow import classify, stages
+from sxtflow import segment, stages
 from sxtflow.io import (
     INTEGRITY_RECORD,
     InputError,
@@ -154,14 +154,14 @@ def test_training_refuses_a_store_replaced_while_it_read_it(made, tmp_path, monk
     d, f = made
     store = tmp_path / "f.zarr"
     shutil.copytree(f["feat"], store)
-    real = classify.train
+    real = segment.train
 
     def train_while_another_run_writes(*args, **kwargs):
         other = read_volume(f["lac"])  # another volume (the truth LAC) on the same grid
         write_features(store, other, FeatureSpec(sigmas=(1.0, 2.0)), block=(16, 48, 48))
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(classify, "train", train_while_another_run_writes)
+    monkeypatch.setattr(segment, "train", train_while_another_run_writes)
     model = tmp_path / "m.skops"
     with pytest.raises(InputError) as err:
         train(f, store, model)
@@ -204,7 +204,7 @@ def test_model_bytes_are_identical_for_the_same_training(made, tmp_path):
     train(f, f["feat"], tmp_path / "a.skops")
     train(f, f["feat"], tmp_path / "b.skops")
     assert sha(tmp_path / "a.skops") == sha(tmp_path / "b.skops")
-    model, card = classify.load_model(tmp_path / "a.skops")  # and it still loads
+    model, card = segment.load_model(tmp_path / "a.skops")  # and it still loads
     assert card["cv"]["skill"] > 0.5
 
 
@@ -218,7 +218,7 @@ def test_deterministic_skops_zeroes_padding_and_time(tmp_path):
     m = DecisionTreeClassifier(random_state=0).fit(X, X[:, 0] > 0.5)
     import skops.io as sio
 
-    out = classify.deterministic_skops(sio.dumps(m))
+    out = segment.deterministic_skops(sio.dumps(m))
     zf = zipfile.ZipFile(io.BytesIO(out))
     assert all(i.date_time == (1980, 1, 1, 0, 0, 0) for i in zf.infolist())
     npys = [n for n in zf.namelist() if n.endswith(".npy")]

@@ -8,9 +8,9 @@ import trimesh
 from scipy import ndimage
 
 from sxtflow.io import Volume
-from sxtflow.measure import _cell_mask, _moments, instances
 from sxtflow.plot import decimate_for_display
-from sxtflow.quantify import class_meshes, mask_mesh
+from sxtflow.quantify import class_meshes, instances, mask_mesh
+from sxtflow.quantify._measure import _cell_mask, _moments
 from sxtflow.quantify._mesh import CONNECTIVITY_26, _class_boxes, _signed_volume
 
 

@@ -1,9 +1,9 @@
-"""Tests for sxtflow.chromatin: known shells and simulated lymphocyte nuclei."""
+"""Tests for sxtflow.quantify: known shells and simulated lymphocyte nuclei."""
 
 import numpy as np
 import pytest
 
-from sxtflow.chromatin import chromatin_threshold, radial_profile, split_chromatin
+from sxtflow.quantify import chromatin_threshold, radial_profile, split_chromatin
 from sxtflow.simulate import simulate_cell
 
 

@@ -1,4 +1,4 @@
-"""Tests for sxtflow.measure on synthetic cells whose answers are known analytically."""
+"""Tests for sxtflow.quantify on synthetic cells whose answers are known analytically."""
 
 import numpy as np
 import pandas as pd
@@ -6,14 +6,8 @@ import pytest
 from scipy import ndimage
 
 from sxtflow.io import Volume
-from sxtflow.measure import (
-    OBJECT_COLUMNS,
-    cell_summary,
-    instances,
-    mask_box,
-    mask_centroid,
-    measure_objects,
-)
+from sxtflow.quantify import OBJECT_COLUMNS, cell_summary, instances, measure_objects
+from sxtflow.quantify._measure import mask_box, mask_centroid
 
 CLASSES = {"ice": 1, "cytoplasm": 2, "nucleus": 4, "vacuole": 7}
 

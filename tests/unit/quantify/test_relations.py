@@ -1,11 +1,10 @@
-"""Tests for sxtflow.relations on analytic objects with known distances."""
+"""Tests for sxtflow.quantify on analytic objects with known distances."""
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from sxtflow.measure import instances
-from sxtflow.relations import object_relations, surface_voxels
+from sxtflow.quantify import instances, object_relations, surface_voxels
 
 
 def ball(shape, centre_um, r_um, spacing):

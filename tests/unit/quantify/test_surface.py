@@ -1,12 +1,12 @@
-"""Tests for sxtflow.surface: an analytic cell with a rod, a sheet and a bleb; simulated
+"""Tests for sxtflow.quantify: an analytic cell with a rod, a sheet and a bleb; simulated
 lymphocytes with known filopodia and lamellipodia."""
 
 import numpy as np
 import pytest
 from scipy import ndimage
 
+from sxtflow.quantify import cell_body, protrusions, surface_summary
 from sxtflow.simulate import simulate_cell
-from sxtflow.surface import cell_body, protrusions, surface_summary
 
 S = 0.05  # µm voxels
 

@@ -1,4 +1,4 @@
-"""Tests for sxtflow.classify: training on scribbles, block-wise prediction, model files."""
+"""Tests for sxtflow.segment: training on scribbles, block-wise prediction, model files."""
 
 from __future__ import annotations
 
@@ -9,7 +9,10 @@ import pytest
 from sklearn.ensemble import RandomForestClassifier
 
 import sxtflow
-from sxtflow.classify import (
+from sxtflow.io import InputError
+from sxtflow.segment import (
+    FeatureSpec,
+    compute_features,
     load_model,
     predict,
     predict_volume,
@@ -20,8 +23,6 @@ from sxtflow.classify import (
     training_samples,
     uncertainty,
 )
-from sxtflow.io import InputError
-from sxtflow.segment import FeatureSpec, compute_features
 
 CLASSES = {"ice": 1, "cytoplasm": 2, "lipid_droplet": 3}
 SPEC = FeatureSpec(sigmas=(0.7, 1.6, 3.5))

@@ -1,4 +1,4 @@
-"""Tests for the fast prediction paths of sxtflow.classify: only the features the model
+"""Tests for the fast prediction paths of sxtflow.segment: only the features the model
 reads, and coarse-to-fine (a lattice first, full resolution where the answer is not
 confident or is near a class boundary). Each is checked against the full path (every
 voxel, every feature)."""
@@ -9,17 +9,18 @@ import numpy as np
 import pytest
 from scipy import ndimage as ndi
 
-from sxtflow.classify import (
-    _lattice,
-    _lattice_features,
+from sxtflow.segment import (
+    FeatureSpec,
+    block_features,
     coarse_pass,
+    compute_features,
     fine_cells,
     predict_volume,
     subset_spec,
     train,
     used_features,
 )
-from sxtflow.features import FeatureSpec, block_features, compute_features
+from sxtflow.segment._coarse import _lattice, _lattice_features
 
 CLASSES = {"ice": 1, "cytoplasm": 2, "lipid_droplet": 3}
 SPEC = FeatureSpec(

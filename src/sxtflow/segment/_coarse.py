@@ -1,0 +1,246 @@
+"""The coarse-to-fine pass of prediction: features on a lattice, cells whose class is
+certain keep it, the rest is predicted voxel by voxel.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..progress import progress
+from ._features import FeatureSpec
+from ._model import _class_columns
+
+
+def _conv_at(a: np.ndarray, kernel: np.ndarray, axis: int, pos: np.ndarray) -> np.ndarray:
+    """``scipy.ndimage.convolve1d(a, kernel, axis)`` evaluated only at indices ``pos``.
+
+    One matrix product with the banded ``(len(pos), a.shape[axis])`` matrix of the taps
+    (BLAS; ``pos`` must lie at least the kernel radius inside the axis).
+    """
+    r = (len(kernel) - 1) // 2
+    n = a.shape[axis]
+    band = np.zeros((len(pos), n), dtype=np.float32)
+    rows = np.arange(len(pos))
+    for j, w in enumerate(kernel):  # convolution: out[i] = Σ_j k[j] · a[pos_i − (j − r)]
+        band[rows, np.asarray(pos) - (j - r)] = w
+    # single 2D products only: OpenBLAS is very slow on many small batched ones
+    if axis == 0:
+        return (band @ a.reshape(n, -1)).reshape(len(pos), *a.shape[1:])
+    if axis == a.ndim - 1:
+        return (a.reshape(-1, n) @ band.T).reshape(*a.shape[:-1], len(pos))
+    moved = np.moveaxis(a, axis, 0)
+    out = band @ np.ascontiguousarray(moved).reshape(n, -1)
+    return np.moveaxis(out.reshape(len(pos), *moved.shape[1:]), 0, axis)
+
+
+def _lattice_features(volume, spec: FeatureSpec, zpos, ypos, xpos) -> np.ndarray:
+    """Features of ``spec`` at the lattice points ``zpos × ypos × xpos`` of ``volume``.
+
+    Equal to :func:`sxtflow.segment.block_features` at those voxels up to float32
+    rounding (the same separable Gaussian-derivative kernels, evaluated only where
+    needed). Families: raw, gaussian, log, ggm, dog, hessian (not the structure tensor).
+
+    Returns
+    -------
+    ndarray, shape (F, len(zpos), len(ypos), len(xpos)), float32
+    """
+    from ._features import _DOG_RATIO, _read_padded
+    from ._filters import _FIRST, _SECOND, eigvalsh3, gaussian_kernel
+
+    if "structure_tensor" in spec.families:
+        raise ValueError("lattice features do not support the structure tensor")
+    h = spec.halo
+    z0, z1 = int(zpos[0]), int(zpos[-1]) + 1
+    core = (slice(z0, z1), slice(0, volume.shape[1]), slice(0, volume.shape[2]))
+    padded = _read_padded(volume, core, h)
+    if not np.isfinite(padded).all():
+        raise ValueError(f"volume contains NaN/inf values near z = {z0}..{z1}")
+    pz, py, px = np.asarray(zpos) - z0 + h, np.asarray(ypos) + h, np.asarray(xpos) + h
+    shape = (len(pz), len(py), len(px))
+    out = np.empty((spec.n_features, *shape), dtype=np.float32)
+    index = {n: i for i, n in enumerate(spec.names())}
+    if spec.include_raw:
+        out[index["raw"]] = padded[np.ix_(pz, py, px)]
+
+    def derivatives(sigma, orders):  # z, then x, then y (the smallest array last)
+        zs, zxs, res = {}, {}, {}
+        for o in orders:
+            if o[0] not in zs:
+                zs[o[0]] = _conv_at(padded, gaussian_kernel(sigma, o[0]), 0, pz)
+            if (o[0], o[2]) not in zxs:
+                zxs[o[0], o[2]] = _conv_at(zs[o[0]], gaussian_kernel(sigma, o[2]), 2, px)
+            res[o] = _conv_at(zxs[o[0], o[2]], gaussian_kernel(sigma, o[1]), 1, py)
+        return res
+
+    for sigma in spec.all_sigmas:
+        fams = spec.families_at(sigma)
+        s = f"{float(sigma):g}"
+        orders = set()
+        if "gaussian" in fams or "dog" in fams:
+            orders.add((0, 0, 0))
+        if "ggm" in fams:
+            orders.update(_FIRST)
+        if "hessian" in fams:
+            orders.update(_SECOND)
+        if "log" in fams:
+            orders.update(((2, 0, 0), (0, 2, 0), (0, 0, 2)))
+        d = derivatives(sigma, sorted(orders))
+        if "gaussian" in fams:
+            out[index[f"gaussian_s{s}"]] = d[(0, 0, 0)]
+        if "log" in fams:
+            out[index[f"log_s{s}"]] = (d[(2, 0, 0)] + d[(0, 2, 0)]) + d[(0, 0, 2)]
+        if "ggm" in fams:
+            gz, gy, gx = (d[o] for o in _FIRST)
+            out[index[f"ggm_s{s}"]] = np.sqrt(gz * gz + gy * gy + gx * gx)
+        if "dog" in fams:
+            narrow = derivatives(_DOG_RATIO * sigma, [(0, 0, 0)])[(0, 0, 0)]
+            out[index[f"dog_s{s}"]] = d[(0, 0, 0)] - narrow
+        if "hessian" in fams:
+            ev = eigvalsh3([d[o] for o in _SECOND])
+            for i in range(3):
+                out[index[f"hessian_ev{i}_s{s}"]] = ev[i]
+    return out
+
+
+def _lattice(n: int, stride: int) -> np.ndarray:
+    """Lattice positions along an axis of ``n`` voxels: the centre of each cell of
+    ``stride`` voxels (cell ``i`` = voxels ``stride·i … stride·i + stride − 1``)."""
+    return np.minimum(np.arange(-(-n // stride)) * stride + stride // 2, n - 1)
+
+
+def coarse_pass(
+    volume,
+    model,
+    card: dict,
+    *,
+    stride: int = 4,
+    mask=None,
+    spec: FeatureSpec | None = None,
+    columns=None,
+    slab: int = 8,
+) -> np.ndarray:
+    """Class probabilities on a lattice of every ``stride``-th voxel (the coarse pass).
+
+    The same model on the same (full-resolution) features, evaluated only at the centre
+    voxel of each ``stride``³ cell: ``stride``³ times fewer voxels through the trees, and
+    the separable filters evaluated only where needed.
+
+    Parameters
+    ----------
+    volume : array-like, shape (z, y, x)
+        Calibrated tomogram (µm⁻¹).
+    model, card
+        As for :func:`predict_volume`.
+    stride : int
+        Lattice spacing in voxels.
+    mask : ndarray of bool, shape (z, y, x), optional
+        Voxels to classify; lattice points outside get probability 0.
+    spec, columns : optional
+        A subset spec and its columns in the card's spec (:func:`subset_spec`); default
+        every feature of the card.
+    slab : int
+        Lattice planes computed at a time (bounds memory).
+
+    Returns
+    -------
+    ndarray, shape (C, ⌈z/stride⌉, ⌈y/stride⌉, ⌈x/stride⌉), float32
+        Probabilities, channels in ascending class value.
+    """
+    from threadpoolctl import threadpool_limits  # a scikit-learn dependency
+
+    full = FeatureSpec.from_dict(card["feature_spec"])
+    if spec is None:
+        spec, columns = full, np.arange(full.n_features)
+    values, cols = _class_columns(model, card)
+    shape = tuple(int(n) for n in volume.shape)
+    zpos, ypos, xpos = (_lattice(n, stride) for n in shape)
+    out = np.zeros((values.size, len(zpos), len(ypos), len(xpos)), dtype=np.float32)
+    for i0 in progress(range(0, len(zpos), slab), -(-len(zpos) // slab), "coarse"):
+        zp = zpos[i0 : i0 + slab]
+        # one BLAS thread: multi-threaded OpenBLAS spins on these small products
+        with threadpool_limits(limits=1, user_api="blas"):
+            f = _lattice_features(volume, spec, zp, ypos, xpos)
+        n = f[0].size
+        X = np.zeros((n, full.n_features), dtype=np.float32)
+        X[:, columns] = f.reshape(spec.n_features, n).T
+        del f
+        keep = np.ones(n, dtype=bool)
+        if mask is not None:
+            keep = np.asarray(mask)[np.ix_(zp, ypos, xpos)].ravel()
+        proba = np.zeros((n, values.size), dtype=np.float32)
+        if keep.any():
+            proba[keep] = model.predict_proba(X[keep])[:, cols]
+        out[:, i0 : i0 + len(zp)] = proba.T.reshape(values.size, len(zp), len(ypos), len(xpos))
+    return out
+
+
+def fine_cells(
+    coarse_probabilities: np.ndarray,
+    *,
+    confident: float = 0.9,
+    margin: int = 1,
+    coarse_channels=None,
+) -> np.ndarray:
+    """Lattice cells to classify at full resolution: the coarse answer is not trusted there.
+
+    A lattice cell keeps its lattice point's class when that class is one of
+    ``coarse_channels``, its probability is at least ``confident``, no lattice point
+    within ``margin`` cells is unsure (below the bar, or of another class than
+    ``coarse_channels``) and every neighbouring lattice point (26-connected, inside the
+    mask) has the same most probable class. Every other cell is classified at full
+    resolution: class boundaries, answers the trees disagree on, and the classes that
+    may hold structures thinner than the lattice.
+
+    Confidence alone does not protect such a structure: a lattice point 2 voxels beside a
+    2-voxel-radius tube is correctly and confidently cytoplasm (it is cytoplasm), so a
+    cytoplasm cell would swallow a tube that no lattice point lies in
+    (``tests/test_fast_predict.py``). Hence :func:`predict_volume` lets only ice keep
+    the coarse answer by default.
+
+    Parameters
+    ----------
+    coarse_probabilities : ndarray, shape (C, zl, yl, xl)
+        From :func:`coarse_pass` (0 everywhere outside the mask).
+    confident : float
+        Probability of its most probable class at or above which a lattice point is
+        confident (> 0.5, so that the most probable class is unique).
+    margin : int
+        The unsure cells are grown by this many cells (26-connected), so that every
+        voxel within ``margin × stride`` voxels of an unsure lattice point is
+        classified at full resolution.
+    coarse_channels : sequence of int, optional
+        Channels whose confident cells may keep the coarse answer; default every channel.
+
+    Returns
+    -------
+    ndarray of bool, shape (zl, yl, xl)
+
+    Examples
+    --------
+    >>> p = np.zeros((2, 4, 4, 4), np.float32); p[0] = 1.0
+    >>> p[:, :, :, 2:] = np.array([0.05, 0.95], np.float32)[:, None, None, None]
+    >>> fine_cells(p, margin=0)[0, 0].astype(int).tolist()  # both sides of the boundary
+    [0, 1, 1, 0]
+    >>> fine_cells(p, margin=0, coarse_channels=[0])[0, 0].astype(int).tolist()
+    [0, 1, 1, 1]
+    """
+    from scipy import ndimage as ndi
+
+    if not 0.5 < float(confident) <= 1.0:
+        raise ValueError(f"confident must be in (0.5, 1], got {confident}")
+    p = coarse_probabilities
+    n_cls = p.shape[0]
+    inside = p.sum(axis=0) > 0
+    top = p.argmax(axis=0).astype(np.int16)
+    allowed = np.ones(n_cls, dtype=bool)
+    if coarse_channels is not None:
+        allowed[:] = False
+        allowed[np.asarray(list(coarse_channels), dtype=np.int64)] = True
+    cube = np.ones((3, 3, 3), dtype=bool)
+    unsure = inside & ((p.max(axis=0) < confident) | ~allowed[top])
+    if margin > 0 and unsure.any():
+        unsure = ndi.binary_dilation(unsure, structure=cube, iterations=int(margin))
+    # neighbours outside the mask agree with anything
+    hi = ndi.maximum_filter(np.where(inside, top, -1), footprint=cube, mode="nearest")
+    lo = ndi.minimum_filter(np.where(inside, top, n_cls), footprint=cube, mode="nearest")
+    return inside & (unsure | (hi != top) | (lo != top))
