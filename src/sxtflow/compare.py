@@ -5,9 +5,24 @@
 is re-exported here unchanged.
 """
 
-from .plot import *  # noqa: F403
-from .plot import __all__ as _plot_names
+from ._deprecated import moved
+from .plot import (
+    PROFILE_COLUMNS,
+    plot_fractions,
+    plot_lac_histograms,
+    plot_measures,
+    plot_radial_profiles,
+)
 from .stats import *  # noqa: F403
 from .stats import __all__ as _stats_names
 
-__all__ = [*_stats_names, *_plot_names]
+__all__ = [
+    *_stats_names,
+    "plot_measures",
+    "plot_fractions",
+    "plot_lac_histograms",
+    "plot_radial_profiles",
+    "PROFILE_COLUMNS",
+]
+
+moved("sxtflow.compare", "sxtflow.stats and sxtflow.plot")

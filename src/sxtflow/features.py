@@ -5,19 +5,18 @@
 of the old module is re-exported here unchanged.
 """
 
+from ._deprecated import moved
 from .segment._feature_store import open_features, write_features
 from .segment._features import (
-    _DOG_RATIO,  # noqa: F401  (sxtflow.classify's fused predict reads these until it moves)
     FAMILIES,
     FAST_SPEC,
     BlockFeatures,
     FeatureSpec,
-    _read_padded,  # noqa: F401
     block_features,
     compute_features,
     iter_blocks,
 )
-from .segment._filters import _FIRST, _SECOND, eigvalsh3, gaussian_kernel  # noqa: F401
+from .segment._filters import eigvalsh3, gaussian_kernel
 
 __all__ = [
     "FAMILIES",
@@ -32,3 +31,5 @@ __all__ = [
     "eigvalsh3",
     "gaussian_kernel",
 ]
+
+moved("sxtflow.features", "sxtflow.segment")

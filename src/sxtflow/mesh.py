@@ -3,11 +3,10 @@
 re-exported here unchanged.
 """
 
+from ._deprecated import moved
 from .plot._render import decimate_for_display, render, slice_panel
 from .quantify._mesh import (
-    CONNECTIVITY_26,  # noqa: F401  (measure, relations and surface read these until they move)
-    _class_boxes,  # noqa: F401
-    _mesh_crop,  # noqa: F401
+    CONNECTIVITY_26,  # noqa: F401  (a public name of the old module outside its __all__)
     class_meshes,
     mask_mesh,
     object_meshes,
@@ -25,3 +24,5 @@ __all__ = [
     "render",
     "slice_panel",
 ]
+
+moved("sxtflow.mesh", "sxtflow.quantify and sxtflow.plot")

@@ -5,5 +5,8 @@ align, center, projector, fbp, iterative, backends, calibrate, pipeline). Import
 ``sxtflow.recon`` instead; every public name of the old module is re-exported here unchanged.
 """
 
+from ._deprecated import moved
 from .recon import *  # noqa: F403
 from .recon import __all__  # noqa: F401
+
+moved("sxtflow.reconstruct", "sxtflow.recon")

@@ -1,8 +1,9 @@
-"""The package layout: old import paths keep working, and resolve to the new objects.
+"""The package layout: old import paths keep working, warn, and resolve to the new objects.
 
 ``sxtflow.io`` (a module until issue 16, now a package), ``sxtflow.reconstruct`` (now the
 ``sxtflow.recon`` package) and ``sxtflow.compare`` (now ``sxtflow.stats`` and ``sxtflow.plot``)
-keep every public name they had, as the same objects as the new homes. Saved models name no
+keep every public name they had, as the same objects as the new homes, and warn
+(``DeprecationWarning``) when imported. No module of the project imports them. Saved models name no
 sxtflow module, so moving modules cannot stop a trained model from loading.
 """
 
@@ -45,6 +46,17 @@ OLD_PUBLIC = {
         "mask_mesh", "object_meshes", "class_meshes", "write_scene", "write_ply",
         "decimate_for_display", "render", "slice_panel",
     ],
+    "sxtflow.classify": [
+        "ESTIMATORS", "CLASS_WEIGHTS", "training_samples", "train", "save_model", "load_model",
+        "predict", "predict_volume", "uncertainty", "slice_uncertainty", "suggest_slices",
+    ],
+    "sxtflow.measure": [
+        "instances", "measure_objects", "cell_summary", "cell_mask", "OBJECT_COLUMNS",
+        "CELL_CLASS",
+    ],
+    "sxtflow.relations": ["surface_voxels", "object_relations", "RELATION_BASE_COLUMNS"],
+    "sxtflow.chromatin": ["split_chromatin", "chromatin_threshold", "radial_profile"],
+    "sxtflow.surface": ["cell_body", "protrusions", "surface_summary", "PROTRUSION_COLUMNS"],
 }  # fmt: skip
 
 #: where each old module's names live now (the first package holding the name wins)
@@ -56,8 +68,16 @@ NEW_HOMES = {
     "sxtflow.features": ["sxtflow.segment"],
     "sxtflow.evaluate": ["sxtflow.segment"],
     "sxtflow.mesh": ["sxtflow.quantify", "sxtflow.plot"],
+    "sxtflow.classify": ["sxtflow.segment"],
+    "sxtflow.measure": ["sxtflow.quantify"],
+    "sxtflow.relations": ["sxtflow.quantify"],
+    "sxtflow.chromatin": ["sxtflow.quantify"],
+    "sxtflow.surface": ["sxtflow.quantify"],
 }
 
+
+#: the deprecated alias modules (every old module but io, which is a package now)
+ALIASES = sorted(set(OLD_PUBLIC) - {"sxtflow.io"})
 
 #: the task packages (their __init__ lists the public names once)
 PACKAGES = (
@@ -80,7 +100,11 @@ def _home(old: str, name: str):
 
 @pytest.mark.parametrize("old", sorted(OLD_PUBLIC))
 def test_old_import_paths_resolve_to_the_new_objects(old):
-    mod = importlib.import_module(old)
+    if old in ALIASES:  # warns on import (reloaded: another test may have imported it)
+        with pytest.warns(DeprecationWarning, match=f"{old} is deprecated"):
+            mod = importlib.reload(importlib.import_module(old))
+    else:  # sxtflow.io: a module become a package of the same name
+        mod = importlib.import_module(old)
     missing = [n for n in OLD_PUBLIC[old] if not hasattr(mod, n)]
     assert not missing, f"{old} lost {missing}"
     assert set(OLD_PUBLIC[old]) <= set(mod.__all__), f"{old}.__all__ lost names"
@@ -115,7 +139,7 @@ def test_the_shared_types_live_in_core():
 def test_saved_models_name_no_sxtflow_module():
     # skops records the module path of every object it saves and load_model trusts only the
     # types in this list: a type of ours there would tie old models to a module path
-    from sxtflow.classify import _ALLOWED_TYPES
+    from sxtflow.segment._model import _ALLOWED_TYPES
 
     assert _ALLOWED_TYPES and not [t for t in _ALLOWED_TYPES if t.startswith("sxtflow")]
 
@@ -153,3 +177,37 @@ def test_task_packages_load_their_modules_on_first_use():
         "assert 'trimesh' in sys.modules\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_no_module_of_the_project_imports_an_alias():
+    # the library, the rule scripts, the benchmarks and the tests use the new homes, so the
+    # aliases' warnings reach only users' code
+    import ast
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    src = root / "src"
+    files = [
+        f
+        for d in ("src", "workflow", "benchmarks", "tests")
+        for f in sorted((root / d).rglob("*.py"))
+        if f.name != "test_layout.py"
+        and ".".join(f.relative_to(src).with_suffix("").parts if f.is_relative_to(src) else ())
+        not in ALIASES
+    ]
+    assert len(files) > 50
+    found = []
+    for f in files:
+        package = f.relative_to(src).parent.parts if f.is_relative_to(src) else ()
+        for node in ast.walk(ast.parse(f.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom):
+                base = ".".join(package[: len(package) - node.level + 1]) if node.level else ""
+                full = ".".join(p for p in (base, node.module or "") if p)
+                names = [full, *(f"{full}.{a.name}" for a in node.names)]
+            elif isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            else:
+                continue
+            if set(names) & set(ALIASES):
+                found.append(f"{f.relative_to(root)}:{node.lineno}")
+    assert not found, f"imports of deprecated aliases: {found}"
