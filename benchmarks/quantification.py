@@ -133,7 +133,7 @@ def part_distances() -> pd.DataFrame:
 
 def part_chromatin(seeds) -> pd.DataFrame:
     from sxtflow.quantify import split_chromatin
-    from sxtflow.simulate import simulate_cell
+    from sxtflow.sim import simulate_cell
 
     rows = []
     for seed in seeds:
@@ -167,7 +167,7 @@ def part_chromatin(seeds) -> pd.DataFrame:
                 )
     # one reconstruction: the truth nucleus mask on an FBP tomogram
     from sxtflow.recon import reconstruct
-    from sxtflow.simulate import project, tilt_angles
+    from sxtflow.sim import project, tilt_angles
 
     seed = seeds[0]
     lac, lab = simulate_cell("lymphocyte", (96, 128, 128), 80.0, seed=seed)
@@ -198,7 +198,7 @@ def part_chromatin(seeds) -> pd.DataFrame:
 
 def part_protrusions(seeds) -> pd.DataFrame:
     from sxtflow.quantify import protrusions
-    from sxtflow.simulate import simulate_cell
+    from sxtflow.sim import simulate_cell
 
     rows = []
     for seed in seeds:

@@ -30,7 +30,7 @@ import numpy as np
 from scipy import ndimage
 
 from sxtflow import recon as rc
-from sxtflow import simulate as sim
+from sxtflow import sim
 from sxtflow.labels import default_labels
 from sxtflow.recon._align import _recentre
 from sxtflow.recon._backends import _astra_recon

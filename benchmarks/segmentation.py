@@ -76,7 +76,7 @@ def tomogram(cell_type, shape, voxel_nm, seed, tilt_range_deg=None, cache=None):
     """
     import json
 
-    from sxtflow import recon, simulate
+    from sxtflow import recon, sim
     from sxtflow.io import Volume
     from sxtflow.labels import default_labels
 
@@ -92,9 +92,9 @@ def tomogram(cell_type, shape, voxel_nm, seed, tilt_range_deg=None, cache=None):
         np.savez(path, vol=out[0], truth=out[1], fine=out[2].data, meta=json.dumps(out[2].meta))
         return out
 
-    lac, fine = simulate.simulate_cell(cell_type, shape, voxel_nm, seed=seed)
-    theta = simulate.tilt_angles(120, tilt_range_deg)
-    proj = simulate.project(lac, theta, photons=3000.0, blur_nm=40.0, seed=seed + 1)
+    lac, fine = sim.simulate_cell(cell_type, shape, voxel_nm, seed=seed)
+    theta = sim.tilt_angles(120, tilt_range_deg)
+    proj = sim.project(lac, theta, photons=3000.0, blur_nm=40.0, seed=seed + 1)
     algorithm = "fbp" if tilt_range_deg is None else "sirt"
     vol = recon.reconstruct(proj, backend="builtin", algorithm=algorithm, iterations=100)
     truth = default_labels().to_classes(fine.data, CLASSES)
@@ -130,7 +130,7 @@ def refine_rules(cell_type, default=False):
     cytoplasm holds mitochondria next to the envelope (it costs them Dice there).
     ``default``: :data:`sxtflow.refine.DEFAULT_RULES` for both.
     """
-    from sxtflow.refine import DEFAULT_RULES
+    from sxtflow.segment import DEFAULT_RULES
 
     rules = {k: dict(v) for k, v in DEFAULT_RULES.items()}
     if cell_type == "yeast" and not default:
@@ -168,10 +168,10 @@ def run_set(name, cell_type, shape, voxel_nm, seeds_train, seeds_test, tilt, arg
     from skimage.future import predict_segmenter
     from sklearn.ensemble import RandomForestClassifier
 
-    from sxtflow import refine, segment, simulate
+    from sxtflow import segment, sim
+    from sxtflow.core import cylinder_mask
     from sxtflow.labels import default_labels
     from sxtflow.segment import dice_iou
-    from sxtflow.stages import cylinder_mask
 
     table = default_labels()
     present = [c for c in CLASSES if not (cell_type == "lymphocyte" and c == "vacuole")]
@@ -181,7 +181,7 @@ def run_set(name, cell_type, shape, voxel_nm, seeds_train, seeds_test, tilt, arg
     train_data = [tomogram(cell_type, shape, voxel_nm, s, tilt, args.cache) for s in seeds_train]
     test_data = [tomogram(cell_type, shape, voxel_nm, s, tilt, args.cache) for s in seeds_test]
     anns = [
-        simulate.annotate(fine, present, slices_per_class=3, seed=s, rim=args.rim).data
+        sim.annotate(fine, present, slices_per_class=3, seed=s, rim=args.rim).data
         for (_, _, fine), s in zip(train_data, seeds_train, strict=True)
     ]
     for _, _, fine in train_data + test_data:
@@ -238,11 +238,11 @@ def run_set(name, cell_type, shape, voxel_nm, seeds_train, seeds_test, tilt, arg
         (lab, _), t_sx, c_sx = fused_predict(model, card, vol, args)
         rules = refine_rules(cell_type, args.default_rules)
         spacing = (voxel_nm / 1000.0,) * 3
-        (ref, r_cpu) = timed(refine.refine_labels, lab, classes, spacing, rules, lac=vol)[::2]
+        (ref, r_cpu) = timed(segment.refine_labels, lab, classes, spacing, rules, lac=vol)[::2]
         refine_cpu["sxtflow+refine"] += r_cpu
         if args.compare_boundary:  # the same prediction refined as before issue 13
             plain = without_boundary(rules)
-            (ref0, r_cpu) = timed(refine.refine_labels, lab, classes, spacing, plain)[::2]
+            (ref0, r_cpu) = timed(segment.refine_labels, lab, classes, spacing, plain)[::2]
             refine_cpu["refine before"] += r_cpu
             df = dice_iou(ref0, truth, classes)
             scores["refine before"].append(dict(zip(df["class"], df["dice"], strict=True)))
@@ -355,7 +355,7 @@ def suite_tomogram(variant, seed, cache=None):
     import hashlib
     import json
 
-    from sxtflow import recon, simulate
+    from sxtflow import recon, sim
     from sxtflow.io import Volume
     from sxtflow.labels import default_labels
 
@@ -371,16 +371,14 @@ def suite_tomogram(variant, seed, cache=None):
         if os.path.exists(path):
             d = np.load(path)
             return d["vol"], d["truth"], Volume(d["fine"], vox, json.loads(str(d["meta"])))
-    lac, fine = simulate.simulate_cell("yeast", shape, vox, seed=seed, condition=v["condition"])
+    lac, fine = sim.simulate_cell("yeast", shape, vox, seed=seed, condition=v["condition"])
     if v["imaging"] == "image":
-        vol = simulate.degrade(lac, blur_vox=v["blur_vox"], noise_per_um=v["noise"], seed=seed + 1)
+        vol = sim.degrade(lac, blur_vox=v["blur_vox"], noise_per_um=v["noise"], seed=seed + 1)
         vol = np.asarray(vol.data, dtype=np.float32)
     else:
         tilt = None if v["imaging"] == "fbp" else 60.0
-        theta = simulate.tilt_angles(120, tilt)
-        proj = simulate.project(
-            lac, theta, photons=3000.0, blur_nm=v["blur_vox"] * vox, seed=seed + 1
-        )
+        theta = sim.tilt_angles(120, tilt)
+        proj = sim.project(lac, theta, photons=3000.0, blur_nm=v["blur_vox"] * vox, seed=seed + 1)
         algorithm = "fbp" if tilt is None else "sirt-tv"
         vol = recon.reconstruct(proj, backend="builtin", algorithm=algorithm, iterations=100)
         vol = np.asarray(vol.data, dtype=np.float32)
@@ -394,10 +392,10 @@ def suite_tomogram(variant, seed, cache=None):
 
 
 def suite_annotation(variant, fine, seed, z_slices=None, slices=None):
-    from sxtflow import simulate
+    from sxtflow import sim
 
     v = {**CENTRAL, **variant}
-    return simulate.annotate(
+    return sim.annotate(
         fine,
         CLASSES,
         slices_per_class=slices or v["slices"],
@@ -470,7 +468,7 @@ def fused_predict(model, card, vol, args, out_uncertainty=None):
     """((labels, probabilities), wall s, CPU s) of the fused predictor in the sample
     cylinder (full resolution)."""
     from sxtflow import segment
-    from sxtflow.stages import cylinder_mask
+    from sxtflow.core import cylinder_mask
 
     return timed(
         segment.predict_volume,
@@ -493,14 +491,14 @@ def suite_predict(model, card, vol, args, uncertainty=False):
 
 def suite_refine(lab, vol, classes, voxel_nm, method):
     """Labels refined with one of :data:`SUITE_METHODS`; CPU seconds."""
-    from sxtflow import refine
+    from sxtflow import segment
 
     lac = SUITE_METHODS[method]["lac"]
     rules = refine_rules("yeast")
     if not lac:
         rules = without_boundary(rules)
     t = time.process_time()
-    out = refine.refine_labels(
+    out = segment.refine_labels(
         lab, classes, (voxel_nm / 1000.0,) * 3, rules, lac=vol if lac else None
     )
     return out, time.process_time() - t
@@ -822,11 +820,10 @@ def run_demo(args):
     that were not annotated) and the refine CPU time of both."""
     import yaml
 
-    from sxtflow import io, refine
+    from sxtflow import io, segment
     from sxtflow.labels import default_labels
     from sxtflow.options import with_defaults
-    from sxtflow.segment import dice_iou
-    from sxtflow.stages import read_truth
+    from sxtflow.segment import dice_iou, read_truth
 
     root = args.demo
     with open(args.demo_config) as fh:
@@ -854,9 +851,9 @@ def run_demo(args):
         lac = np.asarray(io.read_volume(os.path.join(d, "tomogram.mrc")).data, np.float32)
         truth = read_truth(os.path.join(d, "truth", "labels.mrc"), classes)[0].data
         for k, r in runs.items():
-            (out, c) = timed(refine.refine_labels, pred.data, classes, pred.spacing_um, r, lac=lac)[
-                ::2
-            ]
+            (out, c) = timed(
+                segment.refine_labels, pred.data, classes, pred.spacing_um, r, lac=lac
+            )[::2]
             cpu[k] += c
             df = dice_iou(np.where(truth != 0, out, 0), truth, classes)
             dice[k].append(dict(zip(df["class"], df["dice"], strict=True)))
@@ -966,13 +963,13 @@ def main(argv=None):
         "--no-rim",
         dest="rim",
         action="store_false",
-        help="one-sided outlines (the annotator before 2026-11-26): simulate.annotate(rim=False)",
+        help="one-sided outlines (the annotator before 2026-11-26): sim.annotate(rim=False)",
     )
     p.add_argument("--n-test", type=int, default=None, help="unseen tomograms per set")
     p.add_argument(
         "--default-rules",
         action="store_true",
-        help="refine with refine.DEFAULT_RULES for every cell type (no yeast nucleus smoothing)",
+        help="refine with segment.DEFAULT_RULES for every cell type (no yeast nucleus smoothing)",
     )
     p.add_argument(
         "--compare-boundary",

@@ -122,7 +122,7 @@ def feature_spec():
 
 def prepare(args, cache: Path) -> dict:
     """Simulated projections, truth, training reconstruction, annotation and model (cached)."""
-    from sxtflow import io, simulate, stages
+    from sxtflow import io, sim, stages
 
     cache.mkdir(parents=True, exist_ok=True)
     files = {
@@ -155,7 +155,7 @@ def prepare(args, cache: Path) -> dict:
         stages.run_reconstruct(files["projections"], files["tomogram"])
     if not files["annotation"].exists():
         truth = io.read_volume(files["truth"])
-        ann = simulate.annotate(truth, CLASSES, slices_per_class=3, seed=args.seed, rim=True)
+        ann = sim.annotate(truth, CLASSES, slices_per_class=3, seed=args.seed, rim=True)
         io.write_volume(files["annotation"], ann)
     if not files["model"].exists():
         print("training …", flush=True)
@@ -256,7 +256,7 @@ def skimage_vs_sxtflow(args, files, work: Path) -> dict:
     from skimage.future import predict_segmenter
     from sklearn.ensemble import RandomForestClassifier
 
-    from sxtflow import io, segment, stages
+    from sxtflow import core, io, segment
 
     vol = io.read_volume(work / "tomogram.tif")
     data = np.asarray(vol.data, dtype=np.float32)
@@ -295,7 +295,7 @@ def skimage_vs_sxtflow(args, files, work: Path) -> dict:
     z0 = max(0, nz // 2 - args.slab // 2)
     region = (slice(z0, min(nz, z0 + args.slab)), slice(None), slice(None))
     slab = data[region]
-    cyl = stages.cylinder_mask(data.shape)
+    cyl = core.cylinder_mask(data.shape)
 
     def timed(fn, *a, **k):
         t, c = time.perf_counter(), time.process_time()
@@ -317,12 +317,12 @@ def skimage_vs_sxtflow(args, files, work: Path) -> dict:
 
 def check_full(args, files, work: Path) -> dict:
     """The full-resolution prediction (every voxel, every feature) and Dice of the fast one."""
-    from sxtflow import io, segment, stages
+    from sxtflow import core, io, segment
     from sxtflow.segment import dice_iou
 
     vol = io.read_volume(work / "tomogram.tif")
     model, card = segment.load_model(files["model"])
-    mask = stages.prediction_mask(vol)
+    mask = core.field_of_view(vol)
     kwargs = {}
     import inspect
 

@@ -14,7 +14,7 @@ import numpy as np
 import yaml
 from scipy import ndimage as ndi
 
-from sxtflow import io, simulate, stages
+from sxtflow import io, sim, stages
 from sxtflow.annotation import AnnotationProject
 from sxtflow.io import Volume
 
@@ -53,7 +53,7 @@ def cell(seed: int) -> tuple[Volume, np.ndarray]:
     """A simulated tomogram (blurred LAC + noise, µm⁻¹) and its truth in segmentation classes."""
     from sxtflow.labels import default_labels
 
-    lac, fine = simulate.simulate_cell("yeast", SHAPE, VOXEL_NM, seed=seed)
+    lac, fine = sim.simulate_cell("yeast", SHAPE, VOXEL_NM, seed=seed)
     rng = np.random.default_rng(seed)
     data = ndi.gaussian_filter(lac.data, 0.8) + rng.normal(0, 0.02, SHAPE)
     meta = {"unit": "1/um", "field_of_view": "cylinder"}
@@ -74,7 +74,7 @@ def make_project(root: Path) -> tuple[AnnotationProject, dict]:
         io.write_volume(root / "results" / s / "tomogram.mrc", vol)
         truths[s] = truth
         if s == "s1":
-            ann = simulate.annotate(fine, CLASSES, slices_per_class=2, seed=3, rim=True)
+            ann = sim.annotate(fine, CLASSES, slices_per_class=2, seed=3, rim=True)
             io.write_volume(root / "data" / "s1_annotation.mrc", ann)
     project = AnnotationProject.from_configfile("config/config.yaml", workdir=root)
     project.train(["s1"], out_model="results/model/classifier.skops")

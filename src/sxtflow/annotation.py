@@ -418,8 +418,9 @@ class AnnotationProject:
         refuses what the predict rule refuses (a tomogram whose voxel size differs from the
         model's, :func:`sxtflow.stages.check_model_voxel`).
         """
+        from .core import field_of_view
         from .segment import predict_volume
-        from .stages import check_model_voxel, prediction_mask
+        from .stages import check_model_voxel
 
         vol = tomogram if tomogram is not None else self.tomogram(sample)
         check_model_voxel(card, vol.voxel_nm, tomogram_path=sample)
@@ -429,7 +430,7 @@ class AnnotationProject:
             card,
             block=self.predict_block,
             n_jobs=threads,
-            mask=prediction_mask(vol),
+            mask=field_of_view(vol),
             region=region,
         )
         return labels

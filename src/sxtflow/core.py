@@ -4,7 +4,8 @@
 * :class:`Projections`: a tilt series ``(angles, rows, columns)``, angles in radians, pixel
   size in nm, with its flats and darks;
 * :class:`InputError`: bad input, naming the file and the problem (the CLI prints it as one
-  line and exits 2; a rule's log ends with it).
+  line and exits 2; a rule's log ends with it);
+* the field of view of a reconstruction (:func:`cylinder_mask`, :func:`field_of_view`).
 
 Nothing here touches files; :mod:`sxtflow.io` reads and writes these types (and re-exports
 them, so ``from sxtflow.io import Volume`` keeps working).
@@ -188,3 +189,32 @@ def _unit_scale(unit, default: str, path, what: str) -> float:
     if unit not in table:
         raise InputError(path, f"unknown {what} unit {unit!r}")
     return table[unit]
+
+
+def cylinder_mask(shape) -> np.ndarray:
+    """(y, x) bool mask of the cylinder inscribed in the x-y square of a ``(z, y, x)`` shape.
+
+    The field of view of a parallel-beam reconstruction (docs/architecture.md, geometry):
+    voxel ``(y, x)`` is inside when its distance from ``(ny // 2, nx // 2)`` is at most
+    ``min(ny, nx) // 2`` voxels.
+
+    Examples
+    --------
+    >>> cylinder_mask((1, 5, 5)).astype(int)[2]
+    array([1, 1, 1, 1, 1])
+    >>> int(cylinder_mask((1, 5, 5)).sum())
+    13
+    """
+    ny, nx = shape[1:]
+    y = np.arange(ny) - ny // 2
+    x = np.arange(nx) - nx // 2
+    return (y[:, None] ** 2 + x[None, :] ** 2) <= (min(ny, nx) // 2) ** 2
+
+
+def field_of_view(vol: Volume) -> np.ndarray | None:
+    """Voxels with data: a reconstruction's field of view (the cylinder inscribed in the x-y
+    square, ``meta["field_of_view"] == "cylinder"``) as a read-only ``(z, y, x)`` bool view,
+    else None (every voxel)."""
+    if vol.meta.get("field_of_view") != "cylinder":
+        return None
+    return np.broadcast_to(cylinder_mask(vol.data.shape)[None], vol.data.shape)

@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from . import io
+from .core import field_of_view
 from .io import InputError, Volume
 from .options import DEFAULTS
 
@@ -59,12 +60,12 @@ def run_simulate(
     energy_ev: float = _SIM["energy_ev"],
 ) -> None:
     """Simulate one cell: truth LAC (µm⁻¹) and labels, then its raw tilt series (HDF5)."""
-    from . import simulate
+    from . import sim
 
     log.info(
         "simulating a %s cell, %s voxels of %.1f nm, seed %d", cell_type, shape, voxel_nm, seed
     )
-    lac, labels = simulate.simulate_cell(
+    lac, labels = sim.simulate_cell(
         cell_type,
         tuple(shape),
         voxel_nm,
@@ -72,8 +73,8 @@ def run_simulate(
         condition=dict(condition or {}),
         energy_ev=energy_ev,
     )
-    theta = simulate.tilt_angles(n_angles, tilt_range_deg)
-    proj = simulate.project(
+    theta = sim.tilt_angles(n_angles, tilt_range_deg)
+    proj = sim.project(
         lac, theta, photons=photons, blur_nm=blur_nm, jitter_px=jitter_px, seed=seed + 1
     )
     io.write_volume(out_lac, lac)
@@ -92,10 +93,10 @@ def run_annotate(
     seed: int = 0,
 ) -> None:
     """Virtual annotator: sparse, manual-style labels drawn from a truth label volume."""
-    from . import simulate
+    from . import sim
 
     truth = io.read_volume(truth_labels)
-    ann = simulate.annotate(
+    ann = sim.annotate(
         truth, list(classes), slices_per_class=slices_per_class, seed=seed, mode=mode, rim=rim
     )
     n = int(np.count_nonzero(ann.data))
@@ -104,6 +105,23 @@ def run_annotate(
 
 
 # --------------------------------------------------------------------------- reconstruct
+
+
+#: names that moved from here to the science (issue 16), still importable from here
+_MOVED = {
+    "cylinder_mask": ("core", "cylinder_mask"),
+    "prediction_mask": ("core", "field_of_view"),
+    "read_truth": ("segment", "read_truth"),
+}
+
+
+def __getattr__(name: str):
+    if name in _MOVED:
+        import importlib
+
+        module, attr = _MOVED[name]
+        return getattr(importlib.import_module(f".{module}", __package__), attr)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def _named(path: PathLike, func):
@@ -598,7 +616,7 @@ def run_predict(
     model, card = segment.load_model(model_path)
     check_model_voxel(card, vol.voxel_nm, tomogram_path, model_path)
     shape = vol.data.shape
-    mask = prediction_mask(vol)
+    mask = field_of_view(vol)
     block = check_block(block, shape)  # a block beyond the volume is the whole volume
     _one_heap()  # peak memory: the threads' freed block arrays are shared
     with contextlib.ExitStack() as stack:
@@ -676,7 +694,7 @@ def run_refine(
     surfaces are placed where its LAC puts them and removed pieces take the neighbour
     nearest in LAC (:func:`sxtflow.refine.refine_labels`).
     """
-    from .refine import refine_labels
+    from .segment import refine_labels
 
     pred = io.read_volume(prediction_path)
     rules = _per_class(rules, DEFAULTS["refine"], classes)
@@ -727,92 +745,6 @@ def _release_freed_memory() -> None:
         libc.malloc_trim(0)
 
 
-def prediction_mask(vol: Volume) -> np.ndarray | None:
-    """Voxels the classifier labels: a reconstruction's field of view (the cylinder inscribed
-    in the x-y square, ``meta["field_of_view"] == "cylinder"``), else all (None)."""
-    if vol.meta.get("field_of_view") != "cylinder":
-        return None
-    return np.broadcast_to(cylinder_mask(vol.data.shape)[None], vol.data.shape)
-
-
-def cylinder_mask(shape) -> np.ndarray:
-    """(y, x) bool mask of the cylinder inscribed in the x-y square of a ``(z, y, x)`` shape."""
-    ny, nx = shape[1:]
-    y = np.arange(ny) - ny // 2
-    x = np.arange(nx) - nx // 2
-    return (y[:, None] ** 2 + x[None, :] ** 2) <= (min(ny, nx) // 2) ** 2
-
-
-def read_truth(
-    path: PathLike,
-    classes: Mapping[str, int],
-    *,
-    labels=None,
-    ignore: Sequence[int] = (),
-    shape: Sequence[int] | None = None,
-    voxel_nm=None,
-    source: Mapping | None = None,
-) -> tuple[Volume, int]:
-    """A full ground-truth label volume, checked and mapped onto the segmentation classes.
-
-    Parameters
-    ----------
-    path : path-like
-        The truth (values of the label table ``labels``; 0 = not scored).
-    classes : mapping of str to int
-        The segmentation classes.
-    labels : path-like or LabelTable, optional
-        The label table (None = bundled).
-    ignore : sequence of int
-        Truth values that are not scored (e.g. 255 = unsure); reported by the caller.
-    shape, voxel_nm : optional
-        The segmentation's grid: the truth must match it (a truth file without a voxel size
-        is taken to lie on it); ``source`` (``meta["resampled_from"]``) allows a truth on the
-        tomogram's original grid, resampled with it.
-
-    Returns
-    -------
-    (Volume, int)
-        The truth in class values (0 = not scored) and the number of ignored voxels.
-
-    Raises
-    ------
-    InputError
-        Values not in the label table, values that map to none of ``classes``, non-integer
-        values, or a shape or voxel size that differs from the segmentation's.
-    """
-    from .segment import read_labels_on_grid
-    from .segment._grid import _integer_labels
-
-    table = _label_table(labels)
-    if shape is None:
-        truth = io.read_volume(path)
-        data, voxel = _integer_labels(truth.data, path, "truth"), truth.voxel_nm
-    else:
-        data = read_labels_on_grid(path, shape, voxel_nm, what="truth", source=source)
-        voxel = voxel_nm
-    ignored = np.isin(data, np.asarray(list(ignore), dtype=np.int64))
-    n_ignored = int(np.count_nonzero(ignored))
-    data = np.where(ignored, 0, data).astype(np.uint8)
-    bad = table.unmapped_values(np.unique(data), list(classes))
-    if bad["unknown"]:
-        raise InputError(
-            path,
-            f"truth values {bad['unknown']} are not in the label table ({table.source}): "
-            "another numbering? Relabel the truth with the table's values, or list the values "
-            "that are not to be scored in the config's evaluate.ignore",
-        )
-    if bad["unmapped"]:
-        names = [f"{v} ({table.name(v)})" for v in bad["unmapped"]]
-        raise InputError(
-            path,
-            f"truth values {', '.join(names)} belong to none of the classes "
-            f"({', '.join(classes)}); add a class, or list them in evaluate.ignore",
-        )
-    mapped = table.to_classes(data, list(classes))
-    return Volume(mapped, voxel), n_ignored
-
-
 def run_evaluate(
     labels_path: PathLike,
     truth_path: PathLike,
@@ -824,12 +756,13 @@ def run_evaluate(
     labels=None,
     ignore: Sequence[int] = DEFAULTS["evaluate"]["ignore"],
 ) -> pd.DataFrame:
-    """Dice/IoU per class of a segmentation against a validated truth (:func:`read_truth`).
+    """Dice/IoU per class of a segmentation against a validated truth
+    (:func:`sxtflow.segment.read_truth`).
 
     Voxels without truth (0) and voxels of the ``ignore`` values are not scored; the table's
     ``n_ignored_voxels`` says how many were ignored.
     """
-    from .segment import dice_iou
+    from .segment import dice_iou, read_truth
 
     pred = io.read_volume(labels_path)
     truth, n_ignored = read_truth(
@@ -1071,8 +1004,9 @@ def run_compare(
     ``reference`` defaults to the only condition; with several it is required.
     ``out_fractions`` is drawn only with an organelle class, ``out_chromatin`` needs a nucleus.
     """
-    from . import plot, stats
+    from . import stats
     from .plan import default_measures, organelle_classes
+    from .plot import plot_fractions, plot_lac_histograms, plot_measures, plot_radial_profiles
 
     sheet = pd.DataFrame(list(samples))
     names = list(sheet["sample"])
@@ -1106,21 +1040,21 @@ def run_compare(
         log.info("%s", why)
         tests = stats.untested(cells, primary, reference=reference, note=why)
     io.write_table(out_tests, tests)
-    plot.plot_measures(cells, primary, out_measures, reference=reference, tests=tests)
+    plot_measures(cells, primary, out_measures, reference=reference, tests=tests)
     if out_fractions and organelles:
-        plot.plot_fractions(
+        plot_fractions(
             cells, [c for c in organelles if f"{c}_fraction" in cells.columns], out_fractions
         )
     if out_lac:
         lac_classes = [c for c in classes if c != "ice" and c in set(objects["class"])]
-        plot.plot_lac_histograms(objects, out_lac, classes=lac_classes, reference=reference)
+        plot_lac_histograms(objects, out_lac, classes=lac_classes, reference=reference)
     if out_chromatin:
         if len(chromatin_paths) != len(names):
             raise ValueError("one chromatin profile table per sample is needed")
         profiles = stats.stack_tables(
             {s: io.read_table(p) for s, p in zip(names, chromatin_paths, strict=True)}, sheet
         )
-        plot.plot_radial_profiles(profiles, out_chromatin, reference=reference)
+        plot_radial_profiles(profiles, out_chromatin, reference=reference)
     primary_rows = tests[tests["family"] == "primary"]
     log.info(
         "%d cells, %d tests (%d primary), %d primary and %d exploratory significant at FDR %.2f",

@@ -127,7 +127,7 @@ def _add(module, names, modules, members=()):
         for m in members:
             if _module_file(f"{module}.{m}"):
                 modules.add(f"{module}.{m}")
-                modules.update(_lazy_submodules(f"{module}.{m}"))  # the package as a whole
+                modules.update(_lazy_submodules(f"{module}.{m}").values())  # the whole package
         lazy = _lazy_submodules(module)
         if lazy and (not members or "*" in members):
             modules.update(lazy.values())  # ``import sxtflow.plot``: any submodule may load

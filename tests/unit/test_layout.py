@@ -57,6 +57,14 @@ OLD_PUBLIC = {
     "sxtflow.relations": ["surface_voxels", "object_relations", "RELATION_BASE_COLUMNS"],
     "sxtflow.chromatin": ["split_chromatin", "chromatin_threshold", "radial_profile"],
     "sxtflow.surface": ["cell_body", "protrusions", "surface_summary", "PROTRUSION_COLUMNS"],
+    "sxtflow.refine": [
+        "refine_labels", "snap_boundaries", "estimate_blur", "separate_instances",
+        "DEFAULT_RULES",
+    ],
+    "sxtflow.simulate": [
+        "COMPOSITIONS", "CONDITION_KEYS", "material_lac", "compartment_lac", "simulate_cell",
+        "tilt_angles", "project", "degrade", "annotate", "ANNOTATION_MODES",
+    ],
 }  # fmt: skip
 
 #: where each old module's names live now (the first package holding the name wins)
@@ -73,6 +81,8 @@ NEW_HOMES = {
     "sxtflow.relations": ["sxtflow.quantify"],
     "sxtflow.chromatin": ["sxtflow.quantify"],
     "sxtflow.surface": ["sxtflow.quantify"],
+    "sxtflow.refine": ["sxtflow.segment"],
+    "sxtflow.simulate": ["sxtflow.sim"],
 }
 
 

@@ -45,7 +45,7 @@ from scipy import ndimage
 
 from ..io import Volume
 from ..progress import progress
-from ..refine import mask_box
+from ..segment import mask_box
 from ._mesh import CONNECTIVITY_26, _class_boxes, _mesh_crop
 
 __all__ = [
@@ -146,7 +146,7 @@ def instances(
             for s, n in zip(box, labels.shape, strict=True)
         )
         if name in separate:
-            from ..refine import separate_instances
+            from ..segment import separate_instances
 
             comps = separate_instances(
                 labels[box] == value, spacing_um, min_radius_um=float(separate[name])

@@ -5,7 +5,8 @@ Modules: :mod:`._features` (the feature spec, block-wise features), :mod:`._filt
 stores), :mod:`._evaluate` (Dice and IoU per class), :mod:`._train` (the classifier trained on sparse
 annotations), :mod:`._model` (skops model files and cards), :mod:`._predict` (block-wise
 prediction with fused features), :mod:`._coarse` (its coarse-to-fine pass),
-:mod:`._uncertainty` (uncertainty, slices to annotate next), :mod:`._grid` (annotations and truths read onto
+:mod:`._uncertainty` (uncertainty, slices to annotate next), :mod:`._refine` (per-class clean-up,
+instances), :mod:`._boundary` (surfaces placed where the blurred LAC puts them), :mod:`._grid` (annotations and truths read onto
 their tomogram's grid). Submodules load on first use
 (``lazy_loader``, as scikit-image does), so a rule imports only what it calls. The public
 names are these:
@@ -27,12 +28,14 @@ __getattr__, __dir__, __all__ = _lazy.attach(
         ],
         "_filters": ["eigvalsh3", "gaussian_kernel"],
         "_feature_store": ["write_features", "open_features"],
-        "_evaluate": ["dice_iou"],
+        "_evaluate": ["dice_iou", "read_truth"],
         "_grid": ["read_labels_on_grid"],
         "_train": ["ESTIMATORS", "CLASS_WEIGHTS", "training_samples", "train"],
         "_model": ["save_model", "load_model", "deterministic_skops"],
         "_predict": ["predict", "predict_volume", "used_features", "subset_spec"],
         "_coarse": ["coarse_pass", "fine_cells"],
         "_uncertainty": ["uncertainty", "slice_uncertainty", "suggest_slices"],
+        "_refine": ["refine_labels", "separate_instances", "DEFAULT_RULES", "mask_box"],
+        "_boundary": ["snap_boundaries", "estimate_blur"],
     },
 )

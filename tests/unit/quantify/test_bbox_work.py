@@ -61,7 +61,7 @@ def test_instances_in_boxes_equal_whole_volume_components():
 
 
 def test_separated_instances_in_a_box_equal_the_whole_volume_ones():
-    from sxtflow.refine import separate_instances
+    from sxtflow.segment import separate_instances
 
     lab = np.zeros((30, 40, 40), np.uint8)
     zz, yy, xx = np.mgrid[:30, :40, :40]

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from sxtflow.quantify import chromatin_threshold, radial_profile, split_chromatin
-from sxtflow.simulate import simulate_cell
+from sxtflow.sim import simulate_cell
 
 
 def ball(shape, centre, r):

@@ -263,7 +263,7 @@ def test_volume_of_a_blurred_ball_after_the_boundary_step_is_within_2_percent(ra
     boundary step, measures within 2 % of 4/3 π R³."""
     from scipy import ndimage as ndi
 
-    from sxtflow.refine import refine_labels
+    from sxtflow.segment import refine_labels
 
     n, vox_um = 40, 0.04
     z, y, x = np.mgrid[:n, :n, :n] - (n - 1) / 2 + 0.3

@@ -6,7 +6,7 @@ import pytest
 from scipy import ndimage
 
 from sxtflow.quantify import cell_body, protrusions, surface_summary
-from sxtflow.simulate import simulate_cell
+from sxtflow.sim import simulate_cell
 
 S = 0.05  # µm voxels
 

@@ -563,7 +563,7 @@ def test_reconstruct_crop_shifts_center(full180):
 
 @pytest.fixture(scope="module")
 def jittered():
-    from sxtflow import simulate as sim
+    from sxtflow import sim
 
     lac, _ = sim.simulate_cell("yeast", (24, 80, 80), 70.0, seed=1)
     theta = sim.tilt_angles(120, None)

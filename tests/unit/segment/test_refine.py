@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from scipy import ndimage as ndi
 
-from sxtflow.refine import estimate_blur, refine_labels, snap_boundaries
+from sxtflow.segment import estimate_blur, refine_labels, snap_boundaries
 
 CLASSES = {"ice": 1, "cytoplasm": 2, "nucleus": 4, "vacuole": 7, "lipid_droplet": 8}
 SP = (0.1, 0.1, 0.1)  # µm: one voxel = 0.001 µm³
@@ -71,7 +71,7 @@ def _balls(centres, r, shape=(24, 24, 48)):
 
 
 def test_separate_instances_splits_touching_balls_only():
-    from sxtflow.refine import separate_instances
+    from sxtflow.segment import separate_instances
 
     sp = (0.05, 0.05, 0.05)
     two = _balls([(12, 12, 12), (12, 12, 27)], 8)  # overlapping by 1 voxel: one component
@@ -92,7 +92,7 @@ def test_separate_instances_splits_touching_balls_only():
 
 
 def test_separate_instances_bad_input():
-    from sxtflow.refine import separate_instances
+    from sxtflow.segment import separate_instances
 
     with pytest.raises(ValueError, match="3D"):
         separate_instances(np.ones((4, 4), bool), (0.1, 0.1, 0.1))
@@ -297,7 +297,7 @@ def test_default_rules_snap_with_a_tomogram_and_skip_the_step_without():
 def test_snap_tiles_large_objects(monkeypatch):
     # an object larger than a tile is snapped tile by tile (memory bounded by the tile):
     # the result matches the whole-object one to within a few voxels
-    import sxtflow.refine as refine
+    import sxtflow.segment._boundary as refine
 
     lac, truth, d = _blurred(lambda z, y, x: np.sqrt(z * z + y * y + x * x) - 10)
     seed = np.where(d <= -1.5, 8, 2).astype(np.uint8)

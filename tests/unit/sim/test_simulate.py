@@ -11,17 +11,10 @@ from scipy import ndimage as ndi
 from skimage.registration import phase_cross_correlation
 from skimage.transform import radon
 
-from sxtflow import simulate
+from sxtflow import sim
 from sxtflow.io import Projections, Volume
 from sxtflow.labels import default_labels
-from sxtflow.simulate import (
-    annotate,
-    compartment_lac,
-    material_lac,
-    project,
-    simulate_cell,
-    tilt_angles,
-)
+from sxtflow.sim import annotate, compartment_lac, material_lac, project, simulate_cell, tilt_angles
 
 CLASSES = ["ice", "cytoplasm", "nucleus", "vacuole", "lipid_droplet", "mitochondrion"]
 ORGANELLES = [
@@ -446,15 +439,15 @@ def test_degrade_blurs_and_adds_the_stated_noise():
     lac[:, 5:35, 5:35] = 0.1
     lac[8:16, 15:25, 15:25] = 0.5
     vol = Volume(lac, 40.0, {"kind": "lac"})
-    clean = simulate.degrade(vol, blur_vox=1.2, noise_per_um=0.0)
+    clean = sim.degrade(vol, blur_vox=1.2, noise_per_um=0.0)
     edge = clean.data[12, 20, 12:28]
     assert edge.max() < 0.5 and edge[3] > 0.3 > edge[2]  # the edge blurred ...
     assert edge[2] + edge[3] == pytest.approx(0.6, abs=0.002)  # ... symmetric about it
-    noisy = simulate.degrade(vol, blur_vox=0.0, noise_per_um=0.03, seed=1)
+    noisy = sim.degrade(vol, blur_vox=0.0, noise_per_um=0.03, seed=1)
     inside = noisy.data[:, 10:30, 10:30] - lac[:, 10:30, 10:30]
     assert inside.std() == pytest.approx(0.03, rel=0.05) and abs(inside.mean()) < 0.002
     assert noisy.data[:, 0, 0].max() == 0  # outside the sample cylinder: no data
-    again = simulate.degrade(vol, blur_vox=0.0, noise_per_um=0.03, seed=1)
+    again = sim.degrade(vol, blur_vox=0.0, noise_per_um=0.03, seed=1)
     np.testing.assert_array_equal(noisy.data, again.data)
     assert noisy.meta["noise_per_um"] == 0.03 and noisy.voxel_nm == vol.voxel_nm
 
