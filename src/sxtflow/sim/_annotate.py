@@ -187,103 +187,36 @@ def annotate(
     cell_vals = [v for c, v in values.items() if c != "ice"]
     cell_z = np.flatnonzero(np.isin(cls, cell_vals).any(axis=(1, 2))) if cell_vals else []
     zlo, zhi = (int(cell_z[0]), int(cell_z[-1])) if len(cell_z) else (0, nz - 1)
-    chosen: dict[str, list[int]] = {}
-
     if mode == "slices":
-        cand = np.arange(zlo, zhi + 1)
-        zs = set(_spread(cand, np.ones(cand.size), slices_per_class, rng))
-        for v in values.values():
-            area = (cls == v).sum(axis=(1, 2))
-            if area.any() and not area[sorted(zs)].any():
-                zs.add(int(np.argmax(area)))
-        zs = sorted(zs)
-        out[zs] = cls[zs]
-        for c, v in values.items():
-            chosen[c] = [z for z in zs if (cls[z] == v).any()]
-        chosen["all"] = zs
-    else:
+        chosen = _annotate_slices(out, cls, values, (zlo, zhi), slices_per_class, rng)
         outlined: set[tuple[int, int]] = set()
+    else:
+        chosen, outlined = {}, set()
         for c, v in values.items():
             mask = cls == v
             if not mask.any():
                 continue
-            if mode == "scribbles":
-                for r in (2, 1, 0):
-                    eroded = ndi.binary_erosion(mask, _disk(r)[None], border_value=0) if r else mask
-                    area = eroded.sum(axis=(1, 2))
-                    if area.sum() >= 20 or r == 0:
-                        break
-            else:  # kept ``margin`` voxels inside; thin classes fall back to their midline
-                for r in range(int(margin), -1, -1):
-                    eroded = ndi.binary_erosion(mask, _disk(r)[None], border_value=0) if r else mask
-                    area = eroded.sum(axis=(1, 2))
-                    if area.sum() >= 20 or r == 0:
-                        break
-            zc = np.flatnonzero(area)
-            inside = zc[(zc >= zlo) & (zc <= zhi)]
-            if inside.size >= slices_per_class or inside.size == zc.size:
-                zc = inside if inside.size else zc
-            if z_slices is None:
-                zs = _spread(zc, area[zc].astype(float), slices_per_class, rng)
-            else:  # the slices asked for (e.g. suggested by the model) where the class is
-                zs = sorted({int(z) for z in z_slices if 0 <= int(z) < nz and mask[int(z)].any()})
-                if not zs:
-                    continue
+            eroded, area, r = _paintable(mask, mode, margin)
+            zs = _class_slices(area, mask, (zlo, zhi), slices_per_class, z_slices, rng)
+            if zs is None:
+                continue
             chosen[c] = zs
-            contour = mode == "contour" and c != "ice"
             for z in zs:
-                target = out[z]
-                if contour:  # a 1-voxel pen along the inside of every piece's outline
-                    if c == "cytoplasm" and cell_vals:
-                        cell = np.isin(cls[z], cell_vals)
-                        ring = cell & ~ndi.binary_erosion(cell, _disk(1), border_value=1)
-                        ring &= target == 0
-                        target[ring] = cls[z][ring]
-                    else:
-                        ring = mask[z] & ~ndi.binary_erosion(mask[z], _disk(1), border_value=1)
-                        target[ring & (target == 0)] = v
+                if mode == "contour" and c != "ice":
+                    _paint_contour(out[z], cls[z], mask[z], c, v, cell_vals)
                     continue
-                region = eroded[z]
-                paint = np.zeros(region.shape, dtype=bool)
-                brush = r
-                if mode == "scribbles":
-                    pieces = [region]
-                else:
-                    # a 3-voxel brush where the region is wide enough for it, else a pen;
-                    # a stroke in each object seen in the slice (up to 6, largest first)
-                    wide = ndi.binary_erosion(region, _disk(1), border_value=0)
-                    brush = 1 if wide.sum() >= 150 else 0
-                    region = wide if brush else region
-                    lab2, n2 = ndi.label(region)
-                    sizes = np.bincount(lab2.ravel(), minlength=n2 + 1)[1:]
-                    pieces = [lab2 == i + 1 for i in np.argsort(sizes)[::-1][:6]]
-                for piece in pieces:
-                    a = int(piece.sum())
-                    n_strokes = 1 + (a > 150) + (a > 1500)
-                    reach = 0.6 * np.sqrt(a)
-                    if mode != "scribbles":  # along elongated objects (a tube lying in-plane)
-                        ext = np.ptp(np.argwhere(piece), axis=0)
-                        reach = max(reach, 0.8 * float(np.hypot(*ext)))
-                    max_len = int(np.clip(reach, 3, 40))
-                    for _ in range(n_strokes):
-                        path = _stroke(piece, rng, max_len)
-                        if mode != "scribbles":
-                            path = _dashes(path, rng)
-                        for p in path:
-                            paint[p] = True
-                if brush:
-                    paint = ndi.binary_dilation(paint, _disk(brush))
-                target[paint & mask[z] & (target == 0)] = v
+                _paint_strokes(out[z], eroded[z], mask[z], v, mode, r, rng)
                 if mode != "scribbles":
                     continue
                 if outline and c not in ("ice", "cytoplasm"):
                     arc, ring = _outline_arc(mask[z], rng, rim)
-                    arc &= target == 0
-                    target[arc] = cls[z][arc]
+                    arc &= out[z] == 0
+                    out[z][arc] = cls[z][arc]
                     outlined.update((int(u), z) for u in np.unique(cls[z][arc]) if u)
-                    target[ring & (target == 0)] = v
+                    out[z][ring & (out[z] == 0)] = v
                 elif rim and c == "ice" and cell_vals:
                     # the cell's outline: ice just outside, the cell's own ring inside
+                    target = out[z]
                     cell = np.isin(cls[z], cell_vals)
                     arc, ring = _outline_arc(cell, rim_rng, True)
                     arc &= (target == 0) & mask[z]
@@ -310,3 +243,96 @@ def annotate(
     if mode == "interior":
         meta["margin"] = int(margin)
     return Volume(out, fine_labels.voxel_nm, meta)
+
+
+def _annotate_slices(out, cls, values, zrange, slices_per_class, rng) -> dict[str, list[int]]:
+    """Mode ``"slices"``: whole z-slices spread over the cell (in place); the slices per class."""
+    zlo, zhi = zrange
+    cand = np.arange(zlo, zhi + 1)
+    zs = set(_spread(cand, np.ones(cand.size), slices_per_class, rng))
+    for v in values.values():
+        area = (cls == v).sum(axis=(1, 2))
+        if area.any() and not area[sorted(zs)].any():
+            zs.add(int(np.argmax(area)))
+    zs = sorted(zs)
+    out[zs] = cls[zs]
+    chosen = {c: [z for z in zs if (cls[z] == v).any()] for c, v in values.items()}
+    chosen["all"] = zs
+    return chosen
+
+
+def _paintable(mask, mode, margin):
+    """The part of a class the pen stays in: ``(region, area per z-slice, erosion radius)``.
+
+    Scribbles keep up to 2 voxels from the edges, interiors ``margin``; thin classes fall back
+    to their midline (radius 0).
+    """
+    radii = (2, 1, 0) if mode == "scribbles" else range(int(margin), -1, -1)
+    for r in radii:
+        eroded = ndi.binary_erosion(mask, _disk(r)[None], border_value=0) if r else mask
+        area = eroded.sum(axis=(1, 2))
+        if area.sum() >= 20 or r == 0:
+            break
+    return eroded, area, r
+
+
+def _class_slices(area, mask, zrange, slices_per_class, z_slices, rng):
+    """The z-slices a class is painted in (spread, weighted by its area; within the cell's
+    z-range when it has enough there), or those asked for where the class is (None: none)."""
+    zlo, zhi = zrange
+    zc = np.flatnonzero(area)
+    inside = zc[(zc >= zlo) & (zc <= zhi)]
+    if inside.size >= slices_per_class or inside.size == zc.size:
+        zc = inside if inside.size else zc
+    if z_slices is None:
+        return _spread(zc, area[zc].astype(float), slices_per_class, rng)
+    # the slices asked for (e.g. suggested by the model) where the class is
+    nz = mask.shape[0]
+    zs = sorted({int(z) for z in z_slices if 0 <= int(z) < nz and mask[int(z)].any()})
+    return zs or None
+
+
+def _paint_contour(target, cls_z, mask_z, c, v, cell_vals) -> None:
+    """Mode ``"contour"``: a 1-voxel pen along the inside of every piece's outline (in place)."""
+    if c == "cytoplasm" and cell_vals:
+        cell = np.isin(cls_z, cell_vals)
+        ring = cell & ~ndi.binary_erosion(cell, _disk(1), border_value=1)
+        ring &= target == 0
+        target[ring] = cls_z[ring]
+    else:
+        ring = mask_z & ~ndi.binary_erosion(mask_z, _disk(1), border_value=1)
+        target[ring & (target == 0)] = v
+
+
+def _paint_strokes(target, region, mask_z, v, mode, r, rng) -> None:
+    """Strokes of class value ``v`` in one slice's ``region`` (in place): scribbles with a
+    brush of radius ``r``; interiors a 3-voxel brush where the region is wide enough, else
+    a pen, dashed, a stroke in each object seen in the slice (up to 6, largest first)."""
+    paint = np.zeros(region.shape, dtype=bool)
+    brush = r
+    if mode == "scribbles":
+        pieces = [region]
+    else:
+        wide = ndi.binary_erosion(region, _disk(1), border_value=0)
+        brush = 1 if wide.sum() >= 150 else 0
+        region = wide if brush else region
+        lab2, n2 = ndi.label(region)
+        sizes = np.bincount(lab2.ravel(), minlength=n2 + 1)[1:]
+        pieces = [lab2 == i + 1 for i in np.argsort(sizes)[::-1][:6]]
+    for piece in pieces:
+        a = int(piece.sum())
+        n_strokes = 1 + (a > 150) + (a > 1500)
+        reach = 0.6 * np.sqrt(a)
+        if mode != "scribbles":  # along elongated objects (a tube lying in-plane)
+            ext = np.ptp(np.argwhere(piece), axis=0)
+            reach = max(reach, 0.8 * float(np.hypot(*ext)))
+        max_len = int(np.clip(reach, 3, 40))
+        for _ in range(n_strokes):
+            path = _stroke(piece, rng, max_len)
+            if mode != "scribbles":
+                path = _dashes(path, rng)
+            for p in path:
+                paint[p] = True
+    if brush:
+        paint = ndi.binary_dilation(paint, _disk(brush))
+    target[paint & mask_z & (target == 0)] = v
