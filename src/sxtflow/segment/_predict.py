@@ -4,6 +4,8 @@ with fused features (:func:`predict_volume`).
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 from ..progress import log, progress
@@ -324,42 +326,52 @@ def predict_volume(
         )  # fmt: skip
     blocks = iter_blocks(shape, block)
 
-    def work(core):  # ``core`` indexes the outputs; ``at`` the volume
-        at = tuple(
-            slice(r.start + c.start, r.start + c.stop) for r, c in zip(region, core, strict=True)
-        )
-        m = None if mask is None else np.asarray(mask[at])
-        if m is not None and not m.any():
-            outs.write_empty(core)
-            return
-        bshape = tuple(c.stop - c.start for c in core)
-        if cells is None:
-            proba = np.zeros((values.size, *bshape), dtype=np.float32)
-            fine = np.ones(bshape, dtype=bool) if m is None else m.copy()
-        else:
-            proba = _upsample(coarse_p, stride, core)  # the coarse answer, refined below
-            fine = _upsample(cells, stride, core) | (proba.sum(axis=0) == 0)
-            if m is not None:
-                fine &= m
-        if fine.any():
-            # only the box holding the voxels to classify (features there equal the
-            # whole-volume ones exactly: each box reads its own halo from the volume)
-            box = tuple(slice(int(i.min()), int(i.max()) + 1) for i in np.nonzero(fine))
-            box_at = tuple(
-                slice(a.start + b.start, a.start + b.stop) for a, b in zip(at, box, strict=True)
-            )
-            pbox = proba[(slice(None), *box)]
-            pbox[:, fine[box]] = _classify_box(
-                volume, box_at, fine[box], model, columns, sub, sub_cols, spec.n_features
-            )
-        lab = values[np.argmax(proba, axis=0)]
-        if m is not None:
-            lab[~m] = 0
-            proba[:, ~m] = 0.0
-        outs.write(core, lab, proba)
-
+    work = functools.partial(
+        _predict_block, volume=volume, region=region, mask=mask, cells=cells,
+        coarse_p=coarse_p, stride=stride, values=values, model=model, columns=columns,
+        sub=sub, sub_cols=sub_cols, n_features=spec.n_features, outs=outs,
+    )  # fmt: skip
     _run_blocks(work, blocks, model, n_jobs)
     return out_labels, out_probabilities
+
+
+def _predict_block(core, *, volume, region, mask, cells, coarse_p, stride, values, model,
+                   columns, sub, sub_cols, n_features, outs) -> None:  # fmt: skip
+    """Classify one block of :func:`predict_volume` and write it (``core`` indexes the
+    outputs, ``at`` the volume): the coarse answer where the lattice is sure, the features
+    and the classifier in the box holding the voxels to compute."""
+    at = tuple(
+        slice(r.start + c.start, r.start + c.stop) for r, c in zip(region, core, strict=True)
+    )
+    m = None if mask is None else np.asarray(mask[at])
+    if m is not None and not m.any():
+        outs.write_empty(core)
+        return
+    bshape = tuple(c.stop - c.start for c in core)
+    if cells is None:
+        proba = np.zeros((values.size, *bshape), dtype=np.float32)
+        fine = np.ones(bshape, dtype=bool) if m is None else m.copy()
+    else:
+        proba = _upsample(coarse_p, stride, core)  # the coarse answer, refined below
+        fine = _upsample(cells, stride, core) | (proba.sum(axis=0) == 0)
+        if m is not None:
+            fine &= m
+    if fine.any():
+        # only the box holding the voxels to classify (features there equal the
+        # whole-volume ones exactly: each box reads its own halo from the volume)
+        box = tuple(slice(int(i.min()), int(i.max()) + 1) for i in np.nonzero(fine))
+        box_at = tuple(
+            slice(a.start + b.start, a.start + b.stop) for a, b in zip(at, box, strict=True)
+        )
+        pbox = proba[(slice(None), *box)]
+        pbox[:, fine[box]] = _classify_box(
+            volume, box_at, fine[box], model, columns, sub, sub_cols, n_features
+        )
+    lab = values[np.argmax(proba, axis=0)]
+    if m is not None:
+        lab[~m] = 0
+        proba[:, ~m] = 0.0
+    outs.write(core, lab, proba)
 
 
 def _check_model_input(volume, model, card: dict, n_jobs: int):

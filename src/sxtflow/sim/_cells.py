@@ -408,17 +408,7 @@ def simulate_cell(
     lac[~cell.cyl] = 0
     np.maximum(lac, 0, out=lac)
 
-    counts = np.bincount(lab.ravel(), minlength=256)
-    nuclear = sum(counts[table.value(n)] for n in ("nucleus", "nucleolus", "heterochromatin"))
-    truth = cell.truth
-    truth["lipid_droplets"] = len(truth["lipid_droplet_list"])
-    truth["vacuoles"] = len(truth["vacuole_list"])
-    truth["mitochondria"] = len(truth["mitochondrion_list"])
-    truth["heterochromatin_fraction"] = round(
-        float(counts[table.value("heterochromatin")] / max(nuclear, 1)), 5
-    )
-    truth["label_voxels"] = {table.name(i): int(counts[i]) for i in np.flatnonzero(counts) if i}
-    truth["volume_um3"] = {k: round(n * v**3, 6) for k, n in truth["label_voxels"].items()}
+    truth = _truth_summary(cell, table)
     meta = {
         "cell_type": cell_type,
         "seed": int(seed),
@@ -434,3 +424,21 @@ def simulate_cell(
     )
     lab_vol = Volume(lab, voxel_nm, {"kind": "fine_labels", **meta})
     return lac_vol, lab_vol
+
+
+def _truth_summary(cell, table) -> dict:
+    """The cell's ``truth`` record completed with counts, the heterochromatin fraction and
+    the voxels and volumes (µm³) of every fine label."""
+    lab, v = cell.lab, cell.g.v
+    counts = np.bincount(lab.ravel(), minlength=256)
+    nuclear = sum(counts[table.value(n)] for n in ("nucleus", "nucleolus", "heterochromatin"))
+    truth = cell.truth
+    truth["lipid_droplets"] = len(truth["lipid_droplet_list"])
+    truth["vacuoles"] = len(truth["vacuole_list"])
+    truth["mitochondria"] = len(truth["mitochondrion_list"])
+    truth["heterochromatin_fraction"] = round(
+        float(counts[table.value("heterochromatin")] / max(nuclear, 1)), 5
+    )
+    truth["label_voxels"] = {table.name(i): int(counts[i]) for i in np.flatnonzero(counts) if i}
+    truth["volume_um3"] = {k: round(n * v**3, 6) for k, n in truth["label_voxels"].items()}
+    return truth
