@@ -173,8 +173,9 @@ def _package(module):
 
 def _stage_imports(functions):
     """Imports of the named ``sxtflow.stages`` functions and the stages helpers they call."""
-    tree = ast.parse((SRC / "stages.py").read_text())
-    defs = {n.name: n for n in tree.body if isinstance(n, ast.FunctionDef)}
+    trees = [ast.parse(f.read_text()) for f in sorted((SRC / "stages").glob("*.py"))]
+    assert len(trees) > 3, "sxtflow.stages is a package of one module per rule family"
+    defs = {n.name: n for tree in trees for n in tree.body if isinstance(n, ast.FunctionDef)}
     todo, seen = list(functions), set()
     while todo:
         fn = todo.pop()
@@ -184,8 +185,11 @@ def _stage_imports(functions):
         for sub in ast.walk(defs[fn]):
             if isinstance(sub, ast.Call) and isinstance(sub.func, ast.Name):
                 todo.append(sub.func.id)
-    top_level = [n for n in tree.body if isinstance(n, ast.Import | ast.ImportFrom)]
-    return _imports(top_level + [defs[f] for f in seen], "sxtflow")
+    # every stage module is imported with the package (its __init__ imports them all)
+    top_level = [
+        n for tree in trees for n in tree.body if isinstance(n, ast.Import | ast.ImportFrom)
+    ]
+    return _imports(top_level + [defs[f] for f in seen], "sxtflow.stages")
 
 
 def third_party_imports(script):
@@ -199,12 +203,15 @@ def third_party_imports(script):
         for a in n.names
     }
     if stage_fns:
-        modules.discard("sxtflow.stages")
+        modules.discard("sxtflow.stages")  # its modules: read function by function below
         more_names, more_modules = _stage_imports(stage_fns)
         names |= more_names
         modules |= more_modules
-    seen = set()
-    todo = list(modules)
+    # the stage modules were read function by function (their other functions' imports are
+    # other rules' business), so they are not counted whole below
+    stage_modules = {f"sxtflow.stages.{f.stem}" for f in (SRC / "stages").glob("*.py")}
+    seen = {"sxtflow.stages", *stage_modules} if stage_fns else set()
+    todo = list(modules - seen)
     while todo:
         mod = todo.pop()
         if mod in seen:

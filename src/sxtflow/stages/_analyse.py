@@ -1,0 +1,195 @@
+"""Stages mesh and measure, and the OME-Zarr export."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import pandas as pd
+
+from .. import io
+from ..io import InputError
+from ..options import DEFAULTS
+from ._common import _MEASURE, PathLike, _label_table, _per_class, log
+
+# --------------------------------------------------------------------------- analyse
+
+
+def run_mesh(
+    labels_path: PathLike,
+    tomogram_path: PathLike,
+    out_scene: PathLike,
+    out_ply_dir: PathLike,
+    out_render: PathLike,
+    out_slices: PathLike,
+    *,
+    classes: Mapping[str, int],
+    labels=None,
+    smooth_iterations: int = DEFAULTS["mesh"]["smooth_iterations"],
+) -> None:
+    """Surfaces per class (GLB scene + PLY per class), a 3D render and a virtual-slice panel;
+    colours from the label table ``labels`` (path, table, or None for the bundled one)."""
+    from ..plot import render, slice_panel
+    from ..quantify import class_meshes, write_ply, write_scene
+
+    table = _label_table(labels)
+    colours = table.colours(classes)
+    seg = io.read_volume(labels_path)
+    lac = io.read_volume(tomogram_path)
+    shown = {k: v for k, v in classes.items() if k != "ice"}
+    meshes = class_meshes(seg, shown, smooth_iterations=smooth_iterations)
+    write_scene(out_scene, meshes, colours)
+    with io.atomic_path(out_ply_dir, directory=True) as tmp:
+        tmp.mkdir()
+        for name, m in meshes.items():
+            if len(m.faces):
+                write_ply(tmp / f"{name}.ply", m)
+    render(meshes, colours, out_render)
+    slice_panel(lac, seg, {k: colours[k] for k in shown}, out_slices, table=table)
+
+
+def run_measure(
+    labels_path: PathLike,
+    tomogram_path: PathLike,
+    out_organelles: PathLike,
+    out_cell: PathLike,
+    out_chromatin: PathLike | None = None,
+    out_profile: PathLike | None = None,
+    out_surface: PathLike | None = None,
+    *,
+    classes: Mapping[str, int],
+    min_volume_um3: float = _MEASURE["min_volume_um3"],
+    smooth_iterations: int = DEFAULTS["mesh"]["smooth_iterations"],
+    contact_distance_um: float | None = _MEASURE["contact_distance_um"],
+    separate: Mapping[str, float] | None = None,
+    chromatin: Mapping | None = None,
+    surface: Mapping | None = None,
+) -> None:
+    """Per-object morphometry, LAC and relations; per-cell summary with surface protrusions;
+    hetero/euchromatin split of the nucleus (table + radial profile; empty tables without a
+    ``nucleus`` class). ``separate``, ``chromatin`` and ``surface`` default to the options of
+    :mod:`sxtflow.options` (``separate``: the default entries of the classes given)."""
+    from .. import quantify
+
+    labels = io.read_volume(labels_path)
+    lac = io.read_volume(tomogram_path)
+    if labels.data.shape != lac.data.shape:
+        raise InputError(
+            labels_path, f"shape {labels.data.shape} differs from the tomogram's {lac.data.shape}"
+        )
+    objects = quantify.measure_objects(
+        labels,
+        lac,
+        dict(classes),
+        min_volume_um3=min_volume_um3,
+        smooth_iterations=smooth_iterations,
+        relations=True,
+        contact_distance_um=contact_distance_um,
+        separate=_per_class(separate, _MEASURE["separate"], classes),
+    )
+    io.write_table(out_organelles, objects)
+    names = [k for k in classes if k != "ice"]
+    cell_row = quantify.cell_summary(objects, classes=names)
+    del objects
+    spacing = labels.spacing_um
+    if out_surface is not None:
+        opts = {**DEFAULTS["surface"], **(surface or {})}
+        radius = float(opts.pop("body_radius_um"))
+        cell = quantify.cell_mask(labels.data, [classes[k] for k in names])
+        body = quantify.cell_body(cell, spacing, radius)
+        prot, _ = quantify.protrusions(cell, spacing, body=body, **opts)
+        io.write_table(out_surface, prot)
+        summary = quantify.surface_summary(cell, spacing, prot, body=body, body_radius_um=radius)
+        del cell, body  # peak memory
+        # the cell's own volume and surface come from measure (one column each)
+        summary = summary.drop(columns=[c for c in summary.columns if c in cell_row.columns])
+        cell_row = pd.concat([cell_row, summary], axis=1)
+    if out_chromatin is not None:
+        nucleus = labels.data == classes["nucleus"] if "nucleus" in classes else None
+        if nucleus is None or not nucleus.any():
+            table = pd.DataFrame()
+        else:
+            opts = {**DEFAULTS["chromatin"], **(chromatin or {})}
+            _, table = quantify.split_chromatin(lac.data, nucleus, spacing, **opts)
+        io.write_table(out_chromatin, table)
+        if out_profile is not None:
+            profile = quantify.radial_profile(table) if len(table) else pd.DataFrame()
+            io.write_table(out_profile, profile)
+    io.write_table(out_cell, cell_row)
+
+
+# --------------------------------------------------------------------------- export
+
+
+def run_export_ome_zarr(
+    tomogram_path: PathLike,
+    out_dir: PathLike,
+    *,
+    labels: Mapping[str, PathLike] | None = None,
+    probabilities: PathLike | None = None,
+    levels: int | str = "auto",
+    chunks: Sequence[int] = (64, 128, 128),
+    label_table=None,
+) -> dict:
+    """A sample as OME-Zarr (NGFF 0.5, multiscale, µm): tomogram + label images + probabilities.
+
+    Writes ``out_dir/tomogram.ome.zarr`` (LAC in µm⁻¹, with ``labels/<name>`` for every entry
+    of ``labels``: name → label volume on the tomogram's grid) and, when ``probabilities``
+    (the predict rule's zarr store) is given, ``out_dir/probabilities.ome.zarr`` (one channel
+    per class). ``levels``: pyramid levels (``"auto"``: halve while the smallest axis keeps
+    16 voxels, at most 6). ``label_table`` (a :class:`~sxtflow.labels.LabelTable` or its
+    path; default the bundled table) gives the label images' names and colours. Each store appears only when complete (other files in
+    ``out_dir`` are left alone).
+
+    Returns
+    -------
+    dict
+        ``{"levels": int, "labels": [names], "probabilities": bool}``.
+    """
+    import zarr
+
+    from .. import ngff
+    from ..segment import read_labels_on_grid
+
+    vol = io.read_volume(tomogram_path)
+    shape = vol.data.shape
+    n_levels = ngff.auto_levels(shape) if levels == "auto" else int(levels)
+    table = _label_table(label_table)
+    label_vols = {}
+    for name, path in (labels or {}).items():
+        label_vols[str(name)] = read_labels_on_grid(path, shape, vol.voxel_nm, what="label volume")
+    probs = None
+    if probabilities:
+        io.verify_store(probabilities)  # its completion record: complete and unchanged
+        try:
+            probs = zarr.open_group(str(probabilities), mode="r")["probabilities"]
+        except Exception as exc:
+            raise InputError(probabilities, f"not a probabilities store ({exc})") from exc
+        if tuple(probs.shape[1:]) != shape:
+            raise InputError(
+                probabilities, f"shape {tuple(probs.shape)} does not match the tomogram's {shape}"
+            )
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    with io.atomic_path(out_dir / "tomogram.ome.zarr", directory=True) as image:
+        ngff.write_image(
+            image, vol.data, vol.voxel_nm, name="tomogram", levels=n_levels, chunks=chunks
+        )
+        for name, data in label_vols.items():
+            ngff.write_labels(
+                image, name, data, vol.voxel_nm, levels=n_levels, table=table, chunks=chunks
+            )
+    if probs is not None:
+        classes = {str(k): int(v) for k, v in dict(probs.attrs.get("classes", {})).items()}
+        names = sorted(classes, key=classes.get) or [f"class_{i}" for i in range(probs.shape[0])]
+        colours = [table.colour(n) if n in table.names else "#ffffff" for n in names]
+        with io.atomic_path(out_dir / "probabilities.ome.zarr", directory=True) as tmp:
+            ngff.write_image(
+                tmp, probs, vol.voxel_nm, name="probabilities", levels=n_levels,
+                chunks=chunks, channels=names, colours=colours,
+            )  # fmt: skip
+    log.info(
+        "OME-Zarr: %d levels, labels %s%s", n_levels, list(label_vols),
+        ", probabilities" if probs is not None else "",
+    )  # fmt: skip
+    return {"levels": n_levels, "labels": list(label_vols), "probabilities": probs is not None}
