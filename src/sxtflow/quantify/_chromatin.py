@@ -49,8 +49,6 @@ from ..labels import default_labels
 from ._measure import mask_box
 from ._protrusions import _edt
 
-__all__ = ["split_chromatin", "chromatin_threshold", "radial_profile"]
-
 _C26 = np.ones((3, 3, 3), dtype=bool)
 
 

@@ -48,15 +48,6 @@ from ..progress import progress
 from ..segment import mask_box
 from ._mesh import CONNECTIVITY_26, _class_boxes, _mesh_crop
 
-__all__ = [
-    "instances",
-    "measure_objects",
-    "cell_summary",
-    "cell_mask",
-    "OBJECT_COLUMNS",
-    "CELL_CLASS",
-]
-
 #: Name of the row / class that stands for the whole cell (union of non-ice classes).
 CELL_CLASS = "cell"
 

@@ -42,8 +42,6 @@ from scipy import ndimage
 
 from ..io import as_spacing_um as _spacing3
 
-__all__ = ["cell_body", "protrusions", "surface_summary", "PROTRUSION_COLUMNS"]
-
 _C26 = np.ones((3, 3, 3), dtype=bool)
 
 #: Columns of :func:`protrusions`, in order.

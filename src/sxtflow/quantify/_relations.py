@@ -42,8 +42,6 @@ from scipy.spatial import cKDTree
 
 from ..progress import progress
 
-__all__ = ["surface_voxels", "object_relations", "RELATION_BASE_COLUMNS"]
-
 #: Columns always present in :func:`object_relations` (per-class columns follow).
 RELATION_BASE_COLUMNS = ["object_id", "class", "membrane_distance_um", "radial_position"]
 

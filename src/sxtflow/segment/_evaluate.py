@@ -13,8 +13,6 @@ from ..io import read_volume
 from ..labels import LabelTable, load_labels
 from ._grid import _integer_labels, read_labels_on_grid
 
-__all__ = ["dice_iou", "read_truth"]
-
 
 def _scores(p: np.ndarray, t: np.ndarray) -> tuple[float, float, int, int]:
     n_p, n_t = int(p.sum()), int(t.sum())
