@@ -311,7 +311,7 @@ def _align(lines, theta, fixed_c, iterations) -> tuple[np.ndarray, dict]:
     }
     log.info(
         "align: RMS shift %.2f px, residual max %.4g (projection %d)",
-        meta["align_shift_rms_px"], resid.max(), int(np.argmax(resid)),
+        meta["align_shift_rms_px"], meta["align_residual_max"], int(np.argmax(resid)),
     )  # fmt: skip
     return shift_projections(lines, -shifts), meta
 
