@@ -5,6 +5,8 @@ puts it (:func:`snap_boundaries`), with the blur estimated from the tomogram
 
 from __future__ import annotations
 
+import hashlib
+
 import numpy as np
 from scipy import ndimage as ndi
 
@@ -167,6 +169,7 @@ def snap_boundaries(
     max_rounds: int = 20,
     smooth_vox: float = 0.8,
     pool_vox: float = 2.0,
+    settle: float = 1e-4,
 ) -> int:
     """Move each object's surface to where the blurred LAC says it is (in place).
 
@@ -227,6 +230,9 @@ def snap_boundaries(
         single voxels (the model is blurred by the combined σ).
     pool_vox : float
         σ (voxels) of the vote along the surface of low-contrast objects (0: never vote).
+    settle : float
+        The rounds stop once at most this fraction of the object's voxels moved in one
+        round, or when the mask returns to a state it had (a few voxels cycling).
 
     Returns
     -------
@@ -255,7 +261,7 @@ def snap_boundaries(
     if smooth_vox > 0:
         f_all = ndi.gaussian_filter(f_all, float(smooth_vox))
     sigma = float(np.hypot(blur_vox, smooth_vox))
-    snap = _Snap(value, spacing, w, sigma, min_contrast, pool_vox)
+    snap = _Snap(value, spacing, w, sigma, min_contrast, pool_vox, settle)
     changed = 0
     margin = 2 * w + 2 * vox + 4 * sigma * vox
     for _, sl, tile_core, obj in _object_boxes(labels, value, spacing, margin):
@@ -266,12 +272,17 @@ def snap_boundaries(
     return changed
 
 
+def _digest(mask: np.ndarray) -> bytes:
+    """A short fingerprint of a boolean mask (to recognise a state seen before)."""
+    return hashlib.blake2b(np.packbits(mask).tobytes(), digest_size=16).digest()
+
+
 class _Snap:
     """The fit-threshold rounds of :func:`snap_boundaries` for one class (see there)."""
 
-    def __init__(self, value, spacing, w, sigma, min_contrast, pool_vox):
+    def __init__(self, value, spacing, w, sigma, min_contrast, pool_vox, settle):
         self.value, self.spacing, self.w, self.sigma = value, spacing, w, sigma
-        self.min_contrast, self.pool_vox = min_contrast, pool_vox
+        self.min_contrast, self.pool_vox, self.settle = min_contrast, pool_vox, settle
         self.vox = float(spacing.min())
 
     def rounds(self, sub, f, obj, max_rounds: int) -> np.ndarray:
@@ -282,7 +293,7 @@ class _Snap:
         zone = ndi.distance_transform_edt(~first, sampling=spacing) <= w
         core = ndi.distance_transform_edt(first, sampling=spacing) > w
         vote = None  # decided in the first round: single voxels, or a vote along the surface
-        previous = None
+        seen = {_digest(obj)}
         # voxels without data (label 0, e.g. vacuum outside a reconstruction's field of
         # view) and those their blur reaches fit nothing
         data = sub != 0
@@ -314,7 +325,9 @@ class _Snap:
                 break
             b, c, r = _fit_levels(f, model, region)
             q = _superlevel(model, int(obj.sum()))
-            band = (d_out <= w) | (obj & (d_in <= w))
+            # the shell within ``w`` of the current surface, on both sides (d_out is 0
+            # inside, so its outer half is restricted to the outside)
+            band = (~obj & (d_out <= w)) | (obj & (d_in <= w))
             free = band & ((sub == value) | (sub == s) | obj) & zone
             if vote is None:
                 vote = abs(c) < self.min_contrast * r
@@ -332,9 +345,14 @@ class _Snap:
             new = np.isin(comps, hit[hit > 0]) & ((sub == value) | (sub == s) | obj)
             if not new.any() or np.array_equal(new, obj):
                 break
-            if previous is not None and np.array_equal(new, previous):
-                break  # a voxel or two flipping back and forth: settled
-            previous, obj = obj, new
+            key = _digest(new)
+            if key in seen:
+                break  # a few voxels cycling through states it had: settled
+            seen.add(key)
+            moved = int(np.count_nonzero(new ^ obj))
+            obj = new
+            if moved <= self.settle * np.count_nonzero(obj):
+                break  # fewer than ``settle`` of the object's voxels still move
         return obj
 
     def _vote(self, f, inner, outer, r, q, d_out, d_in, where):

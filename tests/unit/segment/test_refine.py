@@ -327,3 +327,26 @@ def test_snap_reads_levels_near_the_surface_not_beyond_a_wide_band(noise, tol):
     labels = np.where(truth, 4, 2).astype(np.uint8)
     snap_boundaries(labels, lac.astype(np.float32), 4, (0.04,) * 3, band_um=0.16, blur_vox=1.0)
     assert (labels == 4).sum() / truth.sum() == pytest.approx(1.0, abs=tol)
+
+
+def test_snap_stops_when_the_surface_settles(monkeypatch):
+    # a noisy low-contrast ball seeded too small: the rounds walk the surface out and
+    # stop once (almost) nothing moves; the early stop gives the volume of running on
+    from sxtflow.segment import _boundary
+
+    calls = []
+    fit = _boundary._fit_levels
+    monkeypatch.setattr(_boundary, "_fit_levels", lambda *a: calls.append(1) or fit(*a))
+    lac, truth, d = _blurred(
+        lambda z, y, x: np.sqrt(z * z + y * y + x * x) - 12, inside=0.28, outside=0.22, noise=0.035
+    )
+    volumes, rounds = [], []
+    for settle in (0.0, 1e-2):
+        calls.clear()
+        labels = np.where(d <= -1.0, 4, 2).astype(np.uint8)
+        snap_boundaries(labels, lac, 4, (0.04,) * 3, band_um=0.08, blur_vox=1.0, settle=settle)
+        volumes.append(int((labels == 4).sum()))
+        rounds.append(len(calls))
+    assert rounds[1] <= rounds[0]
+    assert volumes[1] == pytest.approx(volumes[0], rel=0.01)
+    assert volumes[1] / truth.sum() == pytest.approx(1.0, abs=0.02)
