@@ -284,7 +284,6 @@ def _features_one_scale(
     trim = halo - sup  # this scale needs less context than the widest one
     if trim > 0:
         padded = padded[trim:-trim, trim:-trim, trim:-trim]
-    core = tuple(slice(sup, n - sup) for n in padded.shape)
     fams = spec.families_at(sigma)
     orders: set[tuple[int, int, int]] = set()
     if "gaussian" in fams or "dog" in fams:
@@ -295,7 +294,11 @@ def _features_one_scale(
         orders.update(_SECOND)
     if "log" in fams:
         orders.update(((2, 0, 0), (0, 2, 0), (0, 0, 2)))
-    d = _gaussian_derivatives(padded, sigma, sorted(orders))
+    # the derivatives are kept on the core only (grown by the structure tensor's outer
+    # radius): the halo is dropped after each pass, so later passes filter less
+    extra = _radius(_ST_OUTER_RATIO * sigma) if "structure_tensor" in fams else 0
+    d = _gaussian_derivatives(padded, sigma, sorted(orders), crop=sup - extra)
+    core = tuple(slice(extra, n - 2 * sup + extra) for n in padded.shape)
     s = _fmt_sigma(sigma)
     out: dict[str, np.ndarray] = {}
     if "gaussian" in fams:
@@ -306,19 +309,15 @@ def _features_one_scale(
         gz, gy, gx = (d[o][core] for o in _FIRST)
         out[f"ggm_s{s}"] = np.sqrt(gz * gz + gy * gy + gx * gx)
     if "dog" in fams:
-        narrow = _smooth(padded, _DOG_RATIO * sigma)
-        out[f"dog_s{s}"] = d[(0, 0, 0)][core] - narrow[core]
+        narrow = _smooth(padded, _DOG_RATIO * sigma, crop=sup)
+        out[f"dog_s{s}"] = d[(0, 0, 0)][core] - narrow
     if "structure_tensor" in fams:
-        ro = _radius(_ST_OUTER_RATIO * sigma)
-        wide = tuple(slice(c.start - ro, c.stop + ro) for c in core)
-        grads = [d[o][wide] for o in _FIRST]
-        inner = tuple(slice(ro, n - ro) for n in grads[0].shape)
+        grads = [d[o] for o in _FIRST]  # the core grown by the outer radius
         elems = []
         for i in range(3):
             for j in range(i, 3):
                 prod = grads[i] * grads[j]
-                sm = _smooth(prod, _ST_OUTER_RATIO * sigma)
-                elems.append(sm[inner])
+                elems.append(_smooth(prod, _ST_OUTER_RATIO * sigma, crop=extra))
         ev = eigvalsh3(elems)
         for i in range(3):
             out[f"structure_tensor_ev{i}_s{s}"] = ev[i]

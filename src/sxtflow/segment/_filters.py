@@ -65,29 +65,40 @@ def gaussian_kernel(sigma: float, order: int = 0) -> np.ndarray:
     return k
 
 
-def _smooth(img: np.ndarray, sigma: float) -> np.ndarray:
-    """Separable Gaussian smoothing (float32 out, mirrored borders)."""
-    out = img
-    for ax in range(img.ndim):
-        out = ndi.convolve1d(
-            out, gaussian_kernel(sigma, 0), axis=ax, mode="reflect", output=np.float32
-        )
-    return out
+def _smooth(img: np.ndarray, sigma: float, crop: int = 0) -> np.ndarray:
+    """Separable Gaussian smoothing (float32 out, mirrored borders), ``crop`` voxels
+    dropped from both ends of every axis (see :func:`_gaussian_derivatives`)."""
+    return _gaussian_derivatives(img, sigma, [(0,) * img.ndim], crop=crop)[(0,) * img.ndim]
 
 
-def _gaussian_derivatives(img: np.ndarray, sigma: float, orders) -> dict:
-    """Gaussian derivatives of ``img`` for each (oz, oy, ox) in ``orders``, sharing passes."""
+def _gaussian_derivatives(img: np.ndarray, sigma: float, orders, crop: int = 0) -> dict:
+    """Gaussian derivatives of ``img`` for each (oz, oy, ox) in ``orders``, sharing passes.
+
+    ``crop`` voxels are dropped from both ends of each axis right after the pass along it
+    (the caller keeps only the inside anyway, e.g. the core of a block), so the later
+    passes filter only the lines still needed. Each output voxel is the same sum of the
+    same input voxels as without cropping (scipy filters every line on its own), so the
+    result equals ``full[crop:-crop, …]`` exactly; for a block with a halo of 2·crop extra
+    voxels per axis the passes along y and x cost about (1 + 2·crop / block) times less.
+    """
     cache: dict[tuple[int, ...], np.ndarray] = {(): img}
+    crop = int(crop)
 
     def get(prefix: tuple[int, ...]) -> np.ndarray:
         if prefix not in cache:
-            cache[prefix] = ndi.convolve1d(
+            axis = len(prefix) - 1
+            out = ndi.convolve1d(
                 get(prefix[:-1]),
                 gaussian_kernel(sigma, prefix[-1]),
-                axis=len(prefix) - 1,
+                axis=axis,
                 mode="reflect",
                 output=np.float32,
             )
+            if crop:
+                keep = [slice(None)] * out.ndim
+                keep[axis] = slice(crop, out.shape[axis] - crop)
+                out = out[tuple(keep)]
+            cache[prefix] = out
         return cache[prefix]
 
     out = {o: get(tuple(o)) for o in orders}
