@@ -118,6 +118,7 @@ def coarse_pass(
     spec: FeatureSpec | None = None,
     columns=None,
     slab: int = 8,
+    n_jobs: int = 1,
 ) -> np.ndarray:
     """Class probabilities on a lattice of every ``stride``-th voxel (the coarse pass).
 
@@ -139,13 +140,18 @@ def coarse_pass(
         A subset spec and its columns in the card's spec (:func:`subset_spec`); default
         every feature of the card.
     slab : int
-        Lattice planes computed at a time (bounds memory).
+        Lattice planes computed at a time (bounds memory: one slab per thread).
+    n_jobs : int
+        Threads, each on its own slab (the filters' matrix products and the trees release
+        the GIL); the result does not depend on it.
 
     Returns
     -------
     ndarray, shape (C, ⌈z/stride⌉, ⌈y/stride⌉, ⌈x/stride⌉), float32
         Probabilities, channels in ascending class value.
     """
+    from concurrent.futures import ThreadPoolExecutor
+
     from threadpoolctl import threadpool_limits  # a scikit-learn dependency
 
     full = FeatureSpec.from_dict(card["feature_spec"])
@@ -155,11 +161,10 @@ def coarse_pass(
     shape = tuple(int(n) for n in volume.shape)
     zpos, ypos, xpos = (_lattice(n, stride) for n in shape)
     out = np.zeros((values.size, len(zpos), len(ypos), len(xpos)), dtype=np.float32)
-    for i0 in progress(range(0, len(zpos), slab), -(-len(zpos) // slab), "coarse"):
+
+    def one(i0: int) -> None:
         zp = zpos[i0 : i0 + slab]
-        # one BLAS thread: multi-threaded OpenBLAS spins on these small products
-        with threadpool_limits(limits=1, user_api="blas"):
-            f = _lattice_features(volume, spec, zp, ypos, xpos)
+        f = _lattice_features(volume, spec, zp, ypos, xpos)
         n = f[0].size
         X = np.zeros((n, full.n_features), dtype=np.float32)
         X[:, columns] = f.reshape(spec.n_features, n).T
@@ -171,6 +176,24 @@ def coarse_pass(
         if keep.any():
             proba[keep] = model.predict_proba(X[keep])[:, cols]
         out[:, i0 : i0 + len(zp)] = proba.T.reshape(values.size, len(zp), len(ypos), len(xpos))
+
+    starts = range(0, len(zpos), slab)
+    old = getattr(model, "n_jobs", None)
+    if old is not None:
+        model.n_jobs = 1  # parallel over slabs instead
+    # one BLAS thread: multi-threaded OpenBLAS spins on these small products
+    try:
+        with threadpool_limits(limits=1, user_api="blas"):
+            if int(n_jobs) <= 1:
+                for i0 in progress(starts, len(starts), "coarse"):
+                    one(i0)
+            else:
+                with ThreadPoolExecutor(int(n_jobs)) as pool:
+                    for _ in progress(pool.map(one, starts), len(starts), "coarse"):
+                        pass
+    finally:
+        if old is not None:
+            model.n_jobs = old
     return out
 
 

@@ -484,22 +484,16 @@ def _coarse_cells(volume, model, card, sub, sub_cols, n_features, *, stride, mas
     if "structure_tensor" in sub.families:
         log.info("coarse-to-fine skipped: the model reads structure-tensor features")
         return None, None
-    old = getattr(model, "n_jobs", None)
-    if old is not None:
-        model.n_jobs = int(n_jobs)
-    try:
-        coarse_p = coarse_pass(
-            volume,
-            model,
-            card,
-            stride=stride,
-            mask=mask,
-            spec=sub,
-            columns=np.arange(n_features) if sub_cols is None else sub_cols,
-        )
-    finally:
-        if old is not None:
-            model.n_jobs = old
+    coarse_p = coarse_pass(
+        volume,
+        model,
+        card,
+        stride=stride,
+        mask=mask,
+        spec=sub,
+        columns=np.arange(n_features) if sub_cols is None else sub_cols,
+        n_jobs=n_jobs,
+    )
     cells = fine_cells(coarse_p, confident=confident, margin=margin, coarse_channels=channels)
     log.info(
         "coarse pass (every %d-th voxel): %.1f %% of the lattice cells at full resolution",

@@ -175,6 +175,10 @@ def test_coarse_to_fine_equals_the_full_prediction(lac_truth, model_card, full):
         np.testing.assert_array_equal(lab, full[0])
     # the cell and its surroundings were computed at full resolution: same probabilities
     cp = coarse_pass(lac, model, card, stride=4)
+    # slabs of lattice planes on two threads: the same lattice, bit for bit
+    one = coarse_pass(lac, model, card, stride=4, slab=2)
+    np.testing.assert_array_equal(coarse_pass(lac, model, card, stride=4, slab=2, n_jobs=2), one)
+    np.testing.assert_allclose(one, cp, rtol=0, atol=1e-6)
     cells = fine_cells(cp)
     idx = np.ix_(*(np.arange(n) // 4 for n in lac.shape))
     fine = cells[idx]
