@@ -186,6 +186,26 @@ def test_coarse_to_fine_equals_the_full_prediction(lac_truth, model_card, full):
     np.testing.assert_array_equal(p[:, fine], full[1][:, fine])
 
 
+def test_feature_boxes_in_parts_of_a_block_give_the_same_answer(
+    lac_truth, model_card, full, monkeypatch
+):
+    # each part of a block gets the box of its own voxels to classify (fewer ice voxels
+    # filtered around a cell's rim): probabilities equal the full prediction's exactly
+    from sxtflow.segment import _predict
+
+    lac, _ = lac_truth
+    model, card = model_card
+    monkeypatch.setattr(_predict, "_FEATURE_BOX", (5, 7, 9))
+    for coarse in (None, 4):
+        p = np.zeros((3, *lac.shape), np.float32)
+        lab, _ = predict_volume(
+            lac, model, card, block=(16, 24, 48), coarse=coarse, out_probabilities=p, n_jobs=2
+        )
+        np.testing.assert_array_equal(lab, full[0])
+        if coarse is None:
+            np.testing.assert_array_equal(p, full[1])
+
+
 def test_confident_cells_keep_their_class_and_changed_voxels_are_near_a_boundary(
     lac_truth, model_card, full
 ):
