@@ -4,7 +4,7 @@ Modules: :mod:`._features` (the feature spec, block-wise features), :mod:`._filt
 (Gaussian derivative kernels, 3×3 eigenvalues), :mod:`._feature_store` (sealed zarr feature
 stores), :mod:`._evaluate` (Dice and IoU per class), :mod:`._train` (the classifier trained on sparse
 annotations), :mod:`._model` (skops model files and cards), :mod:`._predict` (block-wise
-prediction with fused features), :mod:`._coarse` (its coarse-to-fine pass),
+prediction with fused features), :mod:`._coarse` (its coarse-to-fine pass), :mod:`._wide` (wide Gaussian channels from a lattice),
 :mod:`._uncertainty` (uncertainty, slices to annotate next), :mod:`._refine` (per-class clean-up,
 instances), :mod:`._boundary` (surfaces placed where the blurred LAC puts them), :mod:`._grid` (annotations and truths read onto
 their tomogram's grid). Submodules load on first use
@@ -34,6 +34,7 @@ __getattr__, __dir__, __all__ = _lazy.attach(
         "_model": ["save_model", "load_model", "deterministic_skops"],
         "_predict": ["predict", "predict_volume", "used_features", "subset_spec"],
         "_coarse": ["coarse_pass", "fine_cells"],
+        "_wide": ["WideChannels", "wide_scales"],
         "_uncertainty": ["uncertainty", "slice_uncertainty", "suggest_slices"],
         "_refine": ["refine_labels", "separate_instances", "DEFAULT_RULES", "mask_box"],
         "_boundary": ["snap_boundaries", "estimate_blur"],

@@ -280,3 +280,91 @@ def test_a_tube_thinner_than_the_lattice_survives():
     # the confidence would send the tube to full resolution if cytoplasm kept its answer
     beside = cp[1][np.ix_([4, 5], [4, 5], range(2, 10))]
     assert (beside > 0.9).all()
+
+
+# --------------------------------------------------------------------------- wide channels
+
+
+def test_wide_scales_are_the_band_limited_gaussians_that_set_the_halo():
+    from sxtflow.segment import wide_scales
+
+    spec = FeatureSpec(
+        sigmas=(0.7, 1.6), families=("gaussian", "ggm"),
+        family_sigmas={"gaussian": (0.7, 1.6, 5.0, 8.0)},
+    )  # fmt: skip
+    assert wide_scales(spec, 2) == (5.0, 8.0)
+    assert wide_scales(spec, 3) == (8.0,)  # σ = 5 < 2·3 is not band-limited enough
+    assert wide_scales(spec, 0) == ()
+    # a scale with derivatives is never taken from the lattice, nor one no wider than them
+    assert wide_scales(FeatureSpec(sigmas=(1.0, 8.0), families=("gaussian", "ggm")), 2) == ()
+    same = FeatureSpec(sigmas=(5.0,), families=("gaussian", "ggm"),
+                       family_sigmas={"gaussian": (5.0, 4.5)})  # fmt: skip
+    assert wide_scales(same, 2) == ()
+
+
+@pytest.mark.parametrize("stride", [2, 3])
+def test_wide_channels_equal_the_exact_filter_to_float_precision(stride):
+    from sxtflow.segment import WideChannels
+
+    rng = np.random.default_rng(stride)
+    vol = ndi.gaussian_filter(rng.normal(0.2, 0.05, (37, 29, 44)), 1.0).astype(np.float32)
+    vol += rng.normal(0.0, 0.02, vol.shape).astype(np.float32)  # and some noise
+    spec = FeatureSpec(sigmas=(6.0,), families=("gaussian",), include_raw=False)
+    exact = compute_features(vol, spec, block=vol.shape)[0]
+    wide = WideChannels(vol, (6.0,), stride=stride, n_jobs=2)
+    for box in (
+        (slice(0, 37), slice(0, 29), slice(0, 44)),  # every border
+        (slice(5, 6), slice(11, 20), slice(40, 44)),
+    ):
+        got = wide.box(box)[0]
+        assert got.shape == exact[box].shape
+        np.testing.assert_allclose(got, exact[box], rtol=0, atol=2e-6)
+    with pytest.raises(ValueError, match="2·stride"):
+        WideChannels(vol, (3.0,), stride=2)
+
+
+@pytest.fixture(scope="module")
+def wide_model(lac_truth):
+    lac, truth = lac_truth
+    spec = FeatureSpec(
+        sigmas=(0.7, 1.6), families=("gaussian", "ggm", "hessian"),
+        family_sigmas={"gaussian": (0.7, 1.6, 5.0)},
+    )  # fmt: skip
+    ann = np.zeros_like(truth)
+    for zz in (14, 24, 34):
+        ann[zz, ::3, ::2] = truth[zz, ::3, ::2]
+    return train([(compute_features(lac, spec), ann)], CLASSES, spec=spec, n_estimators=12,
+                 cv_folds=0, seed=2)  # fmt: skip
+
+
+def test_wide_channels_from_the_lattice_change_only_voxels_at_a_split(lac_truth, wide_model):
+    # the σ = 5 smoothing (halo 20, the others 7) from every 2nd voxel: probabilities equal
+    # to float32 rounding, and a label can differ only where one of the trees splits on
+    # that channel within the interpolation error of the voxel's exact value
+    lac, _ = lac_truth
+    model, card = wide_model
+    exact_p = np.zeros((3, *lac.shape), np.float32)
+    exact, _ = predict_volume(
+        lac, model, card, block=(16, 24, 48), out_probabilities=exact_p, wide_stride=None
+    )
+    assert len(np.unique(exact)) == 3
+    col = card["feature_names"].index("gaussian_s5")
+    g5 = block_features(lac, (slice(0, 48),) * 3, FeatureSpec(
+        sigmas=(5.0,), families=("gaussian",), include_raw=False))[0]  # fmt: skip
+    thresholds = np.concatenate(
+        [e.tree_.threshold[e.tree_.feature == col] for e in model.estimators_]
+    )
+    for coarse in (None, 4):
+        p = np.zeros_like(exact_p)
+        lab, _ = predict_volume(
+            lac, model, card, block=(16, 24, 48), out_probabilities=p, coarse=coarse, n_jobs=2
+        )
+        changed = np.flatnonzero(lab != exact)
+        assert changed.size <= 3  # of 110 592
+        for i in changed:
+            assert np.abs(thresholds - g5.flat[i]).min() < 2e-6
+        if coarse is None:
+            moved = np.abs(p - exact_p).max(axis=0) > 1e-6
+            assert moved.sum() <= 3
+            for i in np.flatnonzero(moved):
+                assert np.abs(thresholds - g5.flat[i]).min() < 2e-6
