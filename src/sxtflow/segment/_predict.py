@@ -291,10 +291,10 @@ def predict_volume(
         their samples on every ``wide_stride``-th voxel, interpolated (cubic B-spline,
         :class:`WideChannels`), instead of filtering each block's 4σ halo: a Gaussian that
         wide is band-limited, so the values differ from the exact ones by about float32
-        rounding (≤ 1.2e-6 µm⁻¹ at σ = 8, stride 2), which can flip a voxel only where
-        the trees' vote is tied to that precision (0 of 134 M voxels of the 512³
-        benchmark cell). None: every channel exact, as :func:`predict` on
-        :func:`compute_features`. Ignored with ``region``.
+        rounding (≤ 1.2e-6 µm⁻¹ at σ = 8, stride 2), which can change a voxel's answer
+        only where a tree splits on that channel closer than that to the voxel's value
+        (docs/performance.md: the count on the 512³ benchmark cell). None: every channel
+        exact, as :func:`predict` on :func:`compute_features`. Ignored with ``region``.
 
     Returns
     -------
@@ -377,8 +377,10 @@ def _predict_block(core, *, volume, region, mask, cells, coarse_p, stride, value
             fine &= m
     # only the box holding the voxels to classify in each part of at most _FEATURE_BOX
     # voxels (features there equal the whole-volume ones exactly: each box reads its own
-    # halo from the volume)
-    for part in iter_blocks(bshape, _FEATURE_BOX):
+    # halo from the volume); without the coarse pass every voxel is classified, and one
+    # box per block filters the least halo
+    parts = iter_blocks(bshape, _FEATURE_BOX if cells is not None else bshape)
+    for part in parts:
         sel = fine[part]
         if not sel.any():
             continue
