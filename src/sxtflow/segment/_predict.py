@@ -227,7 +227,8 @@ def predict_volume(
     No feature store is needed: each block's features (``card["feature_spec"]``) are
     computed from the block grown by the spec's halo, classified and dropped, so memory is
     bounded by the block size and the number of threads, not by the volume size. Results
-    equal :func:`predict` on :func:`sxtflow.segment.compute_features` of the volume.
+    equal :func:`predict` on :func:`sxtflow.segment.compute_features` of the volume
+    (with ``coarse=None, wide_stride=None``; see those for what the shortcuts change).
 
     Parameters
     ----------
