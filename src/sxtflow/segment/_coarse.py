@@ -150,8 +150,6 @@ def coarse_pass(
     ndarray, shape (C, ⌈z/stride⌉, ⌈y/stride⌉, ⌈x/stride⌉), float32
         Probabilities, channels in ascending class value.
     """
-    from concurrent.futures import ThreadPoolExecutor
-
     from threadpoolctl import threadpool_limits  # a scikit-learn dependency
 
     full = FeatureSpec.from_dict(card["feature_spec"])
@@ -177,24 +175,31 @@ def coarse_pass(
             proba[keep] = model.predict_proba(X[keep])[:, cols]
         out[:, i0 : i0 + len(zp)] = proba.T.reshape(values.size, len(zp), len(ypos), len(xpos))
 
-    starts = range(0, len(zpos), slab)
+    # one BLAS thread: multi-threaded OpenBLAS spins on these small products
+    with threadpool_limits(limits=1, user_api="blas"):
+        _run_parallel(one, list(range(0, len(zpos), slab)), model, n_jobs, "coarse")
+    return out
+
+
+def _run_parallel(work, items, model, n_jobs: int, what: str) -> None:
+    """``work(item)`` for every item on ``n_jobs`` threads, the model on one thread each
+    (its ``n_jobs`` restored after); progress lines named ``what``."""
+    from concurrent.futures import ThreadPoolExecutor
+
     old = getattr(model, "n_jobs", None)
     if old is not None:
-        model.n_jobs = 1  # parallel over slabs instead
-    # one BLAS thread: multi-threaded OpenBLAS spins on these small products
+        model.n_jobs = 1  # parallel over the items instead
     try:
-        with threadpool_limits(limits=1, user_api="blas"):
-            if int(n_jobs) <= 1:
-                for i0 in progress(starts, len(starts), "coarse"):
-                    one(i0)
-            else:
-                with ThreadPoolExecutor(int(n_jobs)) as pool:
-                    for _ in progress(pool.map(one, starts), len(starts), "coarse"):
-                        pass
+        if int(n_jobs) <= 1:
+            for item in progress(items, len(items), what):
+                work(item)
+        else:
+            with ThreadPoolExecutor(int(n_jobs)) as pool:
+                for _ in progress(pool.map(work, items), len(items), what):
+                    pass
     finally:
         if old is not None:
             model.n_jobs = old
-    return out
 
 
 def fine_cells(

@@ -9,7 +9,7 @@ import functools
 import numpy as np
 
 from ..progress import log, progress
-from ._coarse import coarse_pass, fine_cells
+from ._coarse import _run_parallel, coarse_pass, fine_cells
 from ._features import FeatureSpec, block_features, iter_blocks
 from ._model import _class_columns, _sorted_classes, _spatial_block, _stored_spec
 from ._wide import WideChannels, near_spec, wide_scales
@@ -586,22 +586,7 @@ def _classify_box(volume, box_at, fine, model, columns, sub, sub_cols, n_feature
 
 def _run_blocks(work, blocks, model, n_jobs: int) -> None:
     """``work(block)`` for every block, on ``n_jobs`` threads (the model on one each)."""
-    from concurrent.futures import ThreadPoolExecutor
-
-    old_jobs = getattr(model, "n_jobs", None)
-    if old_jobs is not None:
-        model.n_jobs = 1  # parallel over blocks instead
-    try:
-        if int(n_jobs) == 1:
-            for core in progress(blocks, len(blocks), "segment"):
-                work(core)
-        else:
-            with ThreadPoolExecutor(int(n_jobs)) as pool:
-                for _ in progress(pool.map(work, blocks), len(blocks), "segment"):
-                    pass
-    finally:
-        if old_jobs is not None:
-            model.n_jobs = old_jobs
+    _run_parallel(work, blocks, model, n_jobs, "segment")
 
 
 def _check_region(region, shape) -> tuple[slice, ...]:

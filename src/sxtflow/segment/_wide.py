@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ._coarse import _run_parallel
 from ._features import FeatureSpec
 from ._filters import _radius, gaussian_kernel
 
@@ -99,8 +100,6 @@ def lattice_gaussian(volume, sigma: float, stride: int, *, slab: int = 16, n_job
     ndarray, shape (⌈z/stride⌉ + 16, ⌈y/stride⌉ + 16, ⌈x/stride⌉ + 16), float32
         8 samples beyond each end of each axis (of the mirrored volume).
     """
-    from concurrent.futures import ThreadPoolExecutor
-
     from threadpoolctl import threadpool_limits
 
     stride = int(stride)
@@ -128,14 +127,8 @@ def lattice_gaussian(volume, sigma: float, stride: int, *, slab: int = 16, n_job
         a = a[:, yi][:, :, xi] @ bx.T  # (z, y, x')
         out[i0 : i0 + len(zp)] = np.matmul(by, a)  # (z, y', x')
 
-    starts = range(0, len(pos[0]), slab)
-    with threadpool_limits(limits=1, user_api="blas"):
-        if int(n_jobs) <= 1:
-            for i0 in starts:
-                one(i0)
-        else:
-            with ThreadPoolExecutor(int(n_jobs)) as pool:
-                list(pool.map(one, starts))
+    with threadpool_limits(limits=1, user_api="blas"):  # as the coarse pass
+        _run_parallel(one, list(range(0, len(pos[0]), slab)), None, n_jobs, "wide channels")
     return out
 
 
