@@ -217,6 +217,7 @@ def run_set(name, cell_type, shape, voxel_nm, seeds_train, seeds_test, tilt, arg
         seed=0,
         cv_folds=2,
         class_weight=args.class_weight,
+        fill_outlines=args.fill_outlines,
     )
     del samples
     # scikit-image: same annotations
@@ -461,6 +462,7 @@ def suite_train(train, anns, args):
         seed=0,
         cv_folds=0,
         class_weight=SUITE_TRAINING["class_weight"],
+        fill_outlines=args.fill_outlines,
     )
 
 
@@ -511,7 +513,9 @@ class _Predictions:
         self.variant, self.args, self.model = variant, args, None
         v = {**CENTRAL, **variant}
         ann = [v["mode"], v["margin"], v["slices"], v.get("rim", False), SUITE_TRAIN]
-        self.tag = [name, v, ann, SUITE_TRAINING]
+        # predictions cached before outlines were filled (off) keep their key
+        fill = [{"fill_outlines": True}] if args.fill_outlines else []
+        self.tag = [name, v, ann, SUITE_TRAINING, *fill]
         self.cache = args.cache
 
     def _train(self):
@@ -596,7 +600,11 @@ def run_suite(args):
                     flush=True,
                 )
         if predict.model is not None:
-            print(f"[{name}] annotated voxels (2 tomograms): {predict.annotated}", flush=True)
+            print(
+                f"[{name}] annotated voxels (2 tomograms): {predict.annotated}; filled inside "
+                f"closed outlines: {predict.model[1].get('filled_voxels') or 'off'}",
+                flush=True,
+            )
     print_suite(rows, methods, cols)
     print(
         f"suite: {len(names)} variants in {time.perf_counter() - t_all:.0f} s; load average "
@@ -958,6 +966,12 @@ def main(argv=None):
         default="none",
         choices=list(CLASS_WEIGHTS),
         help="sxtflow forest class weighting (segment.train)",
+    )
+    p.add_argument(
+        "--fill-outlines",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="sxtflow: fill closed outlines before training (segment.train fill_outlines)",
     )
     p.add_argument(
         "--no-rim",

@@ -365,6 +365,11 @@ def _add_train(sub) -> None:
         "--min-cv-skill", type=float, default=_TRAIN["min_cv_skill"],
         help="refuse a model whose CV adjusted balanced accuracy is below this (0 = off)",
     )  # fmt: skip
+    s.add_argument(
+        "--fill-outlines", action=argparse.BooleanOptionalAction,
+        default=_TRAIN["fill_outlines"],
+        help="fill closed outlines whose inside is unannotated with their class first",
+    )  # fmt: skip
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--threads", type=_positive_int, default=1)
 
@@ -525,7 +530,7 @@ def _run(args) -> None:
             max_depth=args.max_depth, min_samples_leaf=args.min_samples_leaf,
             max_per_class=args.max_per_class, seed=args.seed,
             class_weight=args.class_weight, min_cv_skill=args.min_cv_skill,
-            threads=args.threads,
+            fill_outlines=args.fill_outlines, threads=args.threads,
         )  # fmt: skip
     elif cmd == "predict":
         stages.run_predict(

@@ -64,6 +64,7 @@ DEFAULTS: dict = {
         "max_per_class": 50000,
         "class_weight": "sqrt_balanced",
         "min_cv_skill": 0.2,
+        "fill_outlines": True,
     },
     "predict": {"block": [64, 128, 128], "coarse": 4},
     "refine": {

@@ -30,7 +30,7 @@ __getattr__, __dir__, __all__ = _lazy.attach(
         "_feature_store": ["write_features", "open_features"],
         "_evaluate": ["dice_iou", "read_truth"],
         "_grid": ["read_labels_on_grid"],
-        "_train": ["ESTIMATORS", "CLASS_WEIGHTS", "training_samples", "train"],
+        "_train": ["ESTIMATORS", "CLASS_WEIGHTS", "training_samples", "fill_outlines", "train"],
         "_model": ["save_model", "load_model", "deterministic_skops"],
         "_predict": ["predict", "predict_volume", "used_features", "subset_spec"],
         "_coarse": ["coarse_pass", "fine_cells"],

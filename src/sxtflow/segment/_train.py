@@ -91,6 +91,90 @@ def training_samples(features, annotation, *, path=None, block=None):
     return X, y, z_index
 
 
+# --------------------------------------------------------------------------- outlines
+
+
+def fill_outlines(annotation, *, min_extent: int = 3):
+    """Closed outlines filled with their class, slice by slice on every axis.
+
+    People often trace an object's outline on a slice (Amira, napari) instead of painting
+    it; a classifier trained on outlines alone learns "the edge of X", not X. On every
+    plane of each of the three axes that holds annotated voxels, each class's closed
+    outlines are found by 2-D hole filling (:func:`scipy.ndimage.binary_fill_holes`: an
+    outline closes when it is 8-connected, the enclosed region is 4-connected), and an
+    enclosed region is filled with the class only if none of its voxels is annotated
+    (so another class's strokes are never overwritten and an outline around other
+    annotations is left as it is). An open stroke stays a stroke; strokes painted inside
+    an object enclose nothing. A voxel that two planes would fill with different classes
+    (outlines on crossing planes that disagree) stays unlabelled.
+
+    Parameters
+    ----------
+    annotation : array-like, shape (z, y, x), integer
+        Label values; 0 (``UNLABELLED``) = not annotated. Outlines may lie on z-, y- or
+        x-planes (any mixture).
+    min_extent : int
+        A class's voxels in a plane enclose nothing unless they span at least this many
+        rows and columns (a quick skip; 3 is the smallest ring around one voxel).
+
+    Returns
+    -------
+    filled : ndarray, shape (z, y, x), same dtype
+        The annotation with the enclosed unlabelled regions set to their outline's class.
+    counts : dict of int to int
+        Voxels filled per label value (only values that gained voxels).
+
+    Examples
+    --------
+    >>> ann = np.zeros((1, 5, 5), np.uint8)
+    >>> ann[0, 1, 1:4] = ann[0, 3, 1:4] = ann[0, 1:4, 1] = ann[0, 1:4, 3] = 3
+    >>> filled, counts = fill_outlines(ann)
+    >>> int(filled[0, 2, 2]), counts
+    (3, {3: 1})
+    """
+    from scipy import ndimage as ndi
+
+    ann = np.asarray(annotation)
+    if ann.ndim != 3:
+        raise ValueError(f"annotation must be (z, y, x), got shape {ann.shape}")
+    fill = np.zeros(ann.shape, dtype=ann.dtype)
+    clash = np.zeros(ann.shape, dtype=bool)
+    labelled = ann != UNLABELLED
+    for axis in range(3):
+        used = np.flatnonzero(labelled.any(axis=tuple(a for a in range(3) if a != axis)))
+        for i in used:
+            plane = np.take(ann, i, axis=axis)
+            for v in np.unique(plane):
+                if v == UNLABELLED:
+                    continue
+                mask = plane == v
+                rows, cols = np.flatnonzero(mask.any(1)), np.flatnonzero(mask.any(0))
+                if rows[-1] - rows[0] + 1 < min_extent or cols[-1] - cols[0] + 1 < min_extent:
+                    continue
+                box = (slice(rows[0], rows[-1] + 1), slice(cols[0], cols[-1] + 1))
+                m = mask[box]
+                holes = ndi.binary_fill_holes(m) & ~m
+                if not holes.any():
+                    continue
+                pieces, n = ndi.label(holes)
+                busy = np.bincount(pieces[plane[box] != UNLABELLED], minlength=n + 1)
+                keep = (pieces > 0) & (busy[pieces] == 0)
+                if not keep.any():
+                    continue
+                index = [slice(None)] * 3
+                index[axis] = i
+                f = fill[tuple(index)][box]  # a view into fill
+                c = clash[tuple(index)][box]
+                c |= keep & (f != 0) & (f != v)
+                f[keep & (f == 0)] = v
+    fill[clash] = 0
+    out = ann.copy()
+    new = fill != 0
+    out[new] = fill[new]
+    values, n = np.unique(fill[new], return_counts=True)
+    return out, {int(v): int(k) for v, k in zip(values, n, strict=True)}
+
+
 # --------------------------------------------------------------------------- training
 
 
@@ -208,6 +292,7 @@ def train(
     cv_folds: int = 3,
     class_weight: str = "balanced",
     min_cv_skill: float = 0.0,
+    fill_outlines: bool = True,
     where: str | None = None,
 ):
     """Train a voxel classifier on sparse annotations.
@@ -256,6 +341,13 @@ def train(
         not separate the annotated classes (features of another tomogram or grid, a damaged
         feature store). 0 (default here; the pipeline uses 0.2) disables the check, as does
         cross-validation being skipped.
+    fill_outlines : bool
+        Fill each class's closed outlines whose inside is unannotated with the class before
+        training (:func:`fill_outlines`, on every annotated plane of each axis), so an
+        annotator who traced outlines teaches the objects, not their edges. Strokes
+        painted inside objects, arcs and whole slices enclose (almost) nothing and are
+        (almost) unchanged (``docs/segmentation.md``, "Robustness suite"). The voxels
+        filled per class are logged and recorded in the card.
     where : str, optional
         Names the annotations in that error.
 
@@ -270,7 +362,8 @@ def train(
         ``balancing`` ("class_weight" or "subsample"), ``class_weight`` and
         ``class_weights`` {name: weight} (forests), ``seed``,
         ``n_tomograms``, ``n_training_voxels`` {name: annotated voxels},
-        ``n_used_voxels`` {name: voxels after subsampling}, ``cv`` (see
+        ``n_used_voxels`` {name: voxels after subsampling}, ``fill_outlines``,
+        ``filled_voxels`` {name: voxels filled inside outlines}, ``cv`` (see
         ``cv_folds``: ``scheme``, ``n_splits``, ``n_groups``, ``accuracy``,
         ``balanced_accuracy``, ``f1`` {name: F1}, ``fold_accuracy``; or ``skipped``).
 
@@ -285,7 +378,7 @@ def train(
     classes = _check_classes(classes)
     forest = _check_estimator(estimator, class_weight)
     samples = _sample_list(samples)
-    X, y, z, tomo, last = _stack_samples(samples, classes, spec)
+    X, y, z, tomo, last, filled = _stack_samples(samples, classes, spec, fill_outlines)
     counts = _class_counts(y, classes)
     X, y, z, tomo = _subsample(X, y, z, tomo, classes, counts, estimator, max_per_class, seed)
     used = {name: int(np.count_nonzero(y == v)) for name, v in classes.items()}
@@ -322,6 +415,8 @@ def train(
         used=used,
         cv=cv,
     )
+    card["fill_outlines"] = bool(fill_outlines)
+    card["filled_voxels"] = filled
     return model, card
 
 
@@ -351,14 +446,18 @@ def _sample_list(samples) -> list:
     return samples
 
 
-def _stack_samples(samples: list, classes: dict[str, int], spec: FeatureSpec):
-    """Training voxels of every tomogram: ``(X, y, z, tomogram, where)``.
+def _stack_samples(samples: list, classes: dict[str, int], spec: FeatureSpec, fill=False):
+    """Training voxels of every tomogram: ``(X, y, z, tomogram, where, filled)``.
 
-    ``where`` names the last annotation (for errors when the caller names none). Features
-    that do not match ``spec`` and annotation values that are not classes are refused.
+    ``where`` names the last annotation (for errors when the caller names none); with
+    ``fill`` closed outlines are filled first (:func:`fill_outlines`), ``filled`` is the
+    voxels filled per class name (summed over the tomograms). Features that do not match
+    ``spec`` and annotation values that are not classes are refused.
     """
     Xs, ys, zs, tomo = [], [], [], []
     where = None
+    names = {v: n for n, v in classes.items()}
+    filled = {n: 0 for n in classes} if fill else {}
     for i, sample in enumerate(samples):
         if len(sample) == 3:
             features, annotation, path = sample
@@ -374,6 +473,10 @@ def _stack_samples(samples: list, classes: dict[str, int], spec: FeatureSpec):
         stored = _stored_spec(features)
         if stored is not None and stored != spec.to_dict():
             raise InputError(where, f"features were computed with {stored}, not {spec.to_dict()}")
+        if fill:
+            annotation, counts = _filled(annotation, where, names)
+            for v, k in counts.items():
+                filled[names.get(v, str(v))] = filled.get(names.get(v, str(v)), 0) + k
         X, y, z = training_samples(features, annotation, path=where)
         unknown = sorted(set(np.unique(y).tolist()) - set(classes.values()))
         if unknown:
@@ -387,7 +490,21 @@ def _stack_samples(samples: list, classes: dict[str, int], spec: FeatureSpec):
         zs.append(z)
         tomo.append(np.full(y.size, i, dtype=np.int64))
     X, y, z, tomo = (np.concatenate(a) for a in (Xs, ys, zs, tomo))
-    return X, y, z, tomo, where
+    return X, y, z, tomo, where, filled
+
+
+def _filled(annotation, where, names):
+    """The annotation with closed outlines filled, and the voxels filled per value (logged)."""
+    ann = np.asarray(annotation)
+    if ann.ndim != 3 or ann.dtype.kind not in "uib":
+        return ann, {}  # training_samples names the problem
+    out, counts = fill_outlines(ann)
+    log.info(
+        "%s: filled closed outlines with their class: %s",
+        where,
+        ", ".join(f"{names.get(v, v)} {k} voxels" for v, k in counts.items()) or "none",
+    )
+    return out, counts
 
 
 def _class_counts(y: np.ndarray, classes: dict[str, int]) -> dict[str, int]:

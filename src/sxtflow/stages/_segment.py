@@ -109,6 +109,7 @@ def run_train(
     max_per_class: int = _TRAIN["max_per_class"],
     class_weight: str = _TRAIN["class_weight"],
     min_cv_skill: float = _TRAIN["min_cv_skill"],
+    fill_outlines: bool = _TRAIN["fill_outlines"],
     threads: int = 1,
 ) -> dict:
     """Train the voxel classifier on the sparse annotations of one or more tomograms.
@@ -121,6 +122,11 @@ def run_train(
     (the tomograms the features came from) let annotations on a tomogram's original grid
     follow it when it was resampled (config ``reconstruct.resample_to_nm``). The model card
     records the voxel size, the label table, the classes and the feature spec.
+
+    With ``fill_outlines`` each class's closed outlines whose inside is unannotated are
+    filled with the class before training (:func:`sxtflow.segment.fill_outlines`), so
+    traced outlines teach objects rather than edges; the voxels filled per class are logged
+    and recorded in the card (``filled_voxels``).
 
     Refuses (``InputError``) to write a model whose cross-validated skill is below
     ``min_cv_skill`` (see :func:`sxtflow.segment.train`), or when a feature store it read
@@ -147,7 +153,7 @@ def run_train(
     options = dict(
         n_estimators=n_estimators, max_depth=max_depth, min_samples_leaf=min_samples_leaf,
         seed=seed, threads=threads, max_per_class=max_per_class, estimator=estimator,
-        class_weight=class_weight, min_cv_skill=min_cv_skill,
+        class_weight=class_weight, min_cv_skill=min_cv_skill, fill_outlines=fill_outlines,
     )  # fmt: skip
     return _train_and_save(
         pairs, spec, classes, out_model, annotation_paths, labels=labels, voxel_nm=voxel,
@@ -268,7 +274,7 @@ def run_train_tomograms(
     training again after more painting computes only the new blocks. ``labels`` is the label
     table (as in :func:`run_train`); ``options`` are :func:`run_train`'s (``seed``,
     ``estimator``, ``n_estimators``, ``max_depth``, ``min_samples_leaf``, ``max_per_class``,
-    ``class_weight``, ``min_cv_skill``), with its defaults: a model at chance is refused here
+    ``class_weight``, ``min_cv_skill``, ``fill_outlines``), with its defaults: a model at chance is refused here
     too.
 
     Returns
