@@ -749,7 +749,8 @@ def run_active(args):
 
     results = []  # (repeat, start dice, suggested dice, [random dice])
     t0 = time.perf_counter()
-    for rep in range(ACTIVE_REPEATS):
+    repeats, draws = args.repeats or ACTIVE_REPEATS, args.draws or ACTIVE_RANDOM
+    for rep in range(repeats):
         ann_seeds = [s + 100 * rep for s in SUITE_TRAIN]
         start = [
             suite_annotation({}, fine, s, slices=1)
@@ -768,7 +769,7 @@ def run_active(args):
             suggested.append(_add_slices(a, fine, zs, s + 7))
         d_sug, _ = score(suggested)
         d_rand = []
-        for draw in range(ACTIVE_RANDOM):
+        for draw in range(draws):
             rng = np.random.default_rng([rep, draw, 13])
             rand = []
             for (_, _, fine), a, s in zip(train, start, ann_seeds, strict=True):
@@ -792,9 +793,9 @@ def run_active(args):
     print(
         f"Active learning (central case; start: 1 slice per class on {list(SUITE_TRAIN)}; "
         f"+{ACTIVE_K} slices per training tomogram; scored on {list(SUITE_TUNE[:n_test])}, "
-        f"refine '{method}'; {ACTIVE_REPEATS} repeats × {ACTIVE_RANDOM} random draws)"
+        f"refine '{method}'; {repeats} repeats × {draws} random draws)"
     )
-    gains_s, gains_r = [], []
+    gains_s, gains_r, beats, n_draws = [], [], 0, 0
     for rep, d0, d_sug, d_rand in results:
         worst = min(SUITE_COLS, key=lambda c: d0[c])
         g_s = d_sug[worst] - d0[worst]
@@ -805,16 +806,22 @@ def run_active(args):
         )
         gains_s.append(g_s)
         gains_r.append(g_r)
+        beats += sum(d_sug[worst] > d[worst] for d in d_rand)
+        n_draws += len(d_rand)
         print(
             f"repeat {rep}: worst class {worst} {d0[worst]:.3f}: + suggested {g_s:+.3f}, "
             f"+ random {g_r:+.3f} (mean of {len(d_rand)}; "
             + "/".join(f"{d[worst] - d0[worst]:+.3f}" for d in d_rand)
             + f"); lowest Dice of any class: + suggested {m_s:+.3f}, + random {m_r:+.3f}"
         )
+    diff = np.subtract(gains_s, gains_r)
+    se = float(diff.std(ddof=1) / np.sqrt(diff.size)) if diff.size > 1 else float("nan")
     print(
         f"worst class's Dice gain, mean over repeats: suggested {np.mean(gains_s):+.3f}, "
         f"random {np.mean(gains_r):+.3f}; suggested ahead in "
-        f"{sum(s > r for s, r in zip(gains_s, gains_r, strict=True))} of {len(gains_s)} repeats"
+        f"{sum(s > r for s, r in zip(gains_s, gains_r, strict=True))} of {len(gains_s)} repeats "
+        f"and of {beats} of {n_draws} random draws; suggested − random {diff.mean():+.3f} "
+        f"± {se:.3f} (standard error over repeats); load average {os.getloadavg()[0]:.1f}"
     )
     return results
 
@@ -1006,6 +1013,8 @@ def main(argv=None):
         help="comma list of suite variants (default: DEFAULT_VARIANTS; --all: every one)",
     )
     p.add_argument("--all", action="store_true", help="suite: every variant of VARIANTS")
+    p.add_argument("--repeats", type=int, default=None, help="--active: repeats (default 3)")
+    p.add_argument("--draws", type=int, default=None, help="--active: random draws (default 3)")
     p.add_argument("--methods", default=None, help="comma list of SUITE_METHODS (default all)")
     p.add_argument(
         "--demo",

@@ -258,14 +258,20 @@ class AnnotationProject:
         return io.read_volume(full) if full.exists() else None
 
     def suggestions(self, sample: str) -> list[dict]:
-        """The suggested slices ``[{"z": int, "mean_uncertainty": float}, …]``, most useful first."""
+        """The suggested slices ``[{"z": int, "mean_uncertainty": float, "score": float}, …]``,
+        most useful first (``score``: :func:`sxtflow.segment.suggest_slices`'s value of the
+        slice; None in files written before it was recorded)."""
         path = self.path(self.files(sample).suggestions)
         if not path.exists():
             return []
         data = io.read_json(path)
         try:
             return [
-                {"z": int(s["z"]), "mean_uncertainty": float(s["mean_uncertainty"])}
+                {
+                    "z": int(s["z"]),
+                    "mean_uncertainty": float(s["mean_uncertainty"]),
+                    "score": None if s.get("score") is None else float(s["score"]),
+                }
                 for s in data["slices"]
             ]
         except (KeyError, TypeError, ValueError) as exc:

@@ -30,8 +30,9 @@ def test_files_and_suggestions(project):
     assert proj.files("s1").save_to.as_posix() == "data/s1_annotation.mrc"
     sugg = proj.suggestions("s2")
     assert 1 <= len(sugg) <= 5
-    scores = [s["mean_uncertainty"] for s in sugg]
-    assert scores == sorted(scores, reverse=True)
+    scores = [s["score"] for s in sugg]  # most useful first
+    assert scores == sorted(scores, reverse=True) and scores[-1] > 0
+    assert all(0 < s["mean_uncertainty"] <= 1 for s in sugg)
     assert proj.annotated() == ["s1"]
     with pytest.raises(InputError, match="no sample 'nope'"):
         proj.files("nope")

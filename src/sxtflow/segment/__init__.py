@@ -35,7 +35,12 @@ __getattr__, __dir__, __all__ = _lazy.attach(
         "_predict": ["predict", "predict_volume", "used_features", "subset_spec"],
         "_coarse": ["coarse_pass", "fine_cells"],
         "_wide": ["WideChannels", "wide_scales"],
-        "_uncertainty": ["uncertainty", "slice_uncertainty", "suggest_slices"],
+        "_uncertainty": [
+            "uncertainty",
+            "slice_uncertainty",
+            "class_slice_uncertainty",
+            "suggest_slices",
+        ],
         "_refine": ["refine_labels", "separate_instances", "DEFAULT_RULES", "mask_box"],
         "_boundary": ["snap_boundaries", "estimate_blur"],
     },

@@ -419,11 +419,20 @@ def run_predict(
         io.write_volume(out_labels, Volume(labels, voxel_nm, meta))
         unc = np.asarray(unc[...], dtype=np.float32)
     ice = card["classes"].get("ice", 0)
-    slices = segment.suggest_slices(unc, labels, outside=(0, ice))
+    # the classes the model saw least of draw the suggestions (segment.suggest_slices)
+    trained = card.get("n_training_voxels") or {}
+    have = {int(v): int(trained.get(c, 0)) for c, v in card["classes"].items()}
+    slices = segment.suggest_slices(unc, labels, outside=(0, ice), annotated_voxels=have)
     if out_suggestions:
+        mean = segment.slice_uncertainty(unc, labels, outside=(0, ice))
         io.write_json(
             out_suggestions,
-            {"slices": [{"z": int(z), "mean_uncertainty": float(u)} for z, u in slices]},
+            {
+                "slices": [
+                    {"z": int(z), "mean_uncertainty": round(float(mean[z]), 6), "score": s}
+                    for z, s in slices
+                ]
+            },
         )
     if out_preview:
         from ..plot import uncertainty_preview

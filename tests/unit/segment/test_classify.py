@@ -12,6 +12,7 @@ import sxtflow
 from sxtflow.io import InputError
 from sxtflow.segment import (
     FeatureSpec,
+    class_slice_uncertainty,
     compute_features,
     load_model,
     predict,
@@ -433,6 +434,48 @@ def test_slice_uncertainty_and_suggestions():
     assert [z for z, _ in suggest_slices(unc, lab, n=2, min_gap=2, annotated=ann)] == [1, 9]
     with pytest.raises(ValueError, match="shape"):
         slice_uncertainty(unc[:3], lab)
+    with pytest.raises(ValueError, match="shape"):
+        suggest_slices(unc, lab, annotated=ann[:3])
+
+
+def test_suggestions_follow_the_least_annotated_class():
+    """A rare class's uncertain slices outrank a common class's more uncertain ones, and
+    once one slice covers the rare class the next goes where another class is uncertain."""
+    unc = np.full((30, 10, 10), 0.1, np.float32)
+    lab = np.full((30, 10, 10), 2, np.uint8)  # cytoplasm everywhere
+    lab[:, 0] = 1  # a row of ice in every slice
+    for z in (6, 20):  # a thin class (9) in two slices, moderately uncertain around it
+        lab[z, 5, 5] = 9
+        unc[z, 3:8, 3:8] = 0.5
+    unc[13] = 0.9  # the most uncertain slice on average: the common class only
+    unc[13, 0] = 0.1
+    common = {1: 5000, 2: 5000, 9: 5}  # annotated voxels per class value
+    picks = suggest_slices(unc, lab, n=3, min_gap=3, annotated_voxels=common)
+    assert [z for z, _ in picks][:2] in ([6, 20], [20, 6])  # the rare class first
+    assert picks[2][0] == 13 and picks[0][1] > picks[1][1] > picks[2][1] > 0
+    # by the uncertainty alone (every class annotated alike) the common slice comes first
+    even = suggest_slices(unc, lab, n=1, annotated_voxels={1: 5000, 2: 5000, 9: 5000})
+    assert even[0][0] == 13
+    # the sum over the cell, not the mean: a cap of the cell with few voxels ranks low
+    cap = np.full((3, 10, 10), 1, np.uint8)
+    cap[0, 4:6, 4:6] = 2  # 4 voxels of cell, all very uncertain
+    cap[2, 1:, :] = 2  # 90 voxels, half as uncertain
+    u = np.where(cap[:1] == 2, 1.0, 0.0).astype(np.float32)
+    u = np.concatenate(
+        [u, np.zeros((1, 10, 10), np.float32), np.full((1, 10, 10), 0.5, np.float32)]
+    )
+    assert slice_uncertainty(u, cap)[0] > slice_uncertainty(u, cap)[2]
+    assert suggest_slices(u, cap, n=1, min_gap=1)[0][0] == 2
+
+
+def test_class_slice_uncertainty_grows_each_class_in_plane():
+    unc = np.ones((2, 9, 9), np.float32)
+    lab = np.full((2, 9, 9), 2, np.uint8)
+    lab[0, 4, 4] = 9
+    got = class_slice_uncertainty(unc, lab, [9, 2], reach=2)
+    assert got[0].tolist() == [13.0, 0.0]  # the disk of radius 2 around the voxel
+    assert got[1].tolist() == [81.0, 81.0]
+    assert class_slice_uncertainty(unc, lab, [9], reach=0)[0].tolist() == [1.0, 0.0]
 
 
 def test_predict_volume_threads_into_zarr_need_aligned_chunks(trained, lac_and_truth):
