@@ -77,7 +77,7 @@ def estimate_blur(
     spacing_um,
     *,
     sigmas=(0.5, 0.75, 1.0, 1.25, 1.5, 2.0),
-    min_voxels: int = 27,
+    min_voxels=27,
 ):
     """The Gaussian blur (σ, voxels) that best explains the tomogram at labelled edges.
 
@@ -86,8 +86,11 @@ def estimate_blur(
     σ (least squared residual, refined between the grid's values by a parabola) is one
     vote and the median of the votes is returned, so that an object whose surroundings
     the model cannot describe (the cell against its dense wall, a nucleolus against the
-    envelope) does not decide; pieces of fewer than ``min_voxels`` voxels (specks, which
-    the size rules remove anyway) do not vote. Used by :func:`snap_boundaries`. Masks off by more than
+    envelope) does not decide; pieces of fewer than ``min_voxels`` voxels (an int, or a
+    mapping class value → voxels, e.g. each class's debris size: specks, which the size
+    rules remove anyway, and which in a noisy tomogram are mostly noise the classifier
+    read as the class and outnumber the real objects) do not vote (never fewer than 27).
+    Used by :func:`snap_boundaries`. Masks off by more than
     about a voxel read as more blur (a seed 2 voxels inside a ball blurred by σ = 1
     gives 2): estimate it from the classifier's labels, not from a deliberately eroded
     mask.
@@ -117,13 +120,16 @@ def estimate_blur(
         votes.append(best)
 
     for value in values:
+        least = max(
+            27, int(min_voxels.get(value, 27) if hasattr(min_voxels, "get") else min_voxels)
+        )
         current, ssr, n = None, np.zeros(sig.size), 0
         margin = 3 * vox + 4 * sig.max() * vox
         for idx, sl, core, obj in _object_boxes(labels, value, spacing, margin):
             if idx != current:  # one vote per piece, however many tiles it spans
                 vote(ssr, n)
                 current, ssr, n = idx, np.zeros(sig.size), 0
-            if np.count_nonzero(obj) < min_voxels:
+            if np.count_nonzero(obj) < least:
                 continue  # a speck (or a tile's sliver of a piece): no surface to fit
             d = ndi.distance_transform_edt(~obj, sampling=spacing)
             d_in = ndi.distance_transform_edt(obj, sampling=spacing)
@@ -195,7 +201,10 @@ def snap_boundaries(
        lies inside its surface by σ²/R); within the band, voxels labelled ``value`` or
        the surrounding label are the object's where the LAC is beyond it, connected to
        the object;
-    3. a thick object whose contrast is below ``min_contrast`` residual SDs (a nucleus
+    3. an object whose visible contrast (``c`` times the blurred model's peak: what
+       single voxels see; a speck of noise the classifier read as the class fits a large
+       ``c`` on a tiny model, and grew into a blob of noise) is below ``min_contrast``
+       residual SDs cannot be placed voxel by voxel; a thick one (a nucleus
        0.05 µm⁻¹ denser than a textured cytoplasm, with noise of 0.035 µm⁻¹: single
        voxels cannot be decided) is placed by a vote along its surface instead: the
        levels are local (Gaussian-weighted means of two layers on either side, within
@@ -204,7 +213,8 @@ def snap_boundaries(
        its own layer (same rounded distance to the surface) within ``pool_vox``, and the
        majority decides; used when the contrast reaches ``min_contrast`` SDs of that
        average (the residual SD over √(4π ``pool_vox``²));
-    4. objects whose contrast is too low for that too are left alone.
+    4. thin objects below ``min_contrast`` and thick ones whose contrast is too low for
+       the vote too are left alone.
 
     Parameters
     ----------
@@ -329,8 +339,8 @@ class _Snap:
             # inside, so its outer half is restricted to the outside)
             band = (~obj & (d_out <= w)) | (obj & (d_in <= w))
             free = band & ((sub == value) | (sub == s) | obj) & zone
-            if vote is None:
-                vote = abs(c) < self.min_contrast * r
+            if vote is None:  # on the contrast single voxels see (the model's peak)
+                vote = abs(c) * float(model.max()) < self.min_contrast * r
             if not vote:
                 beyond = (f - (b + c * q)) * np.sign(c) > 0
             elif thick and self.pool_vox > 0 and inner.any() and outer.any():

@@ -316,7 +316,16 @@ def refine_labels(
                     for n, r in rules.items()
                     if n in classes and r.get("boundary_um")
                 ]
-                blur = estimate_blur(out, lac, [v for v in values if v in levels], spacing_um)
+                # pieces the size rules will remove as debris do not vote (in a noisy
+                # tomogram most of them are noise read as the class)
+                least = {
+                    int(classes[n]): int(float(r.get("min_volume_um3", 0.0)) / voxel_um3)
+                    for n, r in rules.items()
+                    if n in classes
+                }
+                blur = estimate_blur(
+                    out, lac, [v for v in values if v in levels], spacing_um, min_voxels=least
+                )
             snap_boundaries(out, lac, value, spacing_um, band_um=band, blur_vox=blur)
         _drop_pieces(out, value, rule, voxel_um3, lac, levels)
         box = _class_box(out, value)
