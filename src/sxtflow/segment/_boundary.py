@@ -16,6 +16,19 @@ _STRUCT = ndi.generate_binary_structure(3, 3)  # 26-connectivity, as in sxtflow.
 _TILE = (128, 256, 256)
 
 
+def _box_of(mask):
+    """Bounding box (slices) of the True voxels of a 3D mask, or None, from its
+    projections (no index arrays of the volume)."""
+    box = []
+    for axis in range(mask.ndim):
+        other = tuple(a for a in range(mask.ndim) if a != axis)
+        hit = np.flatnonzero(mask.any(axis=other))
+        if not hit.size:
+            return None
+        box.append(slice(int(hit[0]), int(hit[-1]) + 1))
+    return tuple(box)
+
+
 def _object_boxes(labels, value, spacing, margin_um, tile=None):
     """Each 26-connected piece of ``value`` (large ones tile by tile).
 
@@ -25,9 +38,15 @@ def _object_boxes(labels, value, spacing, margin_um, tile=None):
     the piece in ``box``.
     """
     tile = _TILE if tile is None else tile
-    pieces, _ = ndi.label(labels == value, _STRUCT)
+    cls = _box_of(labels == value)
+    if cls is None:
+        return
+    # labelled within the class's bounding box: int32 labels of that box, not the volume's
+    pieces, _ = ndi.label(labels[cls] == value, _STRUCT)
+    off = [b.start for b in cls]
     grow = np.ceil(margin_um / np.asarray(spacing, dtype=float)).astype(int)
     for idx, sl in enumerate(ndi.find_objects(pieces), start=1):
+        sl = tuple(slice(a.start + o, a.stop + o) for a, o in zip(sl, off, strict=True))
         whole = all(a.stop - a.start + 2 * g <= t for a, g, t in zip(sl, grow, tile, strict=True))
         # tiles of equal length along each axis of the grown box, none longer than ``tile``
         span = [
@@ -45,7 +64,18 @@ def _object_boxes(labels, value, spacing, margin_um, tile=None):
                 b0, b1 = (lo, hi) if whole else (max(lo - g, 0), min(hi + g, n_))
                 box.append(slice(b0, b1))
                 core.append(slice(0, b1 - b0) if whole else slice(lo - b0, hi - b0))
-            mask = pieces[tuple(box)] == idx
+            # the box in the class box's coordinates (the margin may reach beyond it,
+            # where there is no voxel of the class)
+            inner = tuple(
+                slice(max(b.start - o, 0), min(b.stop - o, n_))
+                for b, o, n_ in zip(box, off, pieces.shape, strict=True)
+            )
+            mask = np.zeros([b.stop - b.start for b in box], dtype=bool)
+            at = tuple(
+                slice(i.start + o - b.start, i.stop + o - b.start)
+                for i, o, b in zip(inner, off, box, strict=True)
+            )
+            mask[at] = pieces[inner] == idx
             if mask.any():
                 yield idx, tuple(box), tuple(core), mask
 
@@ -268,8 +298,6 @@ def snap_boundaries(
         blur_vox = estimate_blur(labels, f_all, [value], spacing)
     if not np.isfinite(blur_vox):
         return 0
-    if smooth_vox > 0:
-        f_all = ndi.gaussian_filter(f_all, float(smooth_vox))
     sigma = float(np.hypot(blur_vox, smooth_vox))
     snap = _Snap(value, spacing, w, sigma, min_contrast, pool_vox, settle)
     changed = 0
@@ -277,9 +305,26 @@ def snap_boundaries(
     for _, sl, tile_core, obj in _object_boxes(labels, value, spacing, margin):
         sub = labels[sl]
         first = obj.copy()
-        obj = snap.rounds(sub, f_all[sl], obj, int(max_rounds))
+        obj = snap.rounds(sub, _smoothed(f_all, sl, smooth_vox), obj, int(max_rounds))
         changed += _relabel(sub, first, obj, tile_core, value)
     return changed
+
+
+def _smoothed(f, box, sigma_vox):
+    """``f[box]`` smoothed by a Gaussian of ``sigma_vox`` voxels, equal to the box of the
+    whole smoothed volume (the box is grown by the filter's radius, then cropped): no
+    smoothed copy of the whole tomogram."""
+    if not sigma_vox > 0:
+        return f[box]
+    rad = int(4.0 * float(sigma_vox) + 0.5) + 1  # scipy's truncate = 4
+    grown = tuple(
+        slice(max(b.start - rad, 0), min(b.stop + rad, n))
+        for b, n in zip(box, f.shape, strict=True)
+    )
+    out = ndi.gaussian_filter(f[grown], float(sigma_vox))
+    return out[
+        tuple(slice(b.start - g.start, b.stop - g.start) for b, g in zip(box, grown, strict=True))
+    ]
 
 
 def _digest(mask: np.ndarray) -> bytes:
