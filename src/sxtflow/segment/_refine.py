@@ -242,7 +242,8 @@ def refine_labels(
         smoothing, before the size rules: each object's surface is moved to where the
         blurred LAC puts it, never further than that distance (µm) from where the
         classifier put it (:func:`snap_boundaries`; the blur is estimated once from the
-        classes that have the rule).
+        classes that have the rule, pieces smaller than their class's ``min_volume_um3``
+        not voting).
     lac : ndarray of float, shape (z, y, x), optional
         The tomogram (LAC, µm⁻¹). With it, removed pieces take the neighbouring label
         whose typical LAC (median over the volume) is nearest their own, instead of the
