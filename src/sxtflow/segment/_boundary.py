@@ -16,9 +16,10 @@ _STRUCT = ndi.generate_binary_structure(3, 3)  # 26-connectivity, as in sxtflow.
 _TILE = (128, 256, 256)
 
 
-def _box_of(mask):
-    """Bounding box (slices) of the True voxels of a 3D mask, or None, from its
-    projections (no index arrays of the volume)."""
+def mask_box(mask: np.ndarray) -> tuple[slice, ...] | None:
+    """Bounding box of the True voxels of a 3D mask (None when empty), from its projections
+    (no full-volume temporary)."""
+    mask = np.asarray(mask, dtype=bool)
     box = []
     for axis in range(mask.ndim):
         other = tuple(a for a in range(mask.ndim) if a != axis)
@@ -38,7 +39,7 @@ def _object_boxes(labels, value, spacing, margin_um, tile=None):
     the piece in ``box``.
     """
     tile = _TILE if tile is None else tile
-    cls = _box_of(labels == value)
+    cls = mask_box(labels == value)
     if cls is None:
         return
     # labelled within the class's bounding box: int32 labels of that box, not the volume's

@@ -33,7 +33,7 @@ from collections.abc import Mapping
 import numpy as np
 from scipy import ndimage as ndi
 
-from ._boundary import _STRUCT, estimate_blur, snap_boundaries
+from ._boundary import _STRUCT, estimate_blur, mask_box, snap_boundaries
 
 #: Per-class rules used by the demo (classes not listed are left as they are).
 #: ``boundary_um``: the boundary step (needs the tomogram; without it these defaults skip
@@ -60,20 +60,6 @@ def _surrounding_label(labels: np.ndarray, piece: np.ndarray, exclude: int) -> i
     if values.size == 0:
         return 0
     return int(np.bincount(values).argmax())
-
-
-def mask_box(mask: np.ndarray) -> tuple[slice, ...] | None:
-    """Bounding box of the True voxels of a 3D mask (None when empty), from its projections
-    (no full-volume temporary)."""
-    mask = np.asarray(mask, dtype=bool)
-    box = []
-    for axis in range(mask.ndim):
-        other = tuple(a for a in range(mask.ndim) if a != axis)
-        hit = np.flatnonzero(mask.any(axis=other))
-        if not hit.size:
-            return None
-        box.append(slice(int(hit[0]), int(hit[-1]) + 1))
-    return tuple(box)
 
 
 def _class_box(out: np.ndarray, value: int, margin: int = 1):
