@@ -8,6 +8,7 @@ import contextlib
 import json
 import logging
 import os
+import warnings
 import zlib
 from pathlib import Path
 
@@ -267,6 +268,78 @@ def read_meta(path: str | os.PathLike) -> dict:
     return _sidecar(path, labels)
 
 
+_SLAB_VOXELS = 1 << 22  # voxels per slab of write_volume: a float64 copy is 32 MiB
+
+
+def _mrc_dtype(data: np.ndarray, path: Path) -> np.dtype:
+    """The dtype :func:`write_volume` stores ``data`` as (the MRC mode's)."""
+    from mrcfile.utils import dtype_from_mode, mode_from_dtype
+
+    if data.dtype == np.float64:
+        return np.dtype(np.float32)
+    if data.dtype == bool:
+        return np.dtype(np.uint16)  # uint8 and bool are mode 6 (16 bits) in the file
+    if data.dtype.kind in "iu" and data.dtype.itemsize > 2:
+        if data.size and (data.min() < 0 or data.max() > 65535):
+            raise ValueError(f"integer volume out of uint16 range for {path}")
+        return np.dtype(np.uint16)
+    if data.dtype.kind == "c":
+        raise ValueError(f"complex volumes are not supported ({path})")
+    return np.dtype(dtype_from_mode(mode_from_dtype(data.dtype)))
+
+
+def _slabs(data: np.ndarray, dtype: np.dtype):
+    """``data`` as ``dtype``, a few million voxels at a time along the first axis."""
+    step = max(1, _SLAB_VOXELS // max(1, int(np.prod(data.shape[1:]))))
+    for z in range(0, data.shape[0], step):
+        yield np.ascontiguousarray(data[z : z + step], dtype=dtype)
+
+
+def _header_stats(data: np.ndarray, dtype=None) -> tuple[float, float, float, float]:
+    """The MRC header's statistics of a volume, computed slab by slab.
+
+    Parameters
+    ----------
+    data : ndarray
+        The volume (any shape with a first axis); values as stored, i.e. after conversion
+        to ``dtype``.
+    dtype : numpy dtype, optional
+        The dtype the volume is stored as (default its own).
+
+    Returns
+    -------
+    tuple of float
+        ``(dmin, dmax, dmean, rms)``: minimum, maximum, mean and standard deviation about
+        the mean (what the MRC format's ``rms`` field holds and ``mrcfile`` writes), in
+        the volume's units. The mean and standard deviation are accumulated in float64 (two
+        passes), so they are the exactly rounded values; ``mrcfile``'s own
+        ``update_header_stats`` accumulates in float32 over the whole array at once
+        (``data.std()``: a float32 copy of the volume) and can differ in the last bits.
+        No copy of the whole volume is made: each slab (≤ 4 M voxels) at a time.
+
+    Examples
+    --------
+    >>> _header_stats(np.arange(8, dtype=np.uint8).reshape(2, 2, 2))
+    (0.0, 7.0, 3.5, 2.29128784747792)
+    """
+    dtype = np.dtype(data.dtype if dtype is None else dtype)
+    n = data.size
+    if n == 0:
+        raise ValueError("an empty volume has no statistics")
+    lows, highs, total = [], [], 0.0
+    for slab in _slabs(data, dtype):
+        lows.append(slab.min())
+        highs.append(slab.max())
+        total += float(slab.sum(dtype=np.float64))
+    mean = total / n
+    squares = 0.0
+    for slab in _slabs(data, dtype):
+        dev = slab.astype(np.float64)
+        dev -= mean
+        squares += float(np.dot(dev.ravel(), dev.ravel()))
+    return float(np.min(lows)), float(np.max(highs)), mean, float(np.sqrt(squares / n))
+
+
 def write_volume(path: str | os.PathLike, volume: Volume) -> Path:
     """Write a volume atomically as MRC (voxel size in the header, metadata in a label).
 
@@ -275,26 +348,30 @@ def write_volume(path: str | os.PathLike, volume: Volume) -> Path:
     is recorded in an MRC label, so a reader can tell a stale sidecar (an earlier write's, e.g.
     after a killed job) and a volume without metadata removes one. The header's labels carry no
     time (``Created by sxtflow <version>``), so the same volume gives the same bytes.
+    The data are converted and written slab by slab, and the header's statistics computed
+    the same way (:func:`_header_stats`): writing takes no copy of the whole volume.
     """
     import mrcfile
+    from mrcfile.utils import mode_from_dtype
 
     from .. import __version__
 
     path = Path(path)
-    data = volume.data
-    if data.dtype == np.float64:
-        data = data.astype(np.float32)
-    elif data.dtype == bool:
-        data = data.astype(np.uint8)
-    elif data.dtype.kind in "iu" and data.dtype.itemsize > 2:
-        if data.size and (data.min() < 0 or data.max() > 65535):
-            raise ValueError(f"integer volume out of uint16 range for {path}")
-        data = data.astype(np.uint16)
+    data = np.asarray(volume.data)
+    dtype = _mrc_dtype(data, path)
     sidecar = path.with_name(path.name + ".json")
     text = _json_text(volume.meta) if volume.meta else None
+    stats = _header_stats(data, dtype) if data.size else None
+    if stats is not None and np.isnan(stats[0]):
+        warnings.warn("Data array contains NaN values", RuntimeWarning, stacklevel=2)
+    elif stats is not None and (np.isinf(stats[0]) or np.isinf(stats[1])):
+        warnings.warn("Data array contains infinite values", RuntimeWarning, stacklevel=2)
     with atomic_path(path) as tmp:
-        with mrcfile.new(tmp, overwrite=True) as mrc:
-            mrc.set_data(np.ascontiguousarray(data))
+        # the header from mrcfile (shape, mode, voxel size, labels) without its statistics
+        # pass (set_data: a float32 copy of the whole volume, and uint8 widened to uint16
+        # first); the data block is untouched here and written below, slab by slab
+        mode = mode_from_dtype(dtype)
+        with mrcfile.new_mmap(tmp, data.shape, mrc_mode=mode, overwrite=True) as mrc:
             z, y, x = volume.voxel_nm
             mrc.voxel_size = (x * 10.0, y * 10.0, z * 10.0)  # Å, (x, y, z)
             mrc.header.label[0] = f"Created by sxtflow {__version__}"  # mrcfile's has the time
@@ -304,6 +381,15 @@ def write_volume(path: str | os.PathLike, volume: Volume) -> Path:
                 mrc.add_label(label)
             if text is not None:
                 mrc.add_label(f"{_SIDECAR_LABEL}{zlib.crc32(text.encode()):08x}")
+            if stats is None:
+                mrc.reset_header_stats()
+            else:
+                mrc.header.dmin, mrc.header.dmax, mrc.header.dmean, mrc.header.rms = stats
+            offset = int(mrc.header.nbytes) + int(mrc.header.nsymbt)
+        with open(tmp, "r+b") as fh:
+            fh.seek(offset)
+            for slab in _slabs(data, dtype):
+                fh.write(memoryview(slab).cast("B"))
     if text is not None:
         with atomic_path(sidecar) as tmp:
             tmp.write_text(text)

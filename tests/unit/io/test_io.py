@@ -1,4 +1,6 @@
 import json
+import os
+import warnings
 
 import h5py
 import numpy as np
@@ -37,6 +39,66 @@ def test_volume_rejects_nan_naming_file(tmp_path):
     path = write_volume(tmp_path / "nan.mrc", Volume(data, 10.0))
     with pytest.raises(InputError, match=r"nan\.mrc.*NaN.*\(1, 2, 0\)"):
         read_volume(path)
+
+
+def _mrcfile_reference(path, data, voxel_nm):
+    """The file mrcfile writes itself (set_data: its own whole-array header statistics)."""
+    import mrcfile
+
+    with mrcfile.new(path, overwrite=True) as mrc:
+        mrc.set_data(data)
+        mrc.voxel_size = tuple(v * 10.0 for v in voxel_nm[::-1])
+    return path
+
+
+@pytest.mark.parametrize(
+    "kind", ["uint8", "bool", "int64", "int16", "float32", "float64", "nan", "constant"]
+)
+def test_write_volume_header_statistics_slab_by_slab(tmp_path, monkeypatch, kind):
+    # slabs of 2 slices (and a shorter last one), so the statistics are combined across slabs
+    import mrcfile
+
+    from sxtflow.io import _volumes
+
+    monkeypatch.setattr(_volumes, "_SLAB_VOXELS", 2 * 6 * 7)
+    rng = np.random.default_rng(3)
+    data = {
+        "uint8": rng.integers(0, 10, (5, 6, 7)).astype(np.uint8),
+        "bool": rng.random((5, 6, 7)) > 0.3,
+        "int64": rng.integers(0, 3000, (5, 6, 7)),
+        "int16": rng.integers(-300, 300, (5, 6, 7)).astype(np.int16),
+        "float32": rng.normal(0.3, 0.1, (5, 6, 7)).astype(np.float32),
+        "float64": rng.normal(0.3, 0.1, (5, 6, 7)),
+        "nan": np.where(rng.random((5, 6, 7)) > 0.9, np.nan, 1.0).astype(np.float32),
+        "constant": np.full((5, 6, 7), 0.25, np.float32),
+    }[kind]
+    stored = data.astype({"float64": np.float32, "bool": np.uint16}.get(kind, data.dtype))
+    stored = stored.astype(np.uint16) if kind in ("uint8", "int64") else stored
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        ours = write_volume(tmp_path / "ours.mrc", Volume(data, (20.0, 10.0, 10.0)))
+        ref = _mrcfile_reference(tmp_path / "ref.mrc", stored, (20.0, 10.0, 10.0))
+    # the same warnings as mrcfile's (NaN values), once from each writer
+    assert [str(w.message) for w in caught] == ["Data array contains NaN values"] * 2 * (
+        kind == "nan"
+    )
+    a, b = ours.read_bytes(), ref.read_bytes()
+    assert a[1024:] == b[1024:]  # the same data block, byte for byte
+    with mrcfile.open(ours, header_only=True) as m, mrcfile.open(ref, header_only=True) as r:
+        ha, hb = m.header, r.header
+    stats = ("dmin", "dmax", "dmean", "rms")
+    skip = {"label", "nlabl", *stats}  # labels: ours carry the version and metadata
+    assert [n for n in ha.dtype.names if n not in skip and ha[n].tobytes() != hb[n].tobytes()] == []
+    # min and max exactly mrcfile's; mean and rms (standard deviation) the exactly rounded
+    # values of the whole volume, equal to mrcfile's float32 accumulation to float32 precision
+    exact = stored.astype(np.float64)
+    want = [exact.min(), exact.max(), exact.mean(), exact.std()]
+    np.testing.assert_array_equal([ha[n] for n in stats], np.float32(want))
+    assert [float(ha[n]) for n in stats] == pytest.approx(
+        [float(hb[n]) for n in stats], rel=1e-6, nan_ok=True
+    )
+    if kind != "nan":
+        assert mrcfile.validate(ours, print_file=open(os.devnull, "w"))
 
 
 def test_truncated_mrc_is_a_clear_error(tmp_path):
