@@ -100,9 +100,10 @@ def instances(
 
     Returns
     -------
-    instance_labels : ndarray of int32, shape (z, y, x)
+    instance_labels : ndarray of uint16 (int32 beyond 65 535 instances), shape (z, y, x)
         0 = background, 1…N = instances, numbered class by class in the order of
         ``classes`` and within a class in raster order. Components are 26-connected.
+        (uint16: half the memory of int32, 256 MiB for a 512³ volume.)
     table : pandas.DataFrame
         One row per instance: ``object_id`` (int), ``class`` (str), ``class_value`` (int).
 
@@ -122,7 +123,7 @@ def instances(
         raise ValueError(f"separate names unknown class(es) {unknown}; known: {sorted(classes)}")
     if separate and spacing_um is None:
         raise ValueError("separate needs spacing_um (the watershed works in µm)")
-    out = np.zeros(labels.shape, dtype=np.int32)
+    out = np.zeros(labels.shape, dtype=np.uint16)
     rows = []
     offset = 0
     boxes = _class_boxes(labels)
@@ -149,8 +150,12 @@ def instances(
             )
         if n == 0:
             continue
+        if offset + n > np.iinfo(out.dtype).max:
+            out = out.astype(np.int32)
         sel = comps > 0
-        out[box][sel] = comps[sel] + offset
+        comps += offset  # in place, and no fancy-indexed copies (peak memory)
+        np.copyto(out[box], comps, where=sel, casting="unsafe")  # values checked above
+        del comps, sel
         rows.extend(
             {"object_id": offset + i, "class": name, "class_value": int(value)}
             for i in range(1, n + 1)
@@ -214,12 +219,25 @@ def _elongation_flatness(cov: np.ndarray, n: int, spacing: np.ndarray) -> tuple[
     return float(r2 / r1), float(r3 / r2) if r2 > 0 else np.nan
 
 
+def _lac_stats(values: np.ndarray) -> dict:
+    """LAC columns of a row from the object's LAC values (µm⁻¹)."""
+    values = np.asarray(values, dtype=np.float64)
+    p10, median, p90 = np.percentile(values, [10, 50, 90])
+    return {
+        "lac_mean_per_um": float(values.mean()),
+        "lac_median_per_um": float(median),
+        "lac_sd_per_um": float(values.std()),
+        "lac_p10_per_um": float(p10),
+        "lac_p90_per_um": float(p90),
+    }
+
+
 def _row(
     name: str,
     oid: int,
     mask: np.ndarray,
     start: tuple[int, ...],
-    lac_crop: np.ndarray,
+    lac: dict,
     spacing: np.ndarray,
     smooth_iterations: int,
     small_n: float,
@@ -230,11 +248,10 @@ def _row(
     volume = n * voxel_volume
     mesh = _mesh_crop(mask, spacing, start, smooth_iterations)
     area = float(mesh.area)
+    del mesh  # peak memory: a whole cell's mesh
     sphericity = np.pi ** (1 / 3) * (6 * volume) ** (2 / 3) / area if area > 0 else np.nan
     _, centroid, cov = _moments(mask, start, spacing)
     elongation, flatness = _elongation_flatness(cov, n, spacing)
-    values = np.asarray(lac_crop[mask], dtype=np.float64)
-    p10, median, p90 = np.percentile(values, [10, 50, 90])
     depth = np.nan if depth_of is None else depth_of(centroid)
     return {
         "class": name,
@@ -248,11 +265,7 @@ def _row(
         "centroid_z_um": float(centroid[0]),
         "centroid_y_um": float(centroid[1]),
         "centroid_x_um": float(centroid[2]),
-        "lac_mean_per_um": float(values.mean()),
-        "lac_median_per_um": float(median),
-        "lac_sd_per_um": float(values.std()),
-        "lac_p10_per_um": float(p10),
-        "lac_p90_per_um": float(p90),
+        **lac,
         "cell_surface_distance_um": depth,
         "small_object": bool(n < small_n),
     }
@@ -320,6 +333,7 @@ def measure_objects(
     relation_targets: Iterable[str] | None = None,
     contact_distance_um: float | None = None,
     separate: dict[str, float] | None = None,
+    cell: np.ndarray | None = None,
 ) -> pd.DataFrame:
     """Measure every object of every non-ice class, and the whole cell.
 
@@ -354,6 +368,12 @@ def measure_objects(
     separate : dict of str to float, optional
         Class name → smallest object radius (µm): objects of these classes are separated by
         watershed (see :func:`instances`); e.g. ``{"lipid_droplet": 0.1}``.
+    cell : ndarray of bool, shape (z, y, x), optional
+        The cell mask of these labels (:func:`cell_mask` of the non-ice classes) when the
+        caller has it already; computed here otherwise. The LAC volume is needed only
+        until every object's LAC columns are computed: a caller that passes its only
+        reference (e.g. ``measure_objects(labels, volumes.pop(), ...)``) has it freed
+        before the meshes and the relations.
 
     Returns
     -------
@@ -378,49 +398,48 @@ def measure_objects(
     small_n = 4.0 / 3.0 * np.pi * small_radius_vox**3
     voxel_volume = float(np.prod(spacing))
 
-    rows = []
-    cell = _cell_mask(lab, list(organelles.values()))
-    depth_of = None
-    if cell.any():
-        csl = mask_box(cell)
-        cstart = tuple(s.start for s in csl)
-        cmask = cell[csl]
-        # the volume border counts as the cell's surface (the shell extends beyond it)
-        depth_of = _surface_distance(cmask, cstart, spacing)
-        cell_row = _row(
-            CELL_CLASS,
-            0,
-            cmask,
-            cstart,
-            lacd[csl],
-            spacing,
-            smooth_iterations,
-            small_n,
-            None,
-        )
-        rows.append(cell_row)
-
+    # the LAC columns of every object first, so the LAC volume can go before the meshes
+    # (a caller that hands over its only reference frees it there: peak memory)
+    if cell is None:
+        cell = _cell_mask(lab, list(organelles.values()))
+    cell = np.asarray(cell, dtype=bool)
+    if cell.shape != lab.shape:
+        raise ValueError(f"cell mask shape {cell.shape} differs from the labels' {lab.shape}")
+    csl = mask_box(cell)
+    cell_lac = _lac_stats(lacd[csl][cell[csl]]) if csl is not None else None
     inst, table = instances(lab, organelles, spacing_um=tuple(spacing), separate=separate)
     slices = ndimage.find_objects(inst)
+    lac_rows = {}
     pairs = list(zip(table["object_id"], table["class"], strict=True))
-    for oid, name in progress(pairs, len(pairs), "measuring objects"):
+    for oid, name in progress(pairs, len(pairs), "object LAC"):
         oid = int(oid)
         sl = slices[oid - 1]
         mask = inst[sl] == oid
         if mask.sum() * voxel_volume < min_volume_um3:
             continue
-        start = tuple(s.start for s in sl)
-        row = _row(
-            name,
-            oid,
-            mask,
-            start,
-            lacd[sl],
-            spacing,
-            smooth_iterations,
-            small_n,
-            depth_of,
+        lac_rows[oid] = (name, _lac_stats(lacd[sl][mask]))
+    del lac, lacd
+
+    rows = []
+    depth_of = None
+    if csl is not None:
+        cstart = tuple(s.start for s in csl)
+        cmask = cell[csl]
+        # the volume border counts as the cell's surface (the shell extends beyond it)
+        depth_of = _surface_distance(cmask, cstart, spacing)
+        cell_row = _row(
+            CELL_CLASS, 0, cmask, cstart, cell_lac, spacing, smooth_iterations, small_n, None
         )
+        rows.append(cell_row)
+        del cmask
+
+    for oid, (name, lac_row) in progress(
+        list(lac_rows.items()), len(lac_rows), "measuring objects"
+    ):
+        sl = slices[oid - 1]
+        mask = inst[sl] == oid
+        start = tuple(s.start for s in sl)
+        row = _row(name, oid, mask, start, lac_row, spacing, smooth_iterations, small_n, depth_of)
         # an object of a cell class lies wholly inside one component of their union: in the
         # cell or in a piece apart from it (debris, a neighbour cut by the field of view)
         row["in_cell"] = bool(cell[sl][mask].any())

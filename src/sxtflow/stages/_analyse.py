@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from .. import io
@@ -34,8 +35,7 @@ def run_mesh(
 
     table = _label_table(labels)
     colours = table.colours(classes)
-    seg = io.read_volume(labels_path)
-    lac = io.read_volume(tomogram_path)
+    seg = _compact_labels(io.read_volume(labels_path))
     shown = {k: v for k, v in classes.items() if k != "ice"}
     meshes = class_meshes(seg, shown, smooth_iterations=smooth_iterations)
     write_scene(out_scene, meshes, colours)
@@ -45,6 +45,7 @@ def run_mesh(
             if len(m.faces):
                 write_ply(tmp / f"{name}.ply", m)
     render(meshes, colours, out_render)
+    lac = io.read_volume(tomogram_path)  # read here: not held while meshing (peak memory)
     slice_panel(lac, seg, {k: colours[k] for k in shown}, out_slices, table=table)
 
 
@@ -71,36 +72,45 @@ def run_measure(
     :mod:`sxtflow.options` (``separate``: the default entries of the classes given)."""
     from .. import quantify
 
-    labels = io.read_volume(labels_path)
-    lac = io.read_volume(tomogram_path)
-    if labels.data.shape != lac.data.shape:
+    labels = _compact_labels(io.read_volume(labels_path))
+    names = [k for k in classes if k != "ice"]
+    spacing = labels.spacing_um
+    # peak memory: the cell mask and its surface before the LAC volume is read; the LAC
+    # volume handed to measure_objects (which frees it once the objects' LAC columns are
+    # done) and read again for the chromatin
+    cell = quantify.cell_mask(labels.data, [classes[k] for k in names])
+    prot = summary = None
+    if out_surface is not None:
+        opts = {**DEFAULTS["surface"], **(surface or {})}
+        radius = float(opts.pop("body_radius_um"))
+        body = quantify.cell_body(cell, spacing, radius)
+        # [0]: the protrusions' label volume (int32, whole volume) is not kept
+        prot = quantify.protrusions(cell, spacing, body=body, **opts)[0]
+        summary = quantify.surface_summary(cell, spacing, prot, body=body, body_radius_um=radius)
+        del body
+    lacs = [io.read_volume(tomogram_path)]
+    if labels.data.shape != lacs[0].data.shape:
         raise InputError(
-            labels_path, f"shape {labels.data.shape} differs from the tomogram's {lac.data.shape}"
+            labels_path,
+            f"shape {labels.data.shape} differs from the tomogram's {lacs[0].data.shape}",
         )
     objects = quantify.measure_objects(
         labels,
-        lac,
+        lacs.pop(),
         dict(classes),
         min_volume_um3=min_volume_um3,
         smooth_iterations=smooth_iterations,
         relations=True,
         contact_distance_um=contact_distance_um,
         separate=_per_class(separate, _MEASURE["separate"], classes),
+        cell=cell,
     )
+    del cell
     io.write_table(out_organelles, objects)
-    names = [k for k in classes if k != "ice"]
     cell_row = quantify.cell_summary(objects, classes=names)
     del objects
-    spacing = labels.spacing_um
     if out_surface is not None:
-        opts = {**DEFAULTS["surface"], **(surface or {})}
-        radius = float(opts.pop("body_radius_um"))
-        cell = quantify.cell_mask(labels.data, [classes[k] for k in names])
-        body = quantify.cell_body(cell, spacing, radius)
-        prot, _ = quantify.protrusions(cell, spacing, body=body, **opts)
         io.write_table(out_surface, prot)
-        summary = quantify.surface_summary(cell, spacing, prot, body=body, body_radius_um=radius)
-        del cell, body  # peak memory
         # the cell's own volume and surface come from measure (one column each)
         summary = summary.drop(columns=[c for c in summary.columns if c in cell_row.columns])
         cell_row = pd.concat([cell_row, summary], axis=1)
@@ -109,13 +119,25 @@ def run_measure(
         if nucleus is None or not nucleus.any():
             table = pd.DataFrame()
         else:
+            lac = io.read_volume(tomogram_path)
             opts = {**DEFAULTS["chromatin"], **(chromatin or {})}
             _, table = quantify.split_chromatin(lac.data, nucleus, spacing, **opts)
+            del lac
         io.write_table(out_chromatin, table)
         if out_profile is not None:
             profile = quantify.radial_profile(table) if len(table) else pd.DataFrame()
             io.write_table(out_profile, profile)
     io.write_table(out_cell, cell_row)
+
+
+def _compact_labels(volume):
+    """A label volume as uint8 when its values fit (MRC stores uint8 as uint16): every
+    mask and comparison of the volume then reads half the memory."""
+    data = volume.data
+    if data.dtype.kind in "iu" and data.dtype.itemsize > 1 and data.size:
+        if data.min() >= 0 and data.max() <= 255:
+            volume.data = data.astype(np.uint8)
+    return volume
 
 
 # --------------------------------------------------------------------------- export

@@ -88,10 +88,20 @@ def synthetic_cell():
     return lab, lac, nucleus, v1, v2
 
 
+def test_instances_beyond_uint16_are_int32():
+    # 65 536 isolated voxels (every other voxel along y and x): one object each
+    lab = np.zeros((1, 512, 512), np.uint8)
+    lab[0, ::2, ::2] = 2
+    inst, table = instances(lab, {"cytoplasm": 2})
+    assert inst.dtype == np.int32
+    assert len(table) == 65536 == inst.max()
+    assert np.array_equal(inst[0, ::2, ::2].ravel(), np.arange(1, 65537))
+
+
 def test_instances():
     lab, _, nucleus, v1, v2 = synthetic_cell()
     inst, table = instances(lab, {k: v for k, v in CLASSES.items() if k != "ice"})
-    assert inst.dtype == np.int32
+    assert inst.dtype == np.uint16
     assert table["class"].tolist() == ["cytoplasm", "nucleus", "vacuole", "vacuole", "vacuole"]
     assert table["object_id"].tolist() == [1, 2, 3, 4, 5]
     assert (inst[nucleus] == 2).all()
