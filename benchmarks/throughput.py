@@ -202,7 +202,12 @@ def per_cell(args, files, work: Path) -> list[tuple[str, dict]]:
             "refine",
             "run_refine",
             (w["labels"], w["refined"]),
-            {"classes": cls, "rules": rules, "tomogram_path": str(w["tomogram"])},
+            {
+                "classes": cls,
+                "rules": rules,
+                "tomogram_path": str(w["tomogram"]),
+                "threads": args.threads,
+            },
         ),  # the boundary step reads the tomogram, as the rule does
         (
             "mesh",

@@ -12,4 +12,5 @@ run_refine(
     classes=snakemake.params.classes,
     rules=snakemake.params.rules,
     tomogram_path=snakemake.input.tomogram,
+    threads=snakemake.threads,
 )

@@ -34,6 +34,7 @@ import numpy as np
 from scipy import ndimage as ndi
 
 from ._boundary import _STRUCT, estimate_blur, mask_box, snap_boundaries
+from ._distance import distance_um
 
 #: Per-class rules used by the demo (classes not listed are left as they are).
 #: ``boundary_um``: the boundary step (needs the tomogram; without it these defaults skip
@@ -148,7 +149,7 @@ def _smooth_class(out: np.ndarray, value: int, spacing, radius_um: float) -> Non
 
     def dist(x, outside):  # µm from each True voxel to the nearest False one
         padded = np.pad(x, 1, constant_values=outside)
-        return ndi.distance_transform_edt(padded, sampling=spacing)[1:-1, 1:-1, 1:-1]
+        return distance_um(padded, spacing)[1:-1, 1:-1, 1:-1]
 
     eroded = dist(m, False) > radius_um
     if eroded.any():
@@ -205,6 +206,7 @@ def refine_labels(
     spacing_um,
     rules: Mapping[str, Mapping] | None = None,
     lac: np.ndarray | None = None,
+    threads: int = 1,
 ) -> np.ndarray:
     """Apply per-class clean-up rules to a semantic label volume.
 
@@ -234,6 +236,9 @@ def refine_labels(
         The tomogram (LAC, µm⁻¹). With it, removed pieces take the neighbouring label
         whose typical LAC (median over the volume) is nearest their own, instead of the
         most frequent one, and ``boundary_um`` rules can run.
+    threads : int
+        Threads for the boundary step (objects snapped at the same time; the result does
+        not depend on it).
 
     Returns
     -------
@@ -313,7 +318,9 @@ def refine_labels(
                 blur = estimate_blur(
                     out, lac, [v for v in values if v in levels], spacing_um, min_voxels=least
                 )
-            snap_boundaries(out, lac, value, spacing_um, band_um=band, blur_vox=blur)
+            snap_boundaries(
+                out, lac, value, spacing_um, band_um=band, blur_vox=blur, threads=threads
+            )
         _drop_pieces(out, value, rule, voxel_um3, lac, levels)
         box = _class_box(out, value)
         if box is None:
@@ -382,7 +389,7 @@ def separate_instances(
     else:
         if not min_radius_um > 0:
             raise ValueError(f"min_radius_um must be positive µm, got {min_radius_um}")
-        dist = ndi.distance_transform_edt(np.pad(mask, 1), sampling=spacing)[1:-1, 1:-1, 1:-1]
+        dist = distance_um(np.pad(mask, 1), spacing)[1:-1, 1:-1, 1:-1]
         vox = min(spacing)
         peaks = peak_local_max(
             dist,

@@ -452,13 +452,15 @@ def run_refine(
     classes: Mapping[str, int],
     rules: Mapping[str, Mapping] | None = None,
     tomogram_path: PathLike | None = None,
+    threads: int = 1,
 ) -> None:
     """Per-class clean-up (debris, object count, holes) of a predicted label volume.
 
     ``rules`` default to the default rules (:mod:`sxtflow.options`) of the classes given.
     With ``boundary_um`` rules the tomogram (``tomogram_path``) is read too: object
     surfaces are placed where its LAC puts them and removed pieces take the neighbour
-    nearest in LAC (:func:`sxtflow.refine.refine_labels`).
+    nearest in LAC (:func:`sxtflow.refine.refine_labels`), ``threads`` objects at a time
+    (the same result for any number).
     """
     from ..segment import refine_labels
 
@@ -473,7 +475,7 @@ def run_refine(
                 f"tomogram shape {tomo.data.shape} differs from the prediction's {pred.data.shape}",
             )
         lac = np.asarray(tomo.data, dtype=np.float32)
-    out = refine_labels(pred.data, classes, pred.spacing_um, rules, lac=lac)
+    out = refine_labels(pred.data, classes, pred.spacing_um, rules, lac=lac, threads=threads)
     changed = int(np.count_nonzero(out != pred.data))
     log.info("refine: %d voxels relabelled (%.3f %%)", changed, 100.0 * changed / out.size)
     io.write_volume(out_labels, Volume(out, pred.voxel_nm, pred.meta))

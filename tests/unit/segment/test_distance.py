@@ -1,0 +1,56 @@
+"""Tests of refinement's distance transforms and of the boundary step on threads."""
+
+import numpy as np
+import pytest
+from scipy import ndimage as ndi
+
+from sxtflow.segment import snap_boundaries
+from sxtflow.segment._distance import distance_um
+
+
+@pytest.mark.parametrize("spacing", [(0.04, 0.04, 0.04), (0.06, 0.025, 0.03)])
+def test_distance_um_is_scipys_euclidean_distance_in_um(spacing):
+    mask = np.random.default_rng(3).random((17, 23, 19)) > 0.1  # sparse background
+    mask[8, :, :] = True  # long distances along one axis too
+    got = distance_um(mask, spacing)
+    want = ndi.distance_transform_edt(mask, sampling=spacing)
+    assert got.dtype == np.float32 and got.shape == mask.shape
+    np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-7)
+    assert (got[~mask] == 0).all()
+
+
+def test_distance_um_refuses_what_is_not_a_volume():
+    with pytest.raises(ValueError, match="3D mask"):
+        distance_um(np.ones((4, 4), bool), (0.04, 0.04))
+    assert distance_um(np.ones((0, 3, 3), bool), (0.04,) * 3).shape == (0, 3, 3)
+
+
+def _balls(n=12, seed=0):
+    """Labels of ``n`` blurred balls (class 8) in cytoplasm (2), each seeded a voxel small,
+    and the tomogram: more objects than one group of the boundary step (8)."""
+    rng = np.random.default_rng(seed)
+    shape = (24, 40, 84)
+    z, y, x = np.mgrid[: shape[0], : shape[1], : shape[2]].astype(float)
+    truth = np.zeros(shape, bool)
+    seed_mask = np.zeros(shape, bool)
+    for i in range(n):
+        c = (12 + rng.uniform(-2, 2), 10 + 20 * (i % 2), 8 + 12 * (i // 2))
+        r = rng.uniform(3.5, 5.0)
+        d = np.sqrt((z - c[0]) ** 2 + (y - c[1]) ** 2 + (x - c[2]) ** 2)
+        truth |= d <= r
+        seed_mask |= d <= r - 1
+    lac = ndi.gaussian_filter(np.where(truth, 0.5, 0.2), 1.0)
+    lac = (lac + rng.normal(0, 0.01, shape)).astype(np.float32)
+    return np.where(seed_mask, 8, 2).astype(np.uint8), lac, truth
+
+
+def test_snap_gives_the_same_labels_on_any_number_of_threads():
+    labels, lac, truth = _balls()
+    one, two = labels.copy(), labels.copy()
+    n1 = snap_boundaries(one, lac, 8, (0.04,) * 3, band_um=0.08, blur_vox=1.0, threads=1)
+    n2 = snap_boundaries(two, lac, 8, (0.04,) * 3, band_um=0.08, blur_vox=1.0, threads=2)
+    assert n1 == n2 > 0
+    np.testing.assert_array_equal(one, two)
+    # and the step did its work on every ball (a wave that lost its results would not)
+    got = one == 8
+    assert 2 * (got & truth).sum() / (got.sum() + truth.sum()) > 0.9
