@@ -98,9 +98,12 @@ def _fit_levels(f, model, region):
 
 def _superlevel(model, n):
     """The level of ``model`` whose superlevel set has ``n`` voxels."""
-    flat = np.sort(model.ravel())[::-1]
+    flat = model.ravel()
     n = int(np.clip(n, 1, flat.size - 1))
-    return 0.5 * float(flat[n - 1] + flat[n])
+    # the n-th and (n + 1)-th largest values (a partition, not a sort: the same values)
+    k = flat.size - n
+    two = np.partition(flat, (k - 1, k))
+    return 0.5 * float(two[k] + two[k - 1])
 
 
 def estimate_blur(
@@ -180,19 +183,42 @@ def estimate_blur(
     return float(np.median(votes)) if votes else float("nan")
 
 
+def _kernel_box(mask, sigma_vox):
+    """The bounding box of ``mask`` grown by the radius of scipy's Gaussian of ``sigma_vox``
+    (truncate = 4), clipped to the array.
+
+    A Gaussian of an array that is 0 outside ``mask`` equals, within this box, the
+    Gaussian of the box alone (its edges reflect zeros, as the whole array's would, or are
+    the array's own edges), and is exactly 0 outside it.
+    """
+    sig = np.broadcast_to(np.asarray(sigma_vox, dtype=float), (mask.ndim,))
+    found = mask_box(mask)
+    if found is None:
+        return tuple(slice(0, 0) for _ in mask.shape)
+    return tuple(
+        slice(max(b.start - int(4.0 * g + 0.5), 0), min(b.stop + int(4.0 * g + 0.5), n))
+        for b, g, n in zip(found, sig, mask.shape, strict=True)
+    )
+
+
 def _pool_in_layers(above, layer, region, sigma_vox):
-    """Fraction of ``above`` among the ``region`` voxels of the same layer nearby.
+    """Whether most of the ``region`` voxels of the same layer nearby are ``above``.
 
     ``layer`` is an integer layer index per voxel (rounded signed distance to the
-    surface); the fraction is a Gaussian-weighted (``sigma_vox`` per axis) average over
-    the voxels of the voxel's own layer, i.e. a vote along the surface, never across it.
+    surface); the fraction of ``above`` is a Gaussian-weighted (``sigma_vox`` per axis)
+    average over the voxels of the voxel's own layer, i.e. a vote along the surface, never
+    across it, and a voxel is True where it exceeds one half. The fraction is ``G ∗ (above
+    ∧ lay) / G ∗ lay``, so "more than one half" is ``G ∗ (above ∧ lay − lay / 2) > 0``: one
+    Gaussian per layer instead of two (the same decisions but for sums within float
+    rounding of an exact tie), computed in the layer's :func:`_kernel_box` only.
     """
-    out = np.zeros(above.shape, dtype=np.float32)
+    out = np.zeros(above.shape, dtype=bool)
     for k in np.unique(layer[region]):
         lay = region & (layer == k)
-        num = ndi.gaussian_filter((above & lay).astype(np.float32), sigma_vox)
-        den = ndi.gaussian_filter(lay.astype(np.float32), sigma_vox)
-        out[lay] = num[lay] / np.maximum(den[lay], 1e-12)
+        box = _kernel_box(lay, sigma_vox)
+        lay = lay[box]
+        vote = np.where(lay, np.where(above[box], 0.5, -0.5), 0.0).astype(np.float32)
+        out[box][lay] = ndi.gaussian_filter(vote, sigma_vox)[lay] > 0
     return out
 
 
@@ -471,19 +497,23 @@ class _Snap:
         c = float(np.median(f[inner])) - b
         if abs(c) < self.min_contrast * r / np.sqrt(4 * np.pi * pool**2):
             return None
-        level = b + c * q
         sg = 1.5 * pool * vox / spacing
+        # the local levels where the layers' Gaussians reach (elsewhere they are 0: the
+        # global level), computed in that box only (the same values)
+        box = _kernel_box(inner | outer, sg)
+        inner, outer, fb = inner[box], outer[box], f[box]
         den_a = ndi.gaussian_filter(inner.astype(np.float32), sg)
         den_b = ndi.gaussian_filter(outer.astype(np.float32), sg)
         ok = (den_a > 1e-3) & (den_b > 1e-3)
-        a_loc = ndi.gaussian_filter(np.where(inner, f, 0).astype(np.float32), sg)
-        b_loc = ndi.gaussian_filter(np.where(outer, f, 0).astype(np.float32), sg)
+        a_loc = ndi.gaussian_filter(np.where(inner, fb, 0).astype(np.float32), sg)
+        b_loc = ndi.gaussian_filter(np.where(outer, fb, 0).astype(np.float32), sg)
         a_loc = a_loc / np.maximum(den_a, 1e-12)
         b_loc = b_loc / np.maximum(den_b, 1e-12)
-        level = np.where(ok, b_loc + (a_loc - b_loc) * q, level)
+        level = np.full(f.shape, b + c * q, dtype=np.float32)
+        level[box] = np.where(ok, b_loc + (a_loc - b_loc) * q, b + c * q)
         above = (f - level) * np.sign(c) > 0
         layer = np.rint((d_out - d_in) / vox).astype(np.int16)
-        return _pool_in_layers(above, layer, where, pool * vox / spacing) > 0.5
+        return _pool_in_layers(above, layer, where, pool * vox / spacing)
 
 
 def _relabel(sub, first, obj, tile_core, value) -> int:

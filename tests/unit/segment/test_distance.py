@@ -54,3 +54,38 @@ def test_snap_gives_the_same_labels_on_any_number_of_threads():
     # and the step did its work on every ball (a wave that lost its results would not)
     got = one == 8
     assert 2 * (got & truth).sum() / (got.sum() + truth.sum()) > 0.9
+
+
+def test_the_vote_along_the_surface_is_the_majority_of_its_layer():
+    # _pool_in_layers: one Gaussian per layer in the layer's box, against the definition
+    # (the Gaussian-weighted fraction of ``above`` among the layer's voxels > 1/2)
+    from sxtflow.segment._boundary import _pool_in_layers
+
+    rng = np.random.default_rng(5)
+    z, y, x = np.mgrid[:48, :50, :52] - np.array([20.5, 24.5, 27.5])[:, None, None, None]
+    signed = np.sqrt(z**2 + y**2 + x**2) - 7.0  # a ball's signed distance (voxels)
+    layer = np.rint(signed).astype(np.int16)
+    region = np.abs(signed) <= 3  # the layers' boxes lie inside the array
+    above = rng.random(layer.shape) < 0.5 + 0.08 * np.sign(z)  # more above on one side
+    sigma = (2.0, 1.5, 2.5)
+    want = np.zeros(layer.shape, bool)
+    for k in np.unique(layer[region]):
+        lay = region & (layer == k)
+        num = ndi.gaussian_filter((above & lay).astype(np.float64), sigma)
+        den = ndi.gaussian_filter(lay.astype(np.float64), sigma)
+        want[lay] = num[lay] / den[lay] > 0.5
+    got = _pool_in_layers(above, layer, region, sigma)
+    assert not got[~region].any()
+    assert 0.2 < want[region].mean() < 0.8  # both answers occur
+    np.testing.assert_array_equal(got, want)
+
+
+def test_superlevel_is_the_level_with_the_given_volume():
+    from sxtflow.segment._boundary import _superlevel
+
+    model = np.random.default_rng(2).random((7, 8, 9)).astype(np.float32)
+    flat = np.sort(model.ravel())[::-1]
+    for n in (1, 10, 250, model.size - 1, model.size + 5):
+        m = min(max(n, 1), model.size - 1)
+        assert _superlevel(model, n) == 0.5 * float(flat[m - 1] + flat[m])
+        assert np.count_nonzero(model > _superlevel(model, n)) == m
