@@ -213,12 +213,13 @@ def _pool_in_layers(above, layer, region, sigma_vox):
     rounding of an exact tie), computed in the layer's :func:`_kernel_box` only.
     """
     out = np.zeros(above.shape, dtype=bool)
+    half = np.where(above, np.float32(0.5), np.float32(-0.5))  # each voxel's vote
+    zero = np.float32(0)
     for k in np.unique(layer[region]):
         lay = region & (layer == k)
         box = _kernel_box(lay, sigma_vox)
         lay = lay[box]
-        vote = np.where(lay, np.where(above[box], 0.5, -0.5), 0.0).astype(np.float32)
-        out[box][lay] = ndi.gaussian_filter(vote, sigma_vox)[lay] > 0
+        out[box][lay] = ndi.gaussian_filter(np.where(lay, half[box], zero), sigma_vox)[lay] > 0
     return out
 
 
