@@ -432,6 +432,10 @@ def scores(pred, truth, classes, voxel_um):
 #: in LAC.
 SUITE_METHODS = {"today": {"lac": False}, "boundary": {"lac": True}}
 
+#: Version of ``segment.fill_outlines`` in the suite's cache keys: 2 = an outline that
+#: contains other classes is filled only where they are not (session 21).
+FILL_RULE = 2
+
 #: Training settings of the suite (the segmentation benchmark's).
 SUITE_TRAINING = {"trees": 50, "depth": None, "estimator": "extra_trees", "class_weight": "none"}
 
@@ -459,7 +463,7 @@ def suite_train(train, anns, args):
         max_depth=SUITE_TRAINING["depth"],
         estimator=SUITE_TRAINING["estimator"],
         n_jobs=args.threads,
-        seed=0,
+        seed=args.train_seed,
         cv_folds=0,
         class_weight=SUITE_TRAINING["class_weight"],
         fill_outlines=args.fill_outlines,
@@ -513,9 +517,11 @@ class _Predictions:
         self.variant, self.args, self.model = variant, args, None
         v = {**CENTRAL, **variant}
         ann = [v["mode"], v["margin"], v["slices"], v.get("rim", False), SUITE_TRAIN]
-        # predictions cached before outlines were filled (off) keep their key
-        fill = [{"fill_outlines": True}] if args.fill_outlines else []
-        self.tag = [name, v, ann, SUITE_TRAINING, *fill]
+        # predictions cached before outlines were filled (off) keep their key; the fill
+        # that leaves out what a containing outline holds (FILL_RULE 2) has its own
+        fill = [{"fill_outlines": True, "rule": FILL_RULE}] if args.fill_outlines else []
+        seed = [{"train_seed": args.train_seed}] if args.train_seed else []
+        self.tag = [name, v, ann, SUITE_TRAINING, *fill, *seed]
         self.cache = args.cache
 
     def _train(self):
@@ -979,6 +985,12 @@ def main(argv=None):
         action=argparse.BooleanOptionalAction,
         default=True,
         help="sxtflow: fill closed outlines before training (segment.train fill_outlines)",
+    )
+    p.add_argument(
+        "--train-seed",
+        type=int,
+        default=0,
+        help="suite: the forest's seed (segment.train seed; 0 as before), for its spread",
     )
     p.add_argument(
         "--no-rim",

@@ -3,7 +3,7 @@
 Modules: :mod:`._features` (the feature spec, block-wise features), :mod:`._filters`
 (Gaussian derivative kernels, 3×3 eigenvalues), :mod:`._feature_store` (sealed zarr feature
 stores), :mod:`._evaluate` (Dice and IoU per class), :mod:`._train` (the classifier trained on sparse
-annotations), :mod:`._model` (skops model files and cards), :mod:`._predict` (block-wise
+annotations), :mod:`._outlines` (traced outlines filled before training), :mod:`._model` (skops model files and cards), :mod:`._predict` (block-wise
 prediction with fused features), :mod:`._coarse` (its coarse-to-fine pass), :mod:`._wide` (wide Gaussian channels from a lattice),
 :mod:`._uncertainty` (uncertainty, slices to annotate next), :mod:`._refine` (per-class clean-up,
 instances), :mod:`._boundary` (surfaces placed where the blurred LAC puts them), :mod:`._grid` (annotations and truths read onto
@@ -30,7 +30,8 @@ __getattr__, __dir__, __all__ = _lazy.attach(
         "_feature_store": ["write_features", "open_features"],
         "_evaluate": ["dice_iou", "read_truth"],
         "_grid": ["read_labels_on_grid"],
-        "_train": ["ESTIMATORS", "CLASS_WEIGHTS", "training_samples", "fill_outlines", "train"],
+        "_train": ["ESTIMATORS", "CLASS_WEIGHTS", "training_samples", "train"],
+        "_outlines": ["fill_outlines"],
         "_model": ["save_model", "load_model", "deterministic_skops"],
         "_predict": ["predict", "predict_volume", "used_features", "subset_spec"],
         "_coarse": ["coarse_pass", "fine_cells"],

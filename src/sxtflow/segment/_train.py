@@ -12,6 +12,7 @@ from ..labels import UNLABELLED
 from ..progress import log
 from ._features import FeatureSpec, iter_blocks
 from ._model import _check_classes, _spatial_block, _stored_spec
+from ._outlines import fill_outlines as _fill_outlines
 
 ESTIMATORS = ("random_forest", "extra_trees", "hist_gradient_boosting")
 
@@ -89,90 +90,6 @@ def training_samples(features, annotation, *, path=None, block=None):
     if not np.isfinite(X).all():
         raise InputError(path, "features of annotated voxels contain NaN/inf values")
     return X, y, z_index
-
-
-# --------------------------------------------------------------------------- outlines
-
-
-def fill_outlines(annotation, *, min_extent: int = 3):
-    """Closed outlines filled with their class, slice by slice on every axis.
-
-    People often trace an object's outline on a slice (Amira, napari) instead of painting
-    it; a classifier trained on outlines alone learns "the edge of X", not X. On every
-    plane of each of the three axes that holds annotated voxels, each class's closed
-    outlines are found by 2-D hole filling (:func:`scipy.ndimage.binary_fill_holes`: an
-    outline closes when it is 8-connected, the enclosed region is 4-connected), and an
-    enclosed region is filled with the class only if none of its voxels is annotated
-    (so another class's strokes are never overwritten and an outline around other
-    annotations is left as it is). An open stroke stays a stroke; strokes painted inside
-    an object enclose nothing. A voxel that two planes would fill with different classes
-    (outlines on crossing planes that disagree) stays unlabelled.
-
-    Parameters
-    ----------
-    annotation : array-like, shape (z, y, x), integer
-        Label values; 0 (``UNLABELLED``) = not annotated. Outlines may lie on z-, y- or
-        x-planes (any mixture).
-    min_extent : int
-        A class's voxels in a plane enclose nothing unless they span at least this many
-        rows and columns (a quick skip; 3 is the smallest ring around one voxel).
-
-    Returns
-    -------
-    filled : ndarray, shape (z, y, x), same dtype
-        The annotation with the enclosed unlabelled regions set to their outline's class.
-    counts : dict of int to int
-        Voxels filled per label value (only values that gained voxels).
-
-    Examples
-    --------
-    >>> ann = np.zeros((1, 5, 5), np.uint8)
-    >>> ann[0, 1, 1:4] = ann[0, 3, 1:4] = ann[0, 1:4, 1] = ann[0, 1:4, 3] = 3
-    >>> filled, counts = fill_outlines(ann)
-    >>> int(filled[0, 2, 2]), counts
-    (3, {3: 1})
-    """
-    from scipy import ndimage as ndi
-
-    ann = np.asarray(annotation)
-    if ann.ndim != 3:
-        raise ValueError(f"annotation must be (z, y, x), got shape {ann.shape}")
-    fill = np.zeros(ann.shape, dtype=ann.dtype)
-    clash = np.zeros(ann.shape, dtype=bool)
-    labelled = ann != UNLABELLED
-    for axis in range(3):
-        used = np.flatnonzero(labelled.any(axis=tuple(a for a in range(3) if a != axis)))
-        for i in used:
-            plane = np.take(ann, i, axis=axis)
-            for v in np.unique(plane):
-                if v == UNLABELLED:
-                    continue
-                mask = plane == v
-                rows, cols = np.flatnonzero(mask.any(1)), np.flatnonzero(mask.any(0))
-                if rows[-1] - rows[0] + 1 < min_extent or cols[-1] - cols[0] + 1 < min_extent:
-                    continue
-                box = (slice(rows[0], rows[-1] + 1), slice(cols[0], cols[-1] + 1))
-                m = mask[box]
-                holes = ndi.binary_fill_holes(m) & ~m
-                if not holes.any():
-                    continue
-                pieces, n = ndi.label(holes)
-                busy = np.bincount(pieces[plane[box] != UNLABELLED], minlength=n + 1)
-                keep = (pieces > 0) & (busy[pieces] == 0)
-                if not keep.any():
-                    continue
-                index = [slice(None)] * 3
-                index[axis] = i
-                f = fill[tuple(index)][box]  # a view into fill
-                c = clash[tuple(index)][box]
-                c |= keep & (f != 0) & (f != v)
-                f[keep & (f == 0)] = v
-    fill[clash] = 0
-    out = ann.copy()
-    new = fill != 0
-    out[new] = fill[new]
-    values, n = np.unique(fill[new], return_counts=True)
-    return out, {int(v): int(k) for v, k in zip(values, n, strict=True)}
 
 
 # --------------------------------------------------------------------------- training
@@ -344,10 +261,13 @@ def train(
     fill_outlines : bool
         Fill each class's closed outlines whose inside is unannotated with the class before
         training (:func:`fill_outlines`, on every annotated plane of each axis), so an
-        annotator who traced outlines teaches the objects, not their edges. Strokes
-        painted inside objects, arcs and whole slices enclose (almost) nothing and are
-        (almost) unchanged (``docs/segmentation.md``, "Robustness suite"). The voxels
-        filled per class are logged and recorded in the card.
+        annotator who traced outlines teaches the objects, not their edges. An outline that
+        holds other classes (the cell traced as cytoplasm around unannotated organelles)
+        is filled only where no other class's outlined object reaches and where the
+        tomogram (the Gaussian channel of ``spec`` nearest 1 voxel) looks like the rest of
+        its inside. Strokes painted inside objects, arcs and whole slices enclose (almost)
+        nothing and are (almost) unchanged (``docs/segmentation.md``, "Robustness suite").
+        The voxels filled per class are logged and recorded in the card.
     where : str, optional
         Names the annotations in that error.
 
@@ -474,7 +394,7 @@ def _stack_samples(samples: list, classes: dict[str, int], spec: FeatureSpec, fi
         if stored is not None and stored != spec.to_dict():
             raise InputError(where, f"features were computed with {stored}, not {spec.to_dict()}")
         if fill:
-            annotation, counts = _filled(annotation, where, names)
+            annotation, counts = _filled(annotation, where, names, features, spec)
             for v, k in counts.items():
                 filled[names.get(v, str(v))] = filled.get(names.get(v, str(v)), 0) + k
         X, y, z = training_samples(features, annotation, path=where)
@@ -493,18 +413,63 @@ def _stack_samples(samples: list, classes: dict[str, int], spec: FeatureSpec, fi
     return X, y, z, tomo, where, filled
 
 
-def _filled(annotation, where, names):
-    """The annotation with closed outlines filled, and the voxels filled per value (logged)."""
+def _filled(annotation, where, names, features=None, spec=None):
+    """The annotation with closed outlines filled, and the voxels filled per value (logged).
+
+    The fill compares a containing outline's inside with the tomogram through the feature
+    channel :func:`_smooth_channel` picks (when the shapes match; else training_samples
+    names the problem).
+    """
     ann = np.asarray(annotation)
     if ann.ndim != 3 or ann.dtype.kind not in "uib":
         return ann, {}  # training_samples names the problem
-    out, counts = fill_outlines(ann)
+    image = None
+    if features is not None and tuple(int(n) for n in features.shape[1:]) == ann.shape:
+        image = _smooth_channel(features, spec)
+    out, counts = _fill_outlines(ann, image)
     log.info(
-        "%s: filled closed outlines with their class: %s",
+        "%s: filled closed outlines with their class: %s (outlines that hold other classes "
+        "compared with the feature channel %s)",
         where,
         ", ".join(f"{names.get(v, v)} {k} voxels" for v, k in counts.items()) or "none",
+        spec.names()[image.k] if image is not None else "none",
     )
     return out, counts
+
+
+class _Channel:
+    """One channel of a (F, z, y, x) feature array, read plane by plane
+    (``channel[z, y0:y1, x0:x1]``; zarr stores and :class:`BlockFeatures` read boxes only)."""
+
+    def __init__(self, features, k: int):
+        self.features, self.k = features, int(k)
+        self.shape = tuple(int(n) for n in features.shape[1:])
+
+    def __getitem__(self, index):
+        key = tuple(slice(i, i + 1) if isinstance(i, int | np.integer) else i for i in index)
+        box = np.asarray(self.features[(slice(None), *key)])[self.k]
+        return box.reshape(
+            [n for i, n in zip(index, box.shape, strict=True) if isinstance(i, slice)]
+        )
+
+
+def _smooth_channel(features, spec: FeatureSpec | None):
+    """The Gaussian-smoothed tomogram at the scale nearest 1 voxel (else the raw channel,
+    else None) as a :class:`_Channel`, for :func:`fill_outlines`'s comparison."""
+    if spec is None:
+        return None
+    names = spec.names()
+    gauss = (
+        [(abs(s - 1.0), -s) for s in spec.scales("gaussian")] if "gaussian" in spec.families else []
+    )
+    if gauss:
+        s = -min(gauss)[1]
+        name = next(n for n in names if n.startswith("gaussian_s") and float(n[10:]) == s)
+    elif "raw" in names:
+        name = "raw"
+    else:
+        return None
+    return _Channel(features, names.index(name))
 
 
 def _class_counts(y: np.ndarray, classes: dict[str, int]) -> dict[str, int]:

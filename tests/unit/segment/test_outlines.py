@@ -109,3 +109,86 @@ def test_train_fills_outlines_and_records_them():
     assert on["fill_outlines"] is True and on["filled_voxels"] == {"ice": 0, "cytoplasm": inside}
     assert on["n_training_voxels"]["cytoplasm"] == off["n_training_voxels"]["cytoplasm"] + inside
     assert off["fill_outlines"] is False and off["filled_voxels"] == {}
+
+
+def cell_phantom(noise=0.01):
+    """A cell (ball r 16, cytoplasm 0.25 µm⁻¹) holding a nucleus (ball r 5, 0.28) and a
+    lipid droplet (ball r 3, 0.65) in ice (0.11): ``(lac, truth)``, truth values ice 1,
+    cytoplasm 2, nucleus 4, droplet 8."""
+    z, y, x = np.mgrid[:17, :40, :40]
+    cell = (z - 8) ** 2 + (y - 20) ** 2 + (x - 20) ** 2 <= 16**2
+    nucleus = (z - 10) ** 2 + (y - 18) ** 2 + (x - 12) ** 2 <= 5**2
+    droplet = (z - 8) ** 2 + (y - 22) ** 2 + (x - 28) ** 2 <= 3**2
+    truth = np.select([droplet, nucleus, cell], [8, 4, 2], 1).astype(np.uint8)
+    lac = np.choose(np.searchsorted([1, 2, 4, 8], truth), [0.11, 0.25, 0.28, 0.65])
+    lac = lac + np.random.default_rng(3).normal(0, noise, lac.shape)
+    return lac.astype(np.float32), truth
+
+
+def outline_of(mask2d):
+    """The 1-voxel inner outline of a 2-D mask (8-connected)."""
+    from scipy import ndimage as ndi
+
+    return mask2d & ~ndi.binary_erosion(mask2d, border_value=1)
+
+
+def test_cell_outline_holding_other_classes_leaves_them_out():
+    lac, truth = cell_phantom()
+    ann = np.zeros(truth.shape, np.uint8)
+    ann[8][outline_of(truth[8] > 1)] = 2  # the cell traced as cytoplasm on z = 8 ...
+    ann[10][outline_of(truth[10] == 4)] = 4  # ... the nucleus outlined on z = 10 only
+    filled, counts = fill_outlines(ann, lac)
+    new = filled != ann
+    # everything filled is its true class: neither the droplet (never annotated, told
+    # apart by its LAC) nor the nucleus (annotated 2 slices away) is taught as cytoplasm
+    assert (filled[new] == truth[new]).all()
+    assert (filled[8][truth[8] == 8] == 0).all() and (filled[8][truth[8] == 4] == 0).all()
+    assert counts[2] > 0.6 * (truth[8] == 2).sum()  # most of the cytoplasm still filled
+    assert (filled[10][truth[10] == 4] == 4).all()  # the nucleus outline: filled whole
+    # without the tomogram the nucleus is still left out, the droplet is not
+    blind, _ = fill_outlines(ann)
+    assert (blind[8][truth[8] == 4] == 0).all()
+    assert (blind[8][truth[8] == 8] == 2).all()
+
+
+def test_outline_holding_no_other_class_is_filled_whole():
+    lac, truth = cell_phantom()
+    ann = np.zeros(truth.shape, np.uint8)
+    ann[8][outline_of(truth[8] == 8)] = 8  # a droplet outlined on its own ...
+    ann[8, 1:3, 10:30] = 1  # ... ice painted outside the cell
+    filled, counts = fill_outlines(ann, lac)
+    inner = (truth[8] == 8) & (ann[8] == 0)
+    assert counts == {8: int(inner.sum())} and (filled[8][inner] == 8).all()
+    # a class set without organelles (cell vs ice): the cell's whole inside is the class
+    ann = np.zeros(truth.shape, np.uint8)
+    ann[8][outline_of(truth[8] > 1)] = 2
+    ann[8, 1:3, 10:30] = 1
+    filled, counts = fill_outlines(ann, lac)
+    assert counts == {2: int(((truth[8] > 1) & (ann[8] == 0)).sum())}
+
+
+def test_another_class_crossing_the_outline_blocks_its_fill():
+    lac, truth = cell_phantom()
+    ann = np.zeros(truth.shape, np.uint8)
+    ann[8][outline_of(truth[8] > 1)] = 2  # the cell on z = 8
+    ann[:, :, 12][outline_of(truth[:, :, 12] == 4)] = 4  # the nucleus on x = 12 crosses it
+    filled, counts = fill_outlines(ann, lac)
+    assert counts == {4: int(((truth[:, :, 12] == 4) & (ann[:, :, 12] == 0)).sum())}
+    assert (filled[:, :, 12][truth[:, :, 12] == 4] == 4).all()
+
+
+def test_train_compares_with_the_smoothed_tomogram():
+    lac, truth = cell_phantom()
+    ann = np.zeros(truth.shape, np.uint8)
+    ann[8][outline_of(truth[8] > 1)] = 2
+    ann[10][outline_of(truth[10] == 4)] = 4
+    ann[8, 1:3, 10:30] = 1
+    ann[7, 21:24, 27:30] = 8  # a stroke in the droplet, a slice away
+    spec = FeatureSpec(sigmas=(0.7, 3.0), families=("gaussian",))
+    feats = compute_features(lac, spec)
+    classes = {"ice": 1, "cytoplasm": 2, "nucleus": 4, "lipid_droplet": 8}
+    _, card = train([(feats, ann)], classes, spec=spec, n_estimators=3, cv_folds=0)
+    _, want = fill_outlines(ann, feats[1])  # the σ = 0.7 channel, nearest 1 voxel
+    assert card["filled_voxels"]["cytoplasm"] == want[2]
+    _, blind = fill_outlines(ann)
+    assert want[2] < blind[2]  # the droplet was left out through the features
