@@ -56,8 +56,8 @@ def fill_outlines(annotation, image=None, *, min_extent=3, margin=2, tolerance=3
         Label values; 0 (``UNLABELLED``) = not annotated. Outlines may lie on z-, y- or
         x-planes (any mixture).
     image : array-like, shape (z, y, x), optional
-        The tomogram, lightly smoothed (e.g. a Gaussian feature channel at σ ≈ 1 voxel),
-        in any unit (LAC, µm⁻¹). Anything indexable with ``image[z, y0:y1, x0:x1]`` (and
+        The tomogram on the annotation's grid, lightly smoothed (e.g. a Gaussian feature
+        channel at σ ≈ 1 voxel), in any unit (LAC, µm⁻¹). Anything indexable with ``image[z, y0:y1, x0:x1]`` (and
         the other axes' planes) works; only the planes of outlines that contain other
         classes are read. Without it, test (b) is skipped.
     min_extent : int

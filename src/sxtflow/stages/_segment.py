@@ -124,9 +124,10 @@ def run_train(
     records the voxel size, the label table, the classes and the feature spec.
 
     With ``fill_outlines`` each class's closed outlines whose inside is unannotated are
-    filled with the class before training (:func:`sxtflow.segment.fill_outlines`), so
-    traced outlines teach objects rather than edges; the voxels filled per class are logged
-    and recorded in the card (``filled_voxels``).
+    filled with the class before training (:func:`sxtflow.segment.fill_outlines`; an outline
+    that holds other classes only where they are not), so traced outlines teach objects
+    rather than edges; the voxels filled per class are logged and recorded in the card
+    (``filled_voxels``).
 
     Refuses (``InputError``) to write a model whose cross-validated skill is below
     ``min_cv_skill`` (see :func:`sxtflow.segment.train`), or when a feature store it read

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from sxtflow.segment import FeatureSpec, compute_features, fill_outlines, train
+from sxtflow.segment import BlockFeatures, FeatureSpec, compute_features, fill_outlines, train
 
 
 def ring(shape, centre, radius):
@@ -187,7 +187,8 @@ def test_train_compares_with_the_smoothed_tomogram():
     spec = FeatureSpec(sigmas=(0.7, 3.0), families=("gaussian",))
     feats = compute_features(lac, spec)
     classes = {"ice": 1, "cytoplasm": 2, "nucleus": 4, "lipid_droplet": 8}
-    _, card = train([(feats, ann)], classes, spec=spec, n_estimators=3, cv_folds=0)
+    lazy = BlockFeatures(lac, spec, (4, 16, 16))  # read box by box, as the napari loop does
+    _, card = train([(lazy, ann)], classes, spec=spec, n_estimators=3, cv_folds=0)
     _, want = fill_outlines(ann, feats[1])  # the σ = 0.7 channel, nearest 1 voxel
     assert card["filled_voxels"]["cytoplasm"] == want[2]
     _, blind = fill_outlines(ann)
