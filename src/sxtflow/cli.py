@@ -390,6 +390,13 @@ def _add_predict(sub) -> None:
         default=DEFAULTS["predict"]["coarse"],
         help="coarse-to-fine lattice spacing (voxels), or 'none' for every voxel",
     )
+    s.add_argument(
+        "--exact-probabilities",
+        action="store_true",
+        default=DEFAULTS["predict"]["exact_probabilities"],
+        help="every tree for every voxel (default: a voxel leaves the forest once its label "
+        "is decided; same labels, its probabilities from the trees evaluated)",
+    )
     s.add_argument("--threads", type=_positive_int, default=1)
 
 
@@ -536,6 +543,7 @@ def _run(args) -> None:
         stages.run_predict(
             args.tomogram, args.model, args.labels, args.uncertainty, block=args.block,
             threads=args.threads, coarse=args.coarse,
+            exact_probabilities=args.exact_probabilities,
         )  # fmt: skip
     elif cmd == "evaluate":
         stages.run_evaluate(

@@ -66,7 +66,7 @@ DEFAULTS: dict = {
         "min_cv_skill": 0.2,
         "fill_outlines": True,
     },
-    "predict": {"block": [64, 128, 128], "coarse": 4},
+    "predict": {"block": [64, 128, 128], "coarse": 4, "exact_probabilities": False},
     "refine": {
         "nucleus": {
             "min_volume_um3": 0.05,

@@ -356,6 +356,7 @@ def run_predict(
     block: Sequence[int] = DEFAULTS["predict"]["block"],
     threads: int = 1,
     coarse: int | None = DEFAULTS["predict"]["coarse"],
+    exact_probabilities: bool = DEFAULTS["predict"]["exact_probabilities"],
 ) -> None:
     """Segment a tomogram block-wise: features per block (with halo) classified at once.
 
@@ -369,7 +370,10 @@ def run_predict(
     annotation would help most (JSON). Voxels outside a reconstruction's field of view (the
     inscribed cylinder, ``meta["field_of_view"] == "cylinder"``) are 0 (no data).
     ``coarse`` (voxels, or None): coarse-to-fine, see :func:`sxtflow.segment.predict_volume`;
-    only the features the model reads are computed.
+    only the features the model reads are computed. ``exact_probabilities``: every tree
+    for every voxel (else a voxel leaves the forest once its label is decided, so the
+    labels are the same and its probabilities are the mean of the trees evaluated, see
+    :func:`sxtflow.segment.predict_volume`).
     """
     import contextlib
 
@@ -406,6 +410,7 @@ def run_predict(
             out_uncertainty=unc,
             mask=mask,
             coarse=coarse,
+            exact_probabilities=exact_probabilities,
         )
         if probs is not None:
             io.seal_store(tmp)  # the completion record, written last

@@ -374,12 +374,16 @@ def test_predict_volume_equals_feature_store_path(data, trained, lac_and_truth):
     probs = np.zeros_like(want_p)
     unc = np.zeros(lac.shape, np.float32)
     lab, p = predict_volume(
-        lac, model, card, block=(16, 24, 40), out_probabilities=probs, out_uncertainty=unc
-    )
+        lac, model, card, block=(16, 24, 40), out_probabilities=probs, out_uncertainty=unc,
+        exact_probabilities=True,
+    )  # fmt: skip
     assert p is probs
     np.testing.assert_array_equal(lab, want_lab)
     np.testing.assert_allclose(p, want_p, atol=1e-6)
     np.testing.assert_allclose(unc, uncertainty(want_p), atol=1e-6)
+    # by default a voxel leaves the forest once its label is decided: the same labels
+    early, _ = predict_volume(lac, model, card, block=(16, 24, 40))
+    np.testing.assert_array_equal(early, want_lab)
 
 
 def test_predict_volume_threads_and_mask(trained, lac_and_truth):

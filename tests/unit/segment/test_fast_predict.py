@@ -370,3 +370,35 @@ def test_wide_channels_from_the_lattice_change_only_voxels_at_a_split(lac_truth,
             assert moved.sum() <= 3
             for i in np.flatnonzero(moved):
                 assert np.abs(thresholds - g5.flat[i]).min() < 2e-6
+
+
+def test_early_exit_and_coarse_to_fine_keep_the_exact_labels(lac_truth, model_card, full):
+    """Every shortcut on (the defaults and coarse-to-fine) against every tree for every
+    voxel at every feature: the same labels."""
+    lac, _ = lac_truth
+    model, card = model_card
+    exact, _ = predict_volume(
+        lac, model, card, block=(16, 24, 48), feature_subset=False, exact_probabilities=True
+    )
+    np.testing.assert_array_equal(full[0], exact)
+    fast, _ = predict_volume(lac, model, card, block=(16, 24, 48), coarse=2)
+    np.testing.assert_array_equal(fast, exact)
+
+
+def test_feature_boxes_hold_every_fine_voxel():
+    from sxtflow.segment._predict import _FEATURE_BOX, _feature_boxes
+
+    rng = np.random.default_rng(0)
+    shape = (2 * _FEATURE_BOX[0], 2 * _FEATURE_BOX[1], 2 * _FEATURE_BOX[2])
+    corners = np.zeros(shape, bool)
+    corners[:3, :3, :3] = corners[-3:, -3:, -3:] = True  # two far corners: one box each
+    dense = rng.random(shape) < 0.5  # filled: one box has the least halo
+    for fine, n_boxes in ((corners, 2), (dense, 1)):
+        boxes = _feature_boxes(fine, halo=10)
+        assert len(boxes) == n_boxes
+        covered = np.zeros(shape, bool)
+        for b in boxes:
+            covered[b] = True
+        assert not (fine & ~covered).any()
+    assert _feature_boxes(np.zeros(shape, bool), halo=10) == []
+    assert _feature_boxes(corners, halo=10, split=False) == [tuple(slice(0, n) for n in shape)]
