@@ -277,9 +277,11 @@ def _read_padded(data, core: tuple[slice, ...], halo: int) -> np.ndarray:
 
 
 def _features_one_scale(
-    padded: np.ndarray, halo: int, sigma: float, spec: FeatureSpec
+    padded: np.ndarray, halo: int, sigma: float, spec: FeatureSpec, at=None
 ) -> dict[str, np.ndarray]:
-    """All features of ``spec`` at one ``sigma`` on ``padded`` (core = padded minus ``halo``)."""
+    """All features of ``spec`` at one ``sigma`` on ``padded`` (core = padded minus ``halo``);
+    with ``at`` (index arrays ``(z, y, x)`` into the core), only at those voxels (1D arrays:
+    the per-voxel arithmetic, e.g. the eigenvalues, only there; the same values)."""
     sup = spec.support(sigma)
     trim = halo - sup  # this scale needs less context than the widest one
     if trim > 0:
@@ -296,9 +298,13 @@ def _features_one_scale(
         orders.update(((2, 0, 0), (0, 2, 0), (0, 0, 2)))
     # the derivatives are kept on the core only (grown by the structure tensor's outer
     # radius): the halo is dropped after each pass, so later passes filter less
+    if at is not None and "structure_tensor" in fams:
+        raise ValueError("features at selected voxels do not support the structure tensor")
     extra = _radius(_ST_OUTER_RATIO * sigma) if "structure_tensor" in fams else 0
     d = _gaussian_derivatives(padded, sigma, sorted(orders), crop=sup - extra)
     core = tuple(slice(extra, n - 2 * sup + extra) for n in padded.shape)
+    if at is not None:
+        core = tuple(at)  # fancy indices (extra is 0): 1D gathers of the voxels
     s = _fmt_sigma(sigma)
     out: dict[str, np.ndarray] = {}
     if "gaussian" in fams:
@@ -310,7 +316,7 @@ def _features_one_scale(
         out[f"ggm_s{s}"] = np.sqrt(gz * gz + gy * gy + gx * gx)
     if "dog" in fams:
         narrow = _smooth(padded, _DOG_RATIO * sigma, crop=sup)
-        out[f"dog_s{s}"] = d[(0, 0, 0)][core] - narrow
+        out[f"dog_s{s}"] = d[(0, 0, 0)][core] - (narrow if at is None else narrow[at])
     if "structure_tensor" in fams:
         grads = [d[o] for o in _FIRST]  # the core grown by the outer radius
         elems = []
@@ -328,20 +334,23 @@ def _features_one_scale(
     return out
 
 
-def _block_features(padded: np.ndarray, halo: int, spec: FeatureSpec) -> np.ndarray:
-    """Features ``(F, *core)`` of one padded block (core = ``padded`` minus ``halo``)."""
+def _block_features(padded: np.ndarray, halo: int, spec: FeatureSpec, at=None) -> np.ndarray:
+    """Features ``(F, *core)`` of one padded block (core = ``padded`` minus ``halo``), or
+    ``(F, n)`` at the core voxels ``at`` (index arrays ``(z, y, x)``)."""
     core_shape = tuple(n - 2 * halo for n in padded.shape)
-    res = np.empty((spec.n_features, *core_shape), dtype=np.float32)
+    shape = core_shape if at is None else (len(at[0]),)
+    res = np.empty((spec.n_features, *shape), dtype=np.float32)
     index = {name: i for i, name in enumerate(spec.names())}
     if spec.include_raw:
-        res[index["raw"]] = padded[tuple(slice(halo, n - halo) for n in padded.shape)]
+        core = tuple(slice(halo, n - halo) for n in padded.shape)
+        res[index["raw"]] = padded[core] if at is None else padded[tuple(i + halo for i in at)]
     for sigma in spec.all_sigmas:
-        for name, arr in _features_one_scale(padded, halo, sigma, spec).items():
+        for name, arr in _features_one_scale(padded, halo, sigma, spec, at).items():
             res[index[name]] = arr
     return res
 
 
-def block_features(data, core: tuple[slice, ...], spec: FeatureSpec) -> np.ndarray:
+def block_features(data, core: tuple[slice, ...], spec: FeatureSpec, *, at=None) -> np.ndarray:
     """Features of one block of a volume, read with its halo (equal to the whole-volume ones).
 
     Parameters
@@ -352,11 +361,16 @@ def block_features(data, core: tuple[slice, ...], spec: FeatureSpec) -> np.ndarr
         The block (e.g. from :func:`iter_blocks`); the halo ``spec.halo`` around it is read
         too (mirrored at the volume borders).
     spec : FeatureSpec
+    at : tuple of 3 int arrays, optional
+        Only these voxels of the block (indices ``(z, y, x)`` relative to ``core``, as from
+        ``np.nonzero``): the filters still run over the block, the per-voxel arithmetic
+        (magnitudes, eigenvalues) only here. Not with the structure tensor.
 
     Returns
     -------
-    ndarray, shape (F, *core shape), float32
-        Channel ``i`` is feature ``spec.names()[i]``.
+    ndarray, shape (F, *core shape), or (F, n) with ``at``, float32
+        Channel ``i`` is feature ``spec.names()[i]``; with ``at``, column ``j`` is voxel
+        ``j`` of ``at``, equal to the whole block's value there.
 
     Raises
     ------
@@ -378,7 +392,7 @@ def block_features(data, core: tuple[slice, ...], spec: FeatureSpec) -> np.ndarr
         raise ValueError(
             f"volume contains NaN/inf values near block {tuple((s.start, s.stop) for s in core)}"
         )
-    return _block_features(padded, halo, spec)
+    return _block_features(padded, halo, spec, at)
 
 
 def compute_features(

@@ -415,8 +415,7 @@ def _predict_block(core, *, volume, region, mask, cells, coarse_p, stride, value
         fine = _upsample(cells, stride, core) | (proba.sum(axis=0) == 0)
         if m is not None:
             fine &= m
-    halo = sub.halo if wide is None else (0 if wide[1] is None else wide[1].halo)
-    for box in _feature_boxes(fine, halo, split=cells is not None):
+    for box in _feature_boxes(fine, split=cells is not None):
         box_at = tuple(
             slice(a.start + b.start, a.start + b.stop) for a, b in zip(at, box, strict=True)
         )
@@ -443,31 +442,25 @@ def _bounding_box(sel: np.ndarray, offset=None) -> tuple[slice, ...] | None:
     return tuple(box)
 
 
-def _feature_boxes(fine: np.ndarray, halo: int, *, split: bool = True) -> list[tuple[slice, ...]]:
+def _feature_boxes(fine: np.ndarray, *, split: bool = True) -> list[tuple[slice, ...]]:
     """Boxes of a block whose features are computed: together they hold every ``fine``
     voxel (features there equal the whole-volume ones exactly: each box reads its own
     halo from the volume).
 
     With ``split``, the bounding box of the fine voxels of each part of at most
-    ``_FEATURE_BOX`` voxels (a single box spans the voxels the coarse pass left in the
-    block's corners), unless the block's one bounding box filters fewer voxels, halo
-    included (a block the fine voxels fill: one box has less halo than its parts').
+    ``_FEATURE_BOX`` voxels (one box would span the voxels the coarse pass left in the
+    block's corners); else the block's one bounding box (every voxel is classified: the
+    least halo). One box per block when the fine voxels fill it would filter less halo,
+    but held the 512³ benchmark's predict at 2.99× the tomogram's memory (docs/performance.md).
     """
-    whole = _bounding_box(fine)
-    if whole is None:
-        return []
     if not split:
-        return [whole]
-    parts = [
+        whole = _bounding_box(fine)
+        return [] if whole is None else [whole]
+    return [
         b
         for part in iter_blocks(fine.shape, _FEATURE_BOX)
         if (b := _bounding_box(fine[part], [p.start for p in part])) is not None
     ]
-
-    def padded(box):
-        return int(np.prod([s.stop - s.start + 2 * halo for s in box]))
-
-    return [whole] if padded(whole) <= sum(padded(b) for b in parts) else parts
 
 
 def _check_model_input(volume, model, card: dict, n_jobs: int):
@@ -620,16 +613,19 @@ def _wide_channels(volume, sub: FeatureSpec, stride, n_jobs: int):
     return WideChannels(volume, scales, int(stride), n_jobs=n_jobs), near, near_rows, wide_rows
 
 
-def _box_features(volume, box_at, sub: FeatureSpec, wide) -> np.ndarray:
-    """``sub``'s features ``(F, *box)`` of one box: the wide channels interpolated from
-    their lattice (``wide``, see :func:`_wide_channels`), the others filtered."""
+def _box_features(volume, box_at, sub: FeatureSpec, wide, at) -> np.ndarray:
+    """``sub``'s features ``(F, n)`` at the voxels ``at`` (index arrays into the box) of one
+    box: the wide channels interpolated from their lattice (``wide``, see
+    :func:`_wide_channels`), the others filtered over the box."""
+    if "structure_tensor" in sub.families:  # smoothed products: the whole box, then gathered
+        return block_features(volume, box_at, sub)[(slice(None), *at)]
     if wide is None:
-        return block_features(volume, box_at, sub)
+        return block_features(volume, box_at, sub, at=at)
     channels, near, near_rows, wide_rows = wide
-    out = np.empty((sub.n_features, *(s.stop - s.start for s in box_at)), dtype=np.float32)
+    out = np.empty((sub.n_features, len(at[0])), dtype=np.float32)
     if near is not None:
-        out[near_rows] = block_features(volume, box_at, near)
-    out[wide_rows] = channels.box(box_at)
+        out[near_rows] = block_features(volume, box_at, near, at=at)
+    out[wide_rows] = channels.box(box_at)[(slice(None), *at)]
     return out
 
 
@@ -638,21 +634,21 @@ def _classify_box(volume, box_at, fine, model, columns, sub, sub_cols, n_feature
     """Probabilities ``(C, n)`` of the ``fine`` voxels of one box of the volume, from the
     box's features (read with their halo), the classifier's input in pieces of ``_ROWS``
     (through ``votes``, a :class:`TreeVotes` stopping early per voxel, when given)."""
-    flat = _box_features(volume, box_at, sub, wide).reshape(sub.n_features, -1)
-    idx = np.flatnonzero(fine.ravel())
-    pf = np.empty((len(columns), idx.size), dtype=np.float32)
-    for i in range(0, idx.size, _ROWS):
-        j = idx[i : i + _ROWS]
+    feats = _box_features(volume, box_at, sub, wide, np.nonzero(fine))  # C order, as fine
+    n = feats.shape[1]
+    pf = np.empty((len(columns), n), dtype=np.float32)
+    for i in range(0, n, _ROWS):
+        j = slice(i, min(n, i + _ROWS))
         if sub_cols is None:
-            X = np.ascontiguousarray(flat[:, j].T)
+            X = np.ascontiguousarray(feats[:, j].T)
         else:  # columns the model never reads stay 0
-            X = np.zeros((j.size, n_features), dtype=np.float32)
-            X[:, sub_cols] = flat[:, j].T
+            X = np.zeros((j.stop - j.start, n_features), dtype=np.float32)
+            X[:, sub_cols] = feats[:, j].T
         if votes is None:
             p = model.predict_proba(X)
         else:
             p, _ = votes.predict_proba(X)
-        pf[:, i : i + j.size] = p[:, columns].T
+        pf[:, j] = p[:, columns].T
         del X, p
     return pf
 

@@ -392,13 +392,14 @@ def test_feature_boxes_hold_every_fine_voxel():
     shape = (2 * _FEATURE_BOX[0], 2 * _FEATURE_BOX[1], 2 * _FEATURE_BOX[2])
     corners = np.zeros(shape, bool)
     corners[:3, :3, :3] = corners[-3:, -3:, -3:] = True  # two far corners: one box each
-    dense = rng.random(shape) < 0.5  # filled: one box has the least halo
-    for fine, n_boxes in ((corners, 2), (dense, 1)):
-        boxes = _feature_boxes(fine, halo=10)
+    dense = rng.random(shape) < 0.5  # one box per part
+    for fine, n_boxes in ((corners, 2), (dense, 8)):
+        boxes = _feature_boxes(fine)
         assert len(boxes) == n_boxes
         covered = np.zeros(shape, bool)
         for b in boxes:
             covered[b] = True
         assert not (fine & ~covered).any()
-    assert _feature_boxes(np.zeros(shape, bool), halo=10) == []
-    assert _feature_boxes(corners, halo=10, split=False) == [tuple(slice(0, n) for n in shape)]
+    assert _feature_boxes(corners[:3, :3, :3]) == [(slice(0, 3),) * 3]
+    assert _feature_boxes(np.zeros(shape, bool)) == []
+    assert _feature_boxes(corners, split=False) == [tuple(slice(0, n) for n in shape)]

@@ -402,3 +402,21 @@ def test_features_stage_and_config_schema_take_family_sigmas(tmp_path):
     feats, spec, voxel_nm = open_features(tmp_path / "f.zarr")
     assert spec.names() == ["raw", "gaussian_s1", "gaussian_s5"]
     assert feats.shape == (3, 20, 24, 22) and tuple(voxel_nm) == (50.0, 50.0, 50.0)
+
+
+def test_block_features_at_selected_voxels_equal_the_block():
+    from sxtflow.segment import FeatureSpec, block_features
+
+    rng = np.random.default_rng(5)
+    vol = rng.normal(0.3, 0.1, (30, 26, 28)).astype(np.float32)
+    spec = FeatureSpec(
+        sigmas=(0.7, 1.6), families=("gaussian", "log", "ggm", "dog", "hessian"),
+        family_sigmas={"gaussian": (0.7, 1.6, 3.0)},
+    )  # fmt: skip
+    core = (slice(3, 20), slice(0, 26), slice(10, 27))
+    whole = block_features(vol, core, spec)
+    at = np.nonzero(rng.random(whole.shape[1:]) < 0.3)
+    np.testing.assert_array_equal(block_features(vol, core, spec, at=at), whole[(slice(None), *at)])
+    st = FeatureSpec(sigmas=(1.0,), families=("structure_tensor",))
+    with pytest.raises(ValueError, match="structure tensor"):
+        block_features(vol, core, st, at=at)
