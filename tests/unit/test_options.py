@@ -145,5 +145,9 @@ def test_demo_config_sets_only_what_the_demo_chooses():
             continue
         assert path != ("compare", "measures"), "derived from the classes"
         # the demo chooses its data (simulate, seed), its comparison and, for time, its trees
-        chosen = path[0] in ("seed", "simulate", "compare") or path == ("train", "n_estimators")
+        # and its feature families
+        chosen = path[0] in ("seed", "simulate", "compare") or path in {
+            ("train", "n_estimators"),
+            ("features", "families"),
+        }
         assert chosen, path
