@@ -393,3 +393,30 @@ def test_snap_keeps_an_edge_the_classifier_already_placed():
     got = labels == 9
     assert got.sum() / truth.sum() == pytest.approx(1.0, abs=0.01)
     assert 2 * (got & truth).sum() / (got.sum() + truth.sum()) > 0.97
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_snap_fixed_point_of_a_small_true_ball_under_noise(seed):
+    # started from its true mask, a small ball (radius 6 voxels, contrast 0.11 µm⁻¹,
+    # blur 1.2 voxel, noise 0.035 µm⁻¹: the suite's central case) stays where it is: one
+    # voxel's test places the surface to ±0.25 voxel only, and decided voxel by voxel
+    # its surface jitters (Dice 0.951–0.956); the surface offset pooled along the surface
+    # keeps it (Dice 0.976–0.978, volume within 1 %)
+    lac, truth, d = _blurred(
+        lambda z, y, x: np.sqrt(z * z + y * y + x * x) - 6,
+        inside=0.33,
+        outside=0.22,
+        blur=1.2,
+        noise=0.035,
+        seed=seed,
+    )
+    labels = np.where(truth, 9, 2).astype(np.uint8)
+    snap_boundaries(labels, lac, 9, (0.04,) * 3, band_um=0.08, blur_vox=1.2)
+    got = labels == 9
+    assert got.sum() / truth.sum() == pytest.approx(1.0, abs=0.015)
+    assert 2 * (got & truth).sum() / (got.sum() + truth.sum()) > 0.97
+    # voxel by voxel (no pooling) it does not hold: the test can fail
+    labels = np.where(truth, 9, 2).astype(np.uint8)
+    snap_boundaries(labels, lac, 9, (0.04,) * 3, band_um=0.08, blur_vox=1.2, offset_vox=0)
+    got = labels == 9
+    assert 2 * (got & truth).sum() / (got.sum() + truth.sum()) < 0.97
