@@ -377,46 +377,35 @@ def test_snap_leaves_specks_of_noise_alone_and_their_blur_votes_out():
     )
 
 
-def test_snap_keeps_an_edge_the_classifier_already_placed():
+@pytest.mark.parametrize(
+    ("radius", "band", "seed", "tol"),
+    [(10, 0.12, 0, 0.01), (6, 0.08, 0, 0.015), (6, 0.08, 1, 0.015)],
+)
+def test_snap_keeps_an_edge_the_classifier_already_placed(radius, band, seed, tol):
     # a classifier trained on both sides of every edge (`rim`) puts the surface where it
-    # is: the step must not move it off (volume within 1 %, overlap kept). (Not met for
-    # a tube of 3 voxels radius at this noise: −6.6 %, Dice 0.93; docs/segmentation.md)
+    # is: the step must not move it off. Started from its true mask, a ball (contrast
+    # 0.11 µm⁻¹, blur 1.2 voxel, noise 0.035 µm⁻¹: the suite's central case) stays where
+    # it is: one voxel's test places the surface to ±0.25 voxel only, so decided voxel by
+    # voxel a small ball's surface jitters (radius 6: Dice 0.951–0.956); the surface
+    # offset pooled along the surface keeps it (Dice 0.976–0.978). (Not met for a tube of
+    # 3 voxels radius, decided voxel by voxel: −6.6 %, Dice 0.93; docs/segmentation.md)
     lac, truth, d = _blurred(
-        lambda z, y, x: np.sqrt(z * z + y * y + x * x) - 10,
-        inside=0.33,
-        outside=0.22,
-        blur=1.2,
-        noise=0.035,
-    )
-    labels = np.where(truth, 9, 2).astype(np.uint8)
-    snap_boundaries(labels, lac, 9, (0.04,) * 3, band_um=0.12, blur_vox=1.2)
-    got = labels == 9
-    assert got.sum() / truth.sum() == pytest.approx(1.0, abs=0.01)
-    assert 2 * (got & truth).sum() / (got.sum() + truth.sum()) > 0.97
-
-
-@pytest.mark.parametrize("seed", [0, 1])
-def test_snap_fixed_point_of_a_small_true_ball_under_noise(seed):
-    # started from its true mask, a small ball (radius 6 voxels, contrast 0.11 µm⁻¹,
-    # blur 1.2 voxel, noise 0.035 µm⁻¹: the suite's central case) stays where it is: one
-    # voxel's test places the surface to ±0.25 voxel only, and decided voxel by voxel
-    # its surface jitters (Dice 0.951–0.956); the surface offset pooled along the surface
-    # keeps it (Dice 0.976–0.978, volume within 1 %)
-    lac, truth, d = _blurred(
-        lambda z, y, x: np.sqrt(z * z + y * y + x * x) - 6,
+        lambda z, y, x: np.sqrt(z * z + y * y + x * x) - radius,
         inside=0.33,
         outside=0.22,
         blur=1.2,
         noise=0.035,
         seed=seed,
     )
-    labels = np.where(truth, 9, 2).astype(np.uint8)
-    snap_boundaries(labels, lac, 9, (0.04,) * 3, band_um=0.08, blur_vox=1.2)
-    got = labels == 9
-    assert got.sum() / truth.sum() == pytest.approx(1.0, abs=0.015)
-    assert 2 * (got & truth).sum() / (got.sum() + truth.sum()) > 0.97
-    # voxel by voxel (no pooling) it does not hold: the test can fail
-    labels = np.where(truth, 9, 2).astype(np.uint8)
-    snap_boundaries(labels, lac, 9, (0.04,) * 3, band_um=0.08, blur_vox=1.2, offset_vox=0)
-    got = labels == 9
-    assert 2 * (got & truth).sum() / (got.sum() + truth.sum()) < 0.97
+    for pooled in (True, False):
+        labels = np.where(truth, 9, 2).astype(np.uint8)
+        snap_boundaries(
+            labels, lac, 9, (0.04,) * 3, band_um=band, blur_vox=1.2, offset_vox=0.1 * pooled
+        )
+        got = labels == 9
+        dice = 2 * (got & truth).sum() / (got.sum() + truth.sum())
+        if pooled:
+            assert got.sum() / truth.sum() == pytest.approx(1.0, abs=tol)
+            assert dice > 0.97
+        elif radius < 8:  # voxel by voxel a small ball does not hold: the test can fail
+            assert dice < 0.97
