@@ -93,7 +93,7 @@ rule refine:
         "results/benchmarks/refine/{sample}.tsv"
     conda:
         "../../envs/segment.yaml"
-    threads: 1
+    threads: 2
     resources:
         mem_mb=4000,
         runtime=20,

@@ -238,7 +238,7 @@ def refine_labels(
         most frequent one, and ``boundary_um`` rules can run.
     threads : int
         Threads for the boundary step (objects snapped at the same time; the result does
-        not depend on it; see :func:`snap_boundaries` for why it gains little).
+        not depend on it; see :func:`snap_boundaries` for what overlaps).
 
     Returns
     -------
