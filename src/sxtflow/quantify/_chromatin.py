@@ -46,8 +46,8 @@ from scipy import ndimage
 
 from ..core import as_spacing_um as _spacing3
 from ..labels import default_labels
+from ..segment._distance import distance_um
 from ._measure import mask_box
-from ._protrusions import _edt
 
 _C26 = np.ones((3, 3, 3), dtype=bool)
 
@@ -261,7 +261,7 @@ def _nucleus_row(k, m, hc, raw, spacing, thr, method, n_bins, min_dom) -> dict:
     eu = m & ~hc
     lac_h = float(raw[hc].mean()) if n_hc else np.nan
     lac_e = float(raw[eu].mean()) if eu.any() else np.nan
-    depth = _edt(np.pad(m, 1), spacing)[1:-1, 1:-1, 1:-1].astype(np.float64)
+    depth = distance_um(np.pad(m, 1), spacing)[1:-1, 1:-1, 1:-1].astype(np.float64)
     d = depth[m]
     rho = d / d.max() if d.max() > 0 else np.zeros_like(d)
     b = np.minimum((rho * n_bins).astype(int), n_bins - 1)

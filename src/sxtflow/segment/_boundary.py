@@ -32,6 +32,16 @@ def mask_box(mask: np.ndarray) -> tuple[slice, ...] | None:
     return tuple(box)
 
 
+def _grow(box, by, shape) -> tuple[slice, ...]:
+    """``box`` (slices) grown by ``by`` voxels (an int or one per axis), clipped to
+    ``shape``."""
+    by = np.broadcast_to(np.asarray(by, dtype=int), (len(shape),))
+    return tuple(
+        slice(max(b.start - int(g), 0), min(b.stop + int(g), n))
+        for b, g, n in zip(box, by, shape, strict=True)
+    )
+
+
 def _object_boxes(labels, value, spacing, margin_um, tile=None):
     """Each 26-connected piece of ``value`` (large ones tile by tile).
 
@@ -195,10 +205,7 @@ def _kernel_box(mask, sigma_vox):
     found = mask_box(mask)
     if found is None:
         return tuple(slice(0, 0) for _ in mask.shape)
-    return tuple(
-        slice(max(b.start - int(4.0 * g + 0.5), 0), min(b.stop + int(4.0 * g + 0.5), n))
-        for b, g, n in zip(found, sig, mask.shape, strict=True)
-    )
+    return _grow(found, [int(4.0 * g + 0.5) for g in sig], mask.shape)
 
 
 def _pool_in_layers(above, layer, region, sigma_vox):
@@ -416,11 +423,7 @@ def _smoothed(f, box, sigma_vox):
     smoothed copy of the whole tomogram."""
     if not sigma_vox > 0:
         return f[box]
-    rad = int(4.0 * float(sigma_vox) + 0.5) + 1  # scipy's truncate = 4
-    grown = tuple(
-        slice(max(b.start - rad, 0), min(b.stop + rad, n))
-        for b, n in zip(box, f.shape, strict=True)
-    )
+    grown = _grow(box, int(4.0 * float(sigma_vox) + 0.5) + 1, f.shape)  # scipy's truncate = 4
     out = ndi.gaussian_filter(f[grown], float(sigma_vox))
     return out[
         tuple(slice(b.start - g.start, b.stop - g.start) for b, g in zip(box, grown, strict=True))

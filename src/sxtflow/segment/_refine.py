@@ -33,7 +33,7 @@ from collections.abc import Mapping
 import numpy as np
 from scipy import ndimage as ndi
 
-from ._boundary import _STRUCT, estimate_blur, mask_box, snap_boundaries
+from ._boundary import _STRUCT, _grow, estimate_blur, mask_box, snap_boundaries
 from ._distance import distance_um
 
 #: Per-class rules used by the demo (classes not listed are left as they are).
@@ -71,12 +71,7 @@ def _class_box(out: np.ndarray, value: int, margin: int = 1):
     the whole volume's int32 labels.
     """
     box = mask_box(out == value)
-    if box is None:
-        return None
-    return tuple(
-        slice(max(b.start - margin, 0), min(b.stop + margin, n))
-        for b, n in zip(box, out.shape, strict=True)
-    )
+    return None if box is None else _grow(box, margin, out.shape)
 
 
 def _levels(labels: np.ndarray, lac: np.ndarray) -> dict[int, float]:
@@ -137,11 +132,7 @@ def _smooth_class(out: np.ndarray, value: int, spacing, radius_um: float) -> Non
     if found is None:
         return
     spacing = np.asarray(spacing, dtype=float)
-    grow = np.ceil(radius_um / spacing).astype(int) + 2
-    sl = tuple(
-        slice(max(b.start - g, 0), min(b.stop + g, n))
-        for b, g, n in zip(found, grow, out.shape, strict=True)
-    )
+    sl = _grow(found, np.ceil(radius_um / spacing).astype(int) + 2, out.shape)
     sub = out[sl]
     m = sub == value
     # a voxel exactly ``radius_um`` away is inside the ball (distances carry rounding error)
