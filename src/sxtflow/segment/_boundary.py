@@ -124,6 +124,7 @@ def estimate_blur(
     *,
     sigmas=(0.5, 0.75, 1.0, 1.25, 1.5, 2.0),
     min_voxels=27,
+    threads=1,
 ):
     """The Gaussian blur (σ, voxels) that best explains the tomogram at labelled edges.
 
@@ -139,7 +140,8 @@ def estimate_blur(
     Used by :func:`snap_boundaries`. Masks off by more than
     about a voxel read as more blur (a seed 2 voxels inside a ball blurred by σ = 1
     gives 2): estimate it from the classifier's labels, not from a deliberately eroded
-    mask.
+    mask. ``threads``: pieces (and the tiles of large ones) fitted at the same time, as
+    in :func:`snap_boundaries` (the same σ for any number).
 
     Returns
     -------
@@ -169,14 +171,14 @@ def estimate_blur(
         least = max(
             27, int(min_voxels.get(value, 27) if hasattr(min_voxels, "get") else min_voxels)
         )
-        current, ssr, n = None, np.zeros(sig.size), 0
         margin = 3 * vox + 4 * sig.max() * vox
-        for idx, sl, core, obj in _object_boxes(labels, value, spacing, margin):
-            if idx != current:  # one vote per piece, however many tiles it spans
-                vote(ssr, n)
-                current, ssr, n = idx, np.zeros(sig.size), 0
+
+        def fit(item, least=least):
+            """The squared residuals (one per σ, times the voxels fitted) of one piece or
+            tile, and the voxels fitted; None for a speck or a sliver."""
+            _, sl, core, obj = item
             if np.count_nonzero(obj) < least:
-                continue  # a speck (or a tile's sliver of a piece): no surface to fit
+                return None  # a speck (or a tile's sliver of a piece): no surface to fit
             d = distance_um(~obj, spacing)
             d_in = distance_um(obj, spacing)
             region = np.zeros(obj.shape, dtype=bool)
@@ -184,12 +186,33 @@ def estimate_blur(
             region &= (d <= 3 * vox) & (d_in <= 3 * vox)
             m = int(region.sum())
             if m < 20:
-                continue
+                return None
+            fitted = np.zeros(sig.size)
             for i, sg in enumerate(sig):
                 model = ndi.gaussian_filter(obj.astype(np.float32), sg)
-                ssr[i] += _fit_levels(f[sl], model, region)[2] ** 2 * m
-            n += m
-        vote(ssr, n)
+                fitted[i] += _fit_levels(f[sl], model, region)[2] ** 2 * m
+            return fitted, m
+
+        piece = {"idx": None, "ssr": np.zeros(sig.size), "n": 0}
+
+        def add(item, result, piece=piece):
+            if item[0] != piece["idx"]:  # one vote per piece, however many tiles it spans
+                vote(piece["ssr"], piece["n"])
+                piece.update(idx=item[0], ssr=np.zeros(sig.size), n=0)
+            if result is not None:
+                piece["ssr"] += result[0]
+                piece["n"] += result[1]
+            return 0
+
+        _in_waves(
+            _object_boxes(labels, value, spacing, margin),
+            fit,
+            add,
+            threads,
+            f"blur estimate, class {value}",
+            size=lambda item: item[3].size,
+        )
+        vote(piece["ssr"], piece["n"])
     return float(np.median(votes)) if votes else float("nan")
 
 
@@ -208,6 +231,55 @@ def _kernel_box(mask, sigma_vox):
     return _grow(found, [int(4.0 * g + 0.5) for g in sig], mask.shape)
 
 
+def _gaussian_at(a, sigma_vox, keep) -> np.ndarray:
+    """``ndi.gaussian_filter(a, sigma_vox)[keep]``, the same values, computed for less.
+
+    scipy filters axis by axis (z, y, x), each pass a float32 array, and each output line
+    depends only on its own input line; so once an axis is filtered, the array is cropped
+    to ``keep`` along it and the later passes filter only what is kept (every voxel of
+    ``keep`` gets exactly the sums it would get on the whole array).
+    """
+    sig = np.broadcast_to(np.asarray(sigma_vox, dtype=float), (a.ndim,))
+    out = a
+    for axis, s in enumerate(sig):
+        if s > 1e-15:  # gaussian_filter skips these axes too
+            out = ndi.gaussian_filter1d(out, float(s), axis=axis)
+        out = out[(slice(None),) * axis + (keep[axis],)]
+    return out
+
+
+def _pool_at(points, above, layer, shape, sigma_vox) -> np.ndarray:
+    """:func:`_pool_in_layers` at the voxels ``points`` (a tuple of coordinate arrays,
+    as ``np.nonzero`` returns, of the region's voxels), ``above`` and ``layer`` given
+    there: one bool per point.
+
+    Each layer's Gaussian is computed in the layer's :func:`_kernel_box` (built from
+    its points, not from masks of the whole array) and only where the layer's voxels are
+    (:func:`_gaussian_at`): the same sums as the whole array's Gaussian.
+    """
+    sig = np.broadcast_to(np.asarray(sigma_vox, dtype=float), (len(shape),))
+    radius = [int(4.0 * g + 0.5) for g in sig]
+    out = np.zeros(layer.shape, dtype=bool)
+    if not layer.size:
+        return out
+    vote = np.where(above, np.float32(0.5), np.float32(-0.5))  # each voxel's vote
+    order = np.argsort(layer, kind="stable")
+    ks, starts = np.unique(layer[order], return_index=True)
+    ends = [*starts[1:], layer.size]
+    for start, end in zip(starts, ends, strict=True):
+        sel = order[start:end]
+        pts = [p[sel] for p in points]
+        lo = [int(p.min()) for p in pts]
+        hi = [int(p.max()) + 1 for p in pts]
+        box = _grow(tuple(map(slice, lo, hi)), radius, shape)
+        field = np.zeros([b.stop - b.start for b in box], dtype=np.float32)
+        field[tuple(p - b.start for p, b in zip(pts, box, strict=True))] = vote[sel]
+        keep = tuple(slice(l_ - b.start, h - b.start) for l_, h, b in zip(lo, hi, box, strict=True))
+        g = _gaussian_at(field, sig, keep)
+        out[sel] = g[tuple(p - l_ for p, l_ in zip(pts, lo, strict=True))] > 0
+    return out
+
+
 def _pool_in_layers(above, layer, region, sigma_vox):
     """Whether most of the ``region`` voxels of the same layer nearby are ``above``.
 
@@ -217,16 +289,12 @@ def _pool_in_layers(above, layer, region, sigma_vox):
     across it, and a voxel is True where it exceeds one half. The fraction is ``G ∗ (above
     ∧ lay) / G ∗ lay``, so "more than one half" is ``G ∗ (above ∧ lay − lay / 2) > 0``: one
     Gaussian per layer instead of two (the same decisions but for sums within float
-    rounding of an exact tie), computed in the layer's :func:`_kernel_box` only.
+    rounding of an exact tie), computed in the layer's :func:`_kernel_box` only
+    (:func:`_pool_at`).
     """
+    points = np.nonzero(region)
     out = np.zeros(above.shape, dtype=bool)
-    half = np.where(above, np.float32(0.5), np.float32(-0.5))  # each voxel's vote
-    zero = np.float32(0)
-    for k in np.unique(layer[region]):
-        lay = region & (layer == k)
-        box = _kernel_box(lay, sigma_vox)
-        lay = lay[box]
-        out[box][lay] = ndi.gaussian_filter(np.where(lay, half[box], zero), sigma_vox)[lay] > 0
+    out[points] = _pool_at(points, above[points], layer[points], above.shape, sigma_vox)
     return out
 
 
@@ -332,8 +400,10 @@ def snap_boundaries(
         Objects snapped at the same time. Objects (and the tiles of large ones, e.g. a
         nucleus at 25 nm) are taken 8 at a time, each starting from the labels as the
         previous groups left them, so the result is the same for any number of threads.
-        Only numpy's own operations overlap (scipy.ndimage's filters and labelling and
-        ``edt`` hold the GIL): at 512³ on 2 idle cores, 53 s wall for 75 CPU-s.
+        A group with a large object or tile (≥ 1 M voxels of box, e.g. a nucleus's
+        tiles at 25 nm) runs in that many forked processes on Linux (scipy.ndimage's
+        filters and labelling and ``edt`` hold the GIL, so threads overlap only numpy's
+        own operations); other groups on threads.
 
     Returns
     -------
@@ -374,6 +444,7 @@ def snap_boundaries(
         lambda item, obj: _relabel(labels[item[1]], item[3], obj, item[2], value),
         threads,
         f"boundary step, class {value}",
+        size=lambda item: item[3].size,
     )
 
 
@@ -381,14 +452,59 @@ def snap_boundaries(
 #: written back: a fixed number, so results do not depend on the number of threads.
 _WAVE = 8
 
+#: A group with an item (box) of at least this many voxels runs in processes, not threads
+#: (see :func:`_in_waves`): a nucleus tile at 25 nm is ~10 M voxels and ~25 CPU-s; a
+#: process costs a fork (milliseconds) and sending its result back.
+_PROCESS_VOXELS = 1 << 20
 
-def _in_waves(items, work, write, threads: int, what: str) -> int:
-    """``write(item, work(item))`` for every item, ``work`` on ``threads`` threads.
+
+def _can_fork() -> bool:
+    """Whether worker processes can be forked (Linux: they inherit the labels and the
+    tomogram without a copy). Elsewhere the groups run on threads (the same results)."""
+    import multiprocessing
+    import sys
+
+    return sys.platform.startswith("linux") and "fork" in multiprocessing.get_all_start_methods()
+
+
+#: The group a forked worker computes: ``(work, items)``, set by :func:`_forked_map` just
+#: before the workers are forked (they inherit it), never pickled.
+_FORKED = None
+
+
+def _forked_item(i):
+    work, items = _FORKED
+    return work(items[i])
+
+
+def _forked_map(work, items, workers: int) -> list:
+    """``[work(i) for i in items]`` in ``workers`` forked processes (results in order)."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    global _FORKED
+    _FORKED = (work, items)
+    try:
+        ctx = multiprocessing.get_context("fork")
+        with ProcessPoolExecutor(min(int(workers), len(items)), mp_context=ctx) as pool:
+            return list(pool.map(_forked_item, range(len(items))))
+    finally:
+        _FORKED = None
+
+
+def _in_waves(items, work, write, threads: int, what: str, size=None) -> int:
+    """``write(item, work(item))`` for every item, ``work`` on ``threads`` threads or
+    processes.
 
     Items are taken ``_WAVE`` at a time; within a wave every ``work`` reads the labels as
     the previous waves left them (none sees another's result), then the results are
-    written in order. Memory: one wave's results and ``threads`` items in progress.
-    Returns the sum of what ``write`` returns; logs progress every ~10 s.
+    written in order. A wave with an item of ``size(item)`` ≥ :data:`_PROCESS_VOXELS`
+    runs in ``threads`` forked processes where :func:`_can_fork` (scipy.ndimage and
+    ``edt`` hold the GIL, so threads overlap only numpy's own operations; a forked
+    worker reads the labels and the tomogram as they are when the wave starts, as a
+    thread does, and returns its result); other waves on threads. Memory: one wave's
+    results and ``threads`` items in progress. Returns the sum of what ``write``
+    returns; logs progress every ~10 s.
     """
     import itertools
     import time
@@ -399,10 +515,21 @@ def _in_waves(items, work, write, threads: int, what: str) -> int:
     start = last = time.perf_counter()
     done = total = 0
     items = iter(items)
-    pool = ThreadPoolExecutor(int(threads)) if int(threads) > 1 else None
+    threads = int(threads)
+    forks = threads > 1 and size is not None and _can_fork()
+    pool = None
     try:
         while wave := list(itertools.islice(items, _WAVE)):
-            results = list(pool.map(work, wave)) if pool else [work(i) for i in wave]
+            if forks and max(size(i) for i in wave) >= _PROCESS_VOXELS:
+                if pool is not None:  # no threads of ours while forking
+                    pool.shutdown()
+                    pool = None
+                results = _forked_map(work, wave, threads)
+            elif threads > 1:
+                pool = pool or ThreadPoolExecutor(threads)
+                results = list(pool.map(work, wave))
+            else:
+                results = [work(i) for i in wave]
             for item, result in zip(wave, results, strict=True):
                 total += write(item, result)
             done += len(wave)
@@ -467,7 +594,10 @@ class _Snap:
             if not around.any():
                 break
             s = int(np.bincount(sub[around]).argmax())
-            model = ndi.gaussian_filter(obj.astype(np.float32), self.sigma)
+            # the blurred mask, computed in the mask's kernel box (0 beyond it: the same)
+            model = np.zeros(obj.shape, dtype=np.float32)
+            kb = _kernel_box(obj, self.sigma)
+            model[kb] = ndi.gaussian_filter(obj[kb].astype(np.float32), self.sigma)
             thick = float(d_in.max()) > w + 2 * vox
             inner = outer = None
             if thick:
@@ -506,9 +636,11 @@ class _Snap:
             else:
                 break
             keep = (obj & ~band) | (free & beyond) | core
-            comps, _ = ndi.label(keep, _STRUCT)
-            hit = np.unique(comps[obj & keep])
-            new = np.isin(comps, hit[hit > 0]) & ((sub == value) | (sub == s) | obj)
+            comps, n_comps = ndi.label(keep, _STRUCT)
+            # the components that hold a voxel of the object (a lookup, not a sort)
+            hit = np.bincount(comps[obj & keep], minlength=n_comps + 1) > 0
+            hit[0] = False
+            new = hit[comps] & ((sub == value) | (sub == s) | obj)
             if not new.any():
                 break
             settled = np.array_equal(new, obj)
@@ -577,22 +709,40 @@ class _Snap:
         if abs(c) < self.min_contrast * r / np.sqrt(4 * np.pi * pool**2):
             return None
         sg = 1.5 * pool * vox / spacing
+        # only the voxels to decide: their local levels, layers and votes
+        points = np.nonzero(where)
+        out = np.zeros(f.shape, dtype=bool)
+        if not points[0].size:
+            return out
+        level = np.full(points[0].size, b + c * q, dtype=np.float32)
         # the local levels where the layers' Gaussians reach (elsewhere they are 0: the
-        # global level), computed in that box only (the same values)
+        # global level), computed in that box only and for the voxels to decide only
+        # (:func:`_gaussian_at`: the same values)
         box = _kernel_box(inner | outer, sg)
-        inner, outer, fb = inner[box], outer[box], f[box]
-        den_a = ndi.gaussian_filter(inner.astype(np.float32), sg)
-        den_b = ndi.gaussian_filter(outer.astype(np.float32), sg)
-        ok = (den_a > 1e-3) & (den_b > 1e-3)
-        a_loc = ndi.gaussian_filter(np.where(inner, fb, 0).astype(np.float32), sg)
-        b_loc = ndi.gaussian_filter(np.where(outer, fb, 0).astype(np.float32), sg)
-        a_loc = a_loc / np.maximum(den_a, 1e-12)
-        b_loc = b_loc / np.maximum(den_b, 1e-12)
-        level = np.full(f.shape, b + c * q, dtype=np.float32)
-        level[box] = np.where(ok, b_loc + (a_loc - b_loc) * q, b + c * q)
-        above = (f - level) * np.sign(c) > 0
-        layer = np.rint((d_out - d_in) / vox).astype(np.int16)
-        return _pool_in_layers(above, layer, where, pool * vox / spacing)
+        at = mask_box(where[box])
+        if at is not None:
+            keep = tuple(
+                slice(k.start + b_.start, k.stop + b_.start) for k, b_ in zip(at, box, strict=True)
+            )
+            inner, outer, fb = inner[box], outer[box], f[box]
+            den_a = _gaussian_at(inner.astype(np.float32), sg, at)
+            den_b = _gaussian_at(outer.astype(np.float32), sg, at)
+            ok = (den_a > 1e-3) & (den_b > 1e-3)
+            a_loc = _gaussian_at(np.where(inner, fb, 0).astype(np.float32), sg, at)
+            b_loc = _gaussian_at(np.where(outer, fb, 0).astype(np.float32), sg, at)
+            a_loc = a_loc / np.maximum(den_a, 1e-12)
+            b_loc = b_loc / np.maximum(den_b, 1e-12)
+            local = np.where(ok, b_loc + (a_loc - b_loc) * q, b + c * q)
+            inside = np.ones(points[0].size, dtype=bool)
+            for p, k in zip(points, keep, strict=True):
+                inside &= (p >= k.start) & (p < k.stop)
+            level[inside] = local[
+                tuple(p[inside] - k.start for p, k in zip(points, keep, strict=True))
+            ]
+        above = (f[points] - level) * np.sign(c) > 0
+        layer = np.rint((d_out[points] - d_in[points]) / vox).astype(np.int16)
+        out[points] = _pool_at(points, above, layer, f.shape, pool * vox / spacing)
+        return out
 
 
 def _relabel(sub, first, obj, tile_core, value) -> int:
@@ -609,6 +759,7 @@ def _relabel(sub, first, obj, tile_core, value) -> int:
     if removed.any():
         out = (~obj) & ~removed & (sub != 0) & (sub != value)
         if out.any():
-            _, idx = ndi.distance_transform_edt(~out, return_indices=True)
+            # the nearest voxel outside (its index only: no distances computed)
+            idx = ndi.distance_transform_edt(~out, return_distances=False, return_indices=True)
             sub[removed] = sub[tuple(i[removed] for i in idx)]
     return int(added.sum() + removed.sum())

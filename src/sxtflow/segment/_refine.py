@@ -119,14 +119,15 @@ def _merge_enclosed(out: np.ndarray, value: int, host: int, fraction: float) -> 
             out[sl][piece] = host
 
 
-def _smooth_class(out: np.ndarray, value: int, spacing, radius_um: float) -> None:
+def _smooth_class(out: np.ndarray, value: int, spacing, radius_um: float, threads: int = 1) -> None:
     """Morphological opening then closing (in place) of class ``value`` by a ball in µm.
 
     Euclidean distance transforms in µm (anisotropic voxels allowed) instead of a
     structuring element, so the cost does not grow with the radius; only the class's
     bounding box (grown by the radius) is processed. Each connected piece the opening
     removes takes the label surrounding it most (as other removed pieces); voxels the
-    closing adds (never label 0) join the class.
+    closing adds (never label 0) join the class. ``threads``: of the distance transforms
+    (the same result).
     """
     found = mask_box(out == value)
     if found is None:
@@ -140,7 +141,7 @@ def _smooth_class(out: np.ndarray, value: int, spacing, radius_um: float) -> Non
 
     def dist(x, outside):  # µm from each True voxel to the nearest False one
         padded = np.pad(x, 1, constant_values=outside)
-        return distance_um(padded, spacing)[1:-1, 1:-1, 1:-1]
+        return distance_um(padded, spacing, threads)[1:-1, 1:-1, 1:-1]
 
     eroded = dist(m, False) > radius_um
     if eroded.any():
@@ -228,8 +229,9 @@ def refine_labels(
         whose typical LAC (median over the volume) is nearest their own, instead of the
         most frequent one, and ``boundary_um`` rules can run.
     threads : int
-        Threads for the boundary step (objects snapped at the same time; the result does
-        not depend on it; see :func:`snap_boundaries` for what overlaps).
+        Threads (or processes, for large objects) of the boundary step and the blur
+        estimate (objects snapped at the same time; the result does not depend on it;
+        see :func:`snap_boundaries`) and of the smoothing's distance transforms.
 
     Returns
     -------
@@ -288,7 +290,7 @@ def refine_labels(
         if radius < 0 or not np.isfinite(radius):
             raise ValueError(f"{name!r}: smooth_radius_um must be ≥ 0 µm, got {radius}")
         if radius > 0:
-            _smooth_class(out, value, spacing_um, radius)
+            _smooth_class(out, value, spacing_um, radius, threads)
         if band > 0:
             # surplus objects first (snapping them would be wasted work); not debris: a
             # thin tube's short classifier pieces grow to their true size when snapped
@@ -307,7 +309,12 @@ def refine_labels(
                     if n in classes
                 }
                 blur = estimate_blur(
-                    out, lac, [v for v in values if v in levels], spacing_um, min_voxels=least
+                    out,
+                    lac,
+                    [v for v in values if v in levels],
+                    spacing_um,
+                    min_voxels=least,
+                    threads=threads,
                 )
             snap_boundaries(
                 out, lac, value, spacing_um, band_um=band, blur_vox=blur, threads=threads

@@ -89,3 +89,37 @@ def test_superlevel_is_the_level_with_the_given_volume():
         m = min(max(n, 1), model.size - 1)
         assert _superlevel(model, n) == 0.5 * float(flat[m - 1] + flat[m])
         assert np.count_nonzero(model > _superlevel(model, n)) == m
+
+
+def test_snap_in_forked_processes_gives_the_labels_of_one_thread(monkeypatch):
+    # every group in worker processes (as a nucleus's tiles at 512³): the same labels
+    import sxtflow.segment._boundary as boundary
+
+    if not boundary._can_fork():
+        pytest.skip("worker processes are forked on Linux only (elsewhere: threads)")
+    labels, lac, _ = _balls(n=10, seed=1)
+    one, forked = labels.copy(), labels.copy()
+    n1 = snap_boundaries(one, lac, 8, (0.04,) * 3, band_um=0.08, blur_vox=1.0, threads=1)
+    calls = []
+    fmap = boundary._forked_map
+    monkeypatch.setattr(boundary, "_PROCESS_VOXELS", 0)
+    monkeypatch.setattr(boundary, "_forked_map", lambda *a: calls.append(1) or fmap(*a))
+    n2 = snap_boundaries(forked, lac, 8, (0.04,) * 3, band_um=0.08, blur_vox=1.0, threads=2)
+    assert len(calls) == 2  # 10 balls: two groups, both in processes
+    assert n1 == n2 > 0
+    np.testing.assert_array_equal(one, forked)
+
+
+@pytest.mark.parametrize("sigma", [2.0, (1.0, 2.5, 0.0)])
+def test_gaussian_at_is_the_gaussian_where_kept_bit_for_bit(sigma):
+    from sxtflow.segment._boundary import _gaussian_at
+
+    a = np.random.default_rng(4).random((21, 30, 26)).astype(np.float32)
+    for keep in [
+        (slice(0, 21), slice(0, 30), slice(0, 26)),
+        (slice(5, 9), slice(0, 7), slice(11, 26)),
+    ]:
+        want = ndi.gaussian_filter(a, sigma)[keep]
+        got = _gaussian_at(a, sigma, keep)
+        assert got.dtype == np.float32
+        np.testing.assert_array_equal(got, want)
