@@ -73,11 +73,16 @@ log_to({log!r})
 args = json.loads({args!r})
 base = hwm()
 t0, r0 = time.perf_counter(), resource.getrusage(resource.RUSAGE_SELF)
+c0 = resource.getrusage(resource.RUSAGE_CHILDREN)
 getattr(stages, {func!r})(*args["args"], **args["kwargs"])
 r1 = resource.getrusage(resource.RUSAGE_SELF)
+c1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+# worker processes (refine forks for large groups): their CPU counts; their peak is
+# reported apart (forked pages are shared with the parent, so RSS cannot be summed)
 print(json.dumps({{"wall": time.perf_counter() - t0,
-                  "cpu": (r1.ru_utime - r0.ru_utime) + (r1.ru_stime - r0.ru_stime),
-                  "base": base, "peak": hwm()}}))
+                  "cpu": (r1.ru_utime - r0.ru_utime) + (r1.ru_stime - r0.ru_stime)
+                         + (c1.ru_utime - c0.ru_utime) + (c1.ru_stime - c0.ru_stime),
+                  "base": base, "peak": hwm(), "worker_peak": c1.ru_maxrss * 1024}}))
 """
 
 
@@ -472,10 +477,13 @@ def main(argv=None):
     for name, r in stages_:
         tw += r["wall"]
         tc += r["cpu"]
+        workers = r.get("worker_peak", 0)
         print(
             f"{name:<12} {r['wall']:8.1f} {r['cpu']:8.1f} {r['peak'] / 2**20:9.0f} "
             f"{r['peak'] / f32:11.2f}"
+            + (f"  (a worker process: peak {workers / 2**20:.0f} MiB)" if workers else "")
         )
+    print("CPU s: the stage's process and its worker processes")
     print(f"{'total':<12} {tw:8.1f} {tc:8.1f}")
     if len(stages_) == len(STAGES):
         print(
