@@ -35,12 +35,9 @@ def reference_lac(energy_ev: float) -> dict[str, float]:
     >>> round(reference_lac(517.0)["ice"], 2), round(reference_lac(517.0)["protein"], 2)
     (0.11, 1.32)
     """
-    import xraydb
+    from .sim._materials import material_lac
 
-    return {
-        name: float(xraydb.material_mu(f, float(energy_ev), density=d, kind="photo")) * 1e-4
-        for name, (f, d) in REFERENCE_MATERIALS.items()
-    }
+    return {name: material_lac(f, d, energy_ev) for name, (f, d) in REFERENCE_MATERIALS.items()}
 
 
 def _cell_lac(data: np.ndarray) -> float:

@@ -189,6 +189,26 @@ def test_task_packages_load_their_modules_on_first_use():
     subprocess.run([sys.executable, "-c", code], check=True)
 
 
+def test_a_stage_imports_only_its_own_module():
+    # every job imports sxtflow.stages: the simulate, reconstruct, predict and refine jobs
+    # need neither pandas at import (tables) nor scikit-learn (models), nor xraydb's
+    # SQLAlchemy when the materials' LACs at 517 eV are known (docs/performance.md, demo)
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, sxtflow.stages as s\n"
+        "from sxtflow.stages import run_simulate, run_predict, MODEL_VOXEL_TOLERANCE\n"
+        "assert not {'pandas', 'sklearn', 'sxtflow.stages._analyse'} & set(sys.modules)\n"
+        "from sxtflow.plausibility import reference_lac\n"
+        "from sxtflow.sim import compartment_lac\n"
+        "assert reference_lac(517.0)['ice'] == compartment_lac()['ice'] > 0\n"
+        "assert 'xraydb' not in sys.modules\n"
+        "assert s.run_mesh.__module__ == 'sxtflow.stages._analyse' and 'run_mesh' in dir(s)\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
 def test_no_module_of_the_project_imports_an_alias():
     # the library, the rule scripts, the benchmarks and the tests use the new homes, so the
     # aliases' warnings reach only users' code

@@ -5,12 +5,15 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
 
 from ..core import InputError
 from ._atomic import atomic_path
+
+if TYPE_CHECKING:  # pandas is imported where a table is read (0.3 CPU-s a process)
+    import pandas as pd
 
 
 def _json_default(obj):
@@ -51,6 +54,8 @@ def read_text_table(
         The file is missing or unparsable (``what`` names the table), lacks a ``required``
         column, has a column not in ``columns``, or has no rows (the ``empty`` message).
     """
+    import pandas as pd
+
     path = Path(path)
     if not path.exists():
         raise InputError(path, f"{what} does not exist")
@@ -77,6 +82,8 @@ def read_text_table(
 
 def read_table(path: str | os.PathLike) -> pd.DataFrame:
     """Read a tab-separated table written by :func:`write_table`."""
+    import pandas as pd
+
     path = Path(path)
     if not path.exists():
         raise InputError(path, "file does not exist")

@@ -56,6 +56,19 @@ _TEXTURE = {
 }
 
 
+#: :func:`material_lac` (µm⁻¹) of the compositions used here at the default photon energy,
+#: 517 eV, exactly as xraydb 4.5 computes it: looked up instead of importing xraydb (with
+#: SQLAlchemy, 0.65 CPU-s a process) in every simulate and reconstruct job; the tests check
+#: each value against xraydb itself (tests/unit/sim/test_simulate.py).
+HENKE_517: dict[tuple[str, float], float] = {
+    ("C94H139N24O31S", 1.35): 1.3153797660606827,  # PROTEIN
+    ("C57H104O6", 0.91): 0.886548945141636,  # LIPID
+    ("H2O", 0.92): 0.10955676815277034,  # ICE
+    ("C6H10O5", 1.5): 0.9261959988755509,  # GLUCAN
+    ("H2O", 1.0): 0.11908344364431557,  # water
+}
+
+
 def material_lac(formula: str, density_g_cm3: float, energy_ev: float = 517.0) -> float:
     """Linear absorption coefficient of a material from its composition.
 
@@ -71,8 +84,12 @@ def material_lac(formula: str, density_g_cm3: float, energy_ev: float = 517.0) -
     Returns
     -------
     float
-        Photoabsorption LAC in µm⁻¹ (``xraydb.material_mu(..., kind="photo")``, Henke tables).
+        Photoabsorption LAC in µm⁻¹ (``xraydb.material_mu(..., kind="photo")``, Henke tables;
+        :data:`HENKE_517` at 517 eV).
     """
+    known = HENKE_517.get((formula, float(density_g_cm3)))
+    if known is not None and float(energy_ev) == 517.0:
+        return known
     import xraydb
 
     mu_per_cm = xraydb.material_mu(

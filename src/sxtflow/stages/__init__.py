@@ -10,42 +10,22 @@ Modules (private, one per rule family): ``_simulate``, ``_reconstruct``, ``_segm
 are these:
 """
 
-from ._analyse import run_export_ome_zarr, run_measure, run_mesh
-from ._common import MODEL_VOXEL_TOLERANCE, check_block
-from ._compare import run_compare, stack_sample_tables
-from ._reconstruct import run_reconstruct
-from ._segment import (
-    check_model_voxel,
-    feature_spec,
-    run_evaluate,
-    run_features,
-    run_predict,
-    run_refine,
-    run_train,
-    run_train_tomograms,
-)
-from ._simulate import run_annotate, run_simulate
+import lazy_loader as _lazy
 
-__all__ = [
-    "MODEL_VOXEL_TOLERANCE",
-    "check_block",
-    "run_simulate",
-    "run_annotate",
-    "run_reconstruct",
-    "feature_spec",
-    "run_features",
-    "run_train",
-    "run_train_tomograms",
-    "check_model_voxel",
-    "run_predict",
-    "run_refine",
-    "run_evaluate",
-    "run_mesh",
-    "run_measure",
-    "run_export_ome_zarr",
-    "run_compare",
-    "stack_sample_tables",
-]
+# Submodules load on first use (``lazy_loader``), so a rule's script imports only its own
+# stage's module: pandas, scikit-learn or matplotlib cost a job 0.3-1.5 CPU-s each.
+_stage_getattr, __dir__, __all__ = _lazy.attach(
+    __name__,
+    submod_attrs={
+        "_common": ["MODEL_VOXEL_TOLERANCE", "check_block"],
+        "_simulate": ["run_simulate", "run_annotate"],
+        "_reconstruct": ["run_reconstruct"],
+        "_segment": ["feature_spec", "run_features", "run_train", "run_train_tomograms",
+                     "check_model_voxel", "run_predict", "run_refine", "run_evaluate"],
+        "_analyse": ["run_mesh", "run_measure", "run_export_ome_zarr"],
+        "_compare": ["run_compare", "stack_sample_tables"],
+    },
+)  # fmt: skip
 
 #: names that moved from here to the science (issue 16), still importable from here
 _MOVED = {
@@ -61,4 +41,4 @@ def __getattr__(name: str):
 
         module, attr = _MOVED[name]
         return getattr(importlib.import_module(f"..{module}", __package__), attr)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return _stage_getattr(name)

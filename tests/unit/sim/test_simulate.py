@@ -15,6 +15,7 @@ from sxtflow import sim
 from sxtflow.io import Projections, Volume
 from sxtflow.labels import default_labels
 from sxtflow.sim import annotate, compartment_lac, material_lac, project, simulate_cell, tilt_angles
+from sxtflow.sim._materials import HENKE_517
 
 CLASSES = ["ice", "cytoplasm", "nucleus", "vacuole", "lipid_droplet", "mitochondrion"]
 ORGANELLES = [
@@ -68,6 +69,17 @@ def test_material_lac_matches_xraydb_for_water():
     expected = xraydb.material_mu("H2O", 517.0, density=1.0, kind="photo") / 1e4
     assert material_lac("H2O", 1.0) == pytest.approx(expected, rel=0.01)
     assert 0.09 < material_lac("H2O", 0.92) < 0.13
+
+
+def test_material_lac_table_at_517_ev_is_xraydb_exactly():
+    # the looked-up values (no xraydb import in the jobs) are xraydb's own, bit for bit
+    for (formula, density), value in HENKE_517.items():
+        mu = xraydb.material_mu(formula, 517.0, density=density, kind="photo")
+        assert value == float(mu) * 1e-4, formula
+        assert material_lac(formula, density) == value
+    # other energies and materials still go to xraydb
+    assert material_lac("H2O", 1.0, 520.0) != HENKE_517[("H2O", 1.0)]
+    assert material_lac("H2O", 0.5) == pytest.approx(HENKE_517[("H2O", 1.0)] / 2, rel=1e-12)
 
 
 def test_compartment_lac_ordering_and_ranges():
