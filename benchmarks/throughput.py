@@ -21,8 +21,14 @@ region=...)``); the ratio of their voxels per second (wall) and per CPU-second i
 channel filtered exactly; the path before issue 14) on the whole tomogram and prints the
 Dice of the fast prediction against it per class (goal: ≥ 0.995) and its time.
 
-``--demo`` runs the 12-cell demo (``snakemake --cores 2`` on a copy of the workflow in a
-temporary directory) and prints its wall and CPU time (goal: ≤ 180 s wall on 2 idle cores).
+``--demo`` (or ``--demo-only``, without the per-cell path) runs the 12-cell demo
+(``snakemake --cores 2`` on a copy of the workflow in a temporary directory) and prints its
+wall and CPU time, the CPU seconds of each rule and of Snakemake itself (every Python
+process of the run records its own at exit through a measurement-only ``sitecustomize`` on
+``PYTHONPATH``), and the idle wall these CPU seconds give on 2 cores by a list schedule of
+the run's DAG (``snakemake --d3dag``; each job its rule's mean, longest remaining path
+first, a ``threads: 2`` job on both cores at a speed-up of 2 or 1.5, Snakemake's own CPU
+spread over the cores). Goal: ≤ 180 s wall on 2 idle cores.
 
 Inputs are prepared once and cached under ``--cache`` (default
 ``~/.cache/sxtflow-bench/throughput``) under a fixed seed: the simulated projections and
@@ -35,6 +41,7 @@ Usage::
     nice -n 10 .venv/bin/python benchmarks/throughput.py                # 512³, the goal
     .venv/bin/python benchmarks/throughput.py --size 192 --voxel-nm 64  # quick, while developing
     .venv/bin/python benchmarks/throughput.py --check-full --demo        # everything
+    nice -n 10 .venv/bin/python benchmarks/throughput.py --demo-only      # the demo alone
 """
 
 from __future__ import annotations
@@ -370,8 +377,88 @@ def check_full(args, files, work: Path) -> dict:
     return {"wall": wall, "cpu": cpu, "dice": dice, "changed": changed, "voxels": full.size}
 
 
+# measurement only: every Python process of the demo appends its CPU seconds at exit
+_RECORDER = """
+import atexit, json, os, sys
+
+
+def _record():
+    t = os.times()
+    with open(os.environ["SXTFLOW_CPU_RECORD"], "a") as f:
+        f.write(json.dumps({"argv": sys.argv[:1], "cpu": t.user + t.system,
+                            "children": t.children_user + t.children_system}) + "\\n")
+
+
+atexit.register(_record)
+"""
+
+
+def _rule_settings(workflow: Path) -> tuple[dict, dict]:
+    """Each rule's declared threads and the rule of each script, from ``workflow/rules``."""
+    import re
+
+    threads, script_rule = {}, {}
+    for smk in sorted((workflow / "rules").glob("*.smk")):
+        rule = None
+        for line in smk.read_text().splitlines():
+            if m := re.match(r"rule (\w+):", line):
+                rule = m.group(1)
+            elif rule and (m := re.match(r"\s+threads: (\d+)", line)):
+                threads[rule] = int(m.group(1))
+            elif rule and (m := re.search(r"scripts/(\w+)\.py", line)):
+                script_rule[m.group(1)] = rule
+    return threads, script_rule
+
+
+def schedule_estimate(jobs: dict, cpu: dict, threads: dict, cores: int, speedup: float) -> float:
+    """Idle wall of a DAG on ``cores`` cores by a list schedule, longest remaining path first.
+
+    ``jobs``: job id → (rule, ids it depends on); each job lasts its rule's mean CPU seconds
+    (``cpu``), divided by ``speedup`` on ``threads[rule]`` > 1 cores (capped at ``cores``).
+    """
+    import heapq
+
+    def need(j):
+        return min(cores, threads.get(jobs[j][0], 1))
+
+    def dur(j):
+        c = cpu.get(jobs[j][0], 0.0)
+        return c / speedup if need(j) > 1 else c
+
+    succ: dict = {j: [] for j in jobs}
+    for j, (_, deps) in jobs.items():
+        for d in deps:
+            succ[d].append(j)
+    rest: dict = {}
+    for j in sorted(jobs, key=lambda j: -len(succ[j])):  # memoised longest remaining path
+        stack = [j]
+        while stack:
+            k = stack[-1]
+            todo = [s for s in succ[k] if s not in rest]
+            if todo:
+                stack.extend(todo)
+                continue
+            stack.pop()
+            rest[k] = dur(k) + max((rest[s] for s in succ[k]), default=0.0)
+    t, free, running, done, pending = 0.0, cores, [], set(), set(jobs)
+    while pending or running:
+        ready = [j for j in pending if all(d in done for d in jobs[j][1])]
+        for j in sorted(ready, key=lambda j: -rest[j]):
+            if need(j) <= free:
+                free -= need(j)
+                pending.discard(j)
+                heapq.heappush(running, (t + dur(j), j))
+        t, j = heapq.heappop(running)
+        free += need(j)
+        done.add(j)
+    return t
+
+
 def demo(args) -> dict:
-    """The 12-cell demo on a copy of the workflow: wall and CPU time (children included)."""
+    """The 12-cell demo on a copy of the workflow: wall and CPU time (children included),
+    CPU seconds per rule and of Snakemake itself, and the idle wall that a list schedule of
+    these CPU seconds gives on ``--threads`` cores (a 2-thread job at a speed-up of 2 / 1.5)."""
+    import re
     import resource
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -382,6 +469,19 @@ def demo(args) -> dict:
             elif src.exists():
                 shutil.copy(src, Path(tmp) / name)
         snake = Path(sys.executable).parent / "snakemake"
+        dag = subprocess.run(
+            [str(snake), "--d3dag", "--quiet"], cwd=tmp, capture_output=True, text=True
+        )
+        graph = json.loads(dag.stdout[dag.stdout.index("{") :])
+        rule_of = {n["id"]: n["value"]["rule"] for n in graph["nodes"]}
+        jobs = {j: (r, []) for j, r in rule_of.items()}
+        for link in graph["edges"]:
+            jobs[link["v"]][1].append(link["u"])
+        acct = Path(tmp) / "_cpu_record"
+        acct.mkdir()
+        (acct / "sitecustomize.py").write_text(_RECORDER)
+        env = dict(os.environ, SXTFLOW_CPU_RECORD=str(acct / "cpu.jsonl"))
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(acct), env.get("PYTHONPATH")]))
         r0 = resource.getrusage(resource.RUSAGE_CHILDREN)
         t = time.perf_counter()
         res = subprocess.run(
@@ -389,6 +489,7 @@ def demo(args) -> dict:
             cwd=tmp,
             capture_output=True,
             text=True,
+            env=env,
         )
         wall = time.perf_counter() - t
         r1 = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -403,8 +504,50 @@ def demo(args) -> dict:
             t_ = pd.read_csv(tests, sep="\t")
             sig = t_[(t_["family"] == "primary") & t_["significant"].astype(bool)]
             found = sorted(sig["measure"].astype(str)) if "measure" in sig else None
+        threads, script_rule = _rule_settings(Path(tmp) / "workflow")
+        records = [json.loads(line) for line in (acct / "cpu.jsonl").read_text().splitlines()]
+    per_rule: dict = {}
+    main = children = 0.0
+    for rec in records:
+        if m := re.search(r"tmp\w+\.(\w+)\.py$", rec["argv"][0] if rec["argv"] else ""):
+            n, c = per_rule.get(script_rule.get(m.group(1), m.group(1)), (0, 0.0))
+            per_rule[script_rule.get(m.group(1), m.group(1))] = (n + 1, c + rec["cpu"])
+        elif rec["argv"] and Path(rec["argv"][0]).name == "snakemake":
+            main, children = rec["cpu"], rec["children"]
+    scripts = sum(c for _, c in per_rule.values())
+    other = main + max(0.0, children - scripts)  # Snakemake itself, its shells, teardowns
+    mean = {r: c / n for r, (n, c) in per_rule.items()}
+    est = {
+        s: schedule_estimate(jobs, mean, threads, args.threads, s) + other / args.threads
+        for s in (2.0, 1.5)
+    }
     cpu = (r1.ru_utime - r0.ru_utime) + (r1.ru_stime - r0.ru_stime)
-    return {"wall": wall, "cpu": cpu, "significant": found}
+    return {
+        "wall": wall,
+        "cpu": cpu,
+        "significant": found,
+        "per_rule": per_rule,
+        "snakemake": main,
+        "other": other - main,
+        "estimate": est,
+    }
+
+
+def report_demo(args, dm: dict) -> None:
+    """Print the demo's CPU seconds per rule and its wall, CPU and estimated idle wall."""
+    print(f"demo (12 cells), CPU seconds per rule ({args.threads} cores):")
+    print(f"{'rule':<18} {'jobs':>4} {'CPU s':>8}")
+    for rule, (n, c) in sorted(dm["per_rule"].items(), key=lambda x: -x[1][1]):
+        print(f"{rule:<18} {n:4d} {c:8.1f}")
+    print(f"{'Snakemake':<18} {'':>4} {dm['snakemake']:8.1f}")
+    print(f"{'other children':<18} {'':>4} {dm['other']:8.1f}  (shells, interpreter exits)")
+    e2, e15 = dm["estimate"][2.0], dm["estimate"][1.5]
+    print(
+        f"demo (12 cells): {dm['wall']:.0f} s wall, {dm['cpu']:.0f} CPU-s; estimated idle "
+        f"wall {e2:.0f}-{e15:.0f} s (list schedule of these CPU seconds, 2-thread jobs at "
+        f"a speed-up of 2 / 1.5; goal ≤ 180 s wall on 2 idle cores: "
+        f"{e15 / 180:.2f}× the goal); significant primary measures: {dm['significant']}"
+    )
 
 
 def main(argv=None):
@@ -420,6 +563,7 @@ def main(argv=None):
     p.add_argument("--no-skimage", dest="skimage", action="store_false")
     p.add_argument("--check-full", action="store_true", help="also the full-resolution predict")
     p.add_argument("--demo", action="store_true", help="also the 12-cell demo")
+    p.add_argument("--demo-only", action="store_true", help="the 12-cell demo only")
     p.add_argument("--keep", default=None, help="keep the stage outputs in this directory")
     p.add_argument(
         "--stages",
@@ -428,6 +572,11 @@ def main(argv=None):
         "(e.g. --stages predict with a kept tomogram: predict and the peer only)",
     )
     args = p.parse_args(argv)
+    if args.demo_only:
+        print(f"12-cell demo; load avg at start {os.getloadavg()}", flush=True)
+        report_demo(args, demo(args))
+        print(f"load average at the end: {os.getloadavg()[0]:.1f}")
+        return
     args.stages = [s.strip() for s in args.stages.split(",") if s.strip()]
     unknown = sorted(set(args.stages) - set(STAGES))
     if unknown:
@@ -520,10 +669,7 @@ def main(argv=None):
             f"full prediction {full['wall']:.0f} s wall, {full['cpu']:.0f} CPU-s (labels only)"
         )
     if dm:
-        print(
-            f"demo (12 cells): {dm['wall']:.0f} s wall, {dm['cpu']:.0f} CPU-s (goal ≤ 180 s wall "
-            f"on 2 idle cores); significant primary measures: {dm['significant']}"
-        )
+        report_demo(args, dm)
     print(f"load average during the run: {', '.join(f'{x:.1f}' for x in loads)}")
 
 
