@@ -393,19 +393,23 @@ atexit.register(_record)
 """
 
 
-def _rule_settings(workflow: Path) -> tuple[dict, dict]:
-    """Each rule's declared threads and the rule of each script, from ``workflow/rules``."""
+def _rule_settings(workflow: Path, dry_run: str) -> tuple[dict, dict]:
+    """Each rule's threads (from ``snakemake -n``'s job list: the config decides them) and
+    the rule of each script (from ``workflow/rules``)."""
     import re
 
-    threads, script_rule = {}, {}
+    threads, script_rule, rule = {}, {}, None
+    for line in dry_run.splitlines():
+        if m := re.match(r"(?:local)?rule (\w+):", line):
+            rule = m.group(1)
+            threads.setdefault(rule, 1)
+        elif rule and (m := re.match(r"\s+threads: (\d+)", line)):
+            threads[rule] = max(threads[rule], int(m.group(1)))
     for smk in sorted((workflow / "rules").glob("*.smk")):
-        rule = None
         for line in smk.read_text().splitlines():
             if m := re.match(r"rule (\w+):", line):
                 rule = m.group(1)
-            elif rule and (m := re.match(r"\s+threads: (\d+)", line)):
-                threads[rule] = int(m.group(1))
-            elif rule and (m := re.search(r"scripts/(\w+)\.py", line)):
+            elif m := re.search(r"scripts/(\w+)\.py", line):
                 script_rule[m.group(1)] = rule
     return threads, script_rule
 
@@ -473,6 +477,7 @@ def demo(args) -> dict:
             [str(snake), "--d3dag", "--quiet"], cwd=tmp, capture_output=True, text=True
         )
         graph = json.loads(dag.stdout[dag.stdout.index("{") :])
+        dry = subprocess.run([str(snake), "-n"], cwd=tmp, capture_output=True, text=True)
         rule_of = {n["id"]: n["value"]["rule"] for n in graph["nodes"]}
         jobs = {j: (r, []) for j, r in rule_of.items()}
         for link in graph["edges"]:
@@ -504,7 +509,7 @@ def demo(args) -> dict:
             t_ = pd.read_csv(tests, sep="\t")
             sig = t_[(t_["family"] == "primary") & t_["significant"].astype(bool)]
             found = sorted(sig["measure"].astype(str)) if "measure" in sig else None
-        threads, script_rule = _rule_settings(Path(tmp) / "workflow")
+        threads, script_rule = _rule_settings(Path(tmp) / "workflow", dry.stdout + dry.stderr)
         records = [json.loads(line) for line in (acct / "cpu.jsonl").read_text().splitlines()]
     per_rule: dict = {}
     main = children = 0.0

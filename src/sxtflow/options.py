@@ -90,6 +90,7 @@ DEFAULTS: dict = {
     "surface": {"body_radius_um": 0.5, "min_length_um": 0.3},
     "compare": {"reference": None, "alpha": 0.05, "n_boot": 2000, "measures": None},
     "export": {"ome_zarr": False, "levels": "auto", "chunks": [64, 128, 128]},
+    "threads": {"reconstruct": 2, "train": 2, "predict": 2, "refine": 2},
 }
 
 #: Config paths whose mapping is keyed by class name (defaults per class).

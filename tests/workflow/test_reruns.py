@@ -15,7 +15,15 @@ import shutil
 
 import pytest
 import yaml
-from _snakemake import ROOT, api_planned_jobs, digests, make_workdir, planned_jobs, snakemake
+from _snakemake import (
+    ROOT,
+    api_planned_jobs,
+    digests,
+    make_micro_workdir,
+    make_workdir,
+    planned_jobs,
+    snakemake,
+)
 
 pytestmark = pytest.mark.workflow
 
@@ -154,3 +162,22 @@ def test_same_inputs_config_seed_give_identical_outputs(finished, tmp_path):
     differ = sorted(k for k, v in digests(second).items() if sums[k] != v)
     assert not differ, f"outputs differ between two runs: {differ}"
     assert not [k for k in sums if ".tmp" in k], "temporary files left behind"
+
+
+def test_config_threads_set_the_jobs_threads(tmp_path):
+    # config `threads` decides the multi-threaded rules' threads (the demo: 1 for
+    # reconstruct, predict, refine); the rest keep theirs, and a dry run lists them
+    work = make_micro_workdir(tmp_path)
+    cfg = yaml.safe_load((work / "config.yaml").read_text())
+    cfg["threads"] = {"predict": 1, "refine": 3}
+    (work / "threads.yaml").write_text(yaml.safe_dump(cfg))
+    out = snakemake(work, "-n", config="threads.yaml", cores=4).stdout
+    threads, rule = {}, None
+    for line in out.splitlines():
+        if line.startswith(("rule ", "localrule ")):
+            rule = line.split()[1].rstrip(":")
+            threads.setdefault(rule, 1)
+        elif rule and line.strip().startswith("threads:"):
+            threads[rule] = int(line.split()[1])
+    assert threads["predict"] == 1 and threads["refine"] == 3
+    assert threads["reconstruct"] == 2 and threads["train"] == 2 and threads["simulate"] == 1

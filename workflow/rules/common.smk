@@ -49,6 +49,11 @@ wildcard_constraints:
     sample="[A-Za-z0-9][A-Za-z0-9_.-]*",
 
 
+def rule_threads(rule):
+    """Threads of the rule's jobs (config `threads`; Snakemake caps them at --cores)."""
+    return config["threads"][rule]
+
+
 def canonical(value):
     """A config value with its mappings' keys sorted: params compare equal whatever the
     key order in the config file, so reordering keys reruns nothing."""

@@ -17,7 +17,7 @@ rule reconstruct:
         "results/benchmarks/reconstruct/{sample}.tsv"
     conda:
         "../../envs/reconstruct.yaml"
-    threads: 2
+    threads: rule_threads("reconstruct")
     resources:
         mem_mb=4000,
         runtime=60,

@@ -36,7 +36,7 @@ rule train:
         "results/benchmarks/train/train.tsv"
     conda:
         "../../envs/segment.yaml"
-    threads: 2
+    threads: rule_threads("train")
     resources:
         mem_mb=8000,
         runtime=120,
@@ -71,7 +71,7 @@ rule predict:
         "results/benchmarks/predict/{sample}.tsv"
     conda:
         "../../envs/segment.yaml"
-    threads: 2
+    threads: rule_threads("predict")
     resources:
         mem_mb=4000,
         runtime=60,
@@ -93,7 +93,7 @@ rule refine:
         "results/benchmarks/refine/{sample}.tsv"
     conda:
         "../../envs/segment.yaml"
-    threads: 2
+    threads: rule_threads("refine")
     resources:
         mem_mb=4000,
         runtime=20,
