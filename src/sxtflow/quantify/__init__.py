@@ -23,7 +23,7 @@ __getattr__, __dir__, __all__ = _lazy.attach(
             "CELL_CLASS",
         ],
         "_relations": ["surface_voxels", "object_relations", "RELATION_BASE_COLUMNS"],
-        "_chromatin": ["split_chromatin", "chromatin_threshold", "radial_profile"],
+        "_chromatin": ["split_chromatin", "chromatin_threshold", "chromatin_box", "radial_profile"],
         "_protrusions": ["cell_body", "protrusions", "surface_summary", "PROTRUSION_COLUMNS"],
     },
 )

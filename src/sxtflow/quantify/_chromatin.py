@@ -170,16 +170,14 @@ def split_chromatin(
     spacing = _spacing3(spacing_um)
     if n_bins < 1:
         raise ValueError(f"n_bins must be ≥ 1, got {n_bins}")
-    sigma_um = 0.75 * float(spacing.max()) if smooth_sigma_um is None else float(smooth_sigma_um)
-    if sigma_um < 0:
-        raise ValueError(f"smooth_sigma_um must be ≥ 0, got {smooth_sigma_um}")
+    sigma_um = _sigma_um(spacing, smooth_sigma_um)
     vox_um3 = float(np.prod(spacing))
     min_dom = 8 * vox_um3 if min_domain_um3 is None else float(min_domain_um3)
     table = default_labels()
     hetero_v, eu_v = table.value("heterochromatin"), table.value("nucleus")
     out = np.zeros(mask.shape, dtype=np.uint8)
     sigma_vox = sigma_um / spacing
-    pad = int(np.ceil(3 * sigma_vox.max())) + 1
+    pad = _margin(sigma_vox)
     rows = []
     box = mask_box(mask)
     if box is None:
@@ -218,6 +216,43 @@ def split_chromatin(
     cols = _columns(n_bins)
     df = pd.DataFrame(rows, columns=cols)
     return out, df.astype({"nucleus_id": int, "n_domains": int})
+
+
+def _sigma_um(spacing: np.ndarray, smooth_sigma_um: float | None) -> float:
+    sigma_um = 0.75 * float(spacing.max()) if smooth_sigma_um is None else float(smooth_sigma_um)
+    if sigma_um < 0:
+        raise ValueError(f"smooth_sigma_um must be ≥ 0, got {smooth_sigma_um}")
+    return sigma_um
+
+
+def _margin(sigma_vox: np.ndarray) -> int:
+    """Voxels of context around a nucleus: the pre-smoothing's reach, plus one."""
+    return int(np.ceil(3 * sigma_vox.max())) + 1
+
+
+def chromatin_box(nucleus_mask: np.ndarray, spacing_um, smooth_sigma_um: float | None = None):
+    """The box (tuple of slices) that :func:`split_chromatin` reads: the nuclei's bounding
+    box grown by the pre-smoothing's margin, clipped to the volume; None without a nucleus.
+
+    ``split_chromatin(lac[box], nucleus_mask[box], ...)`` gives the same table as on the
+    whole volume, so a caller can keep just these crops of the LAC volume.
+
+    Examples
+    --------
+    >>> m = np.zeros((20, 20, 20), bool); m[8:12, 9:11, 5:6] = True
+    >>> chromatin_box(m, 1.0)  # σ = 0.75 voxel: 4 voxels of margin
+    (slice(4, 16, None), slice(5, 15, None), slice(1, 10, None))
+    """
+    mask = np.asarray(nucleus_mask, dtype=bool)
+    spacing = _spacing3(spacing_um)
+    box = mask_box(mask)
+    if box is None:
+        return None
+    pad = _margin(_sigma_um(spacing, smooth_sigma_um) / spacing)
+    return tuple(
+        slice(max(b.start - pad, 0), min(b.stop + pad, dim))
+        for b, dim in zip(box, mask.shape, strict=True)
+    )
 
 
 def _columns(n_bins: int) -> list[str]:

@@ -37,6 +37,7 @@ Conventions
 
 from __future__ import annotations
 
+import gc
 from collections.abc import Iterable
 
 import numpy as np
@@ -165,26 +166,34 @@ def instances(
     return out, table
 
 
-def _moments(mask: np.ndarray, start, spacing: np.ndarray, slab: int = 32):
-    """Voxel count, centroid (µm) and coordinate covariance (µm²) of a mask, slab by slab.
+def _moments(mask: np.ndarray, start, spacing: np.ndarray):
+    """Voxel count, centroid (µm) and coordinate covariance (µm²) of a mask.
 
-    The same numbers as from ``np.argwhere(mask)`` (float64 sums), without holding every
-    voxel's coordinates at once (a whole cell at 25 nm has tens of millions).
+    The same numbers as from ``np.argwhere(mask)`` (float64 sums about the box centre,
+    which are exact: every term is a multiple of ¼ far below 2⁵³), from the mask's three
+    2D projections (counts along one axis each) in exact integer arithmetic: three passes
+    over the mask instead of every voxel's coordinates (a whole cell at 25 nm has tens of
+    millions).
     """
-    n = 0
-    s1 = np.zeros(3)
-    s2 = np.zeros((3, 3))
-    ref = np.asarray(mask.shape, dtype=float) / 2.0  # sums about the box centre: no cancellation
-    for z0 in range(0, mask.shape[0], slab):
-        idx = np.nonzero(mask[z0 : z0 + slab])
-        if not idx[0].size:
-            continue
-        c = np.stack(idx, axis=1).astype(np.float64)
-        c[:, 0] += z0
-        c -= ref
-        n += c.shape[0]
-        s1 += c.sum(axis=0)
-        s2 += c.T @ c
+    m = np.asarray(mask, dtype=bool)
+    u = m.view(np.uint8)
+    pzy = u.sum(axis=2, dtype=np.int64)  # (z, y): counts along x
+    pzx = u.sum(axis=1, dtype=np.int64)  # (z, x)
+    pyx = u.sum(axis=0, dtype=np.int64)  # (y, x)
+    n = int(pzy.sum())
+    # doubled coordinates about the box centre, K = 2 k - shape: integers (the centre may
+    # fall between voxels); first and second moments of K exactly, in int64
+    kz, ky, kx = (2 * np.arange(s, dtype=np.int64) - s for s in m.shape)
+    pz, py, px = pzy.sum(axis=1), pzy.sum(axis=0), pzx.sum(axis=0)
+    s1k = np.array([kz @ pz, ky @ py, kx @ px], dtype=np.int64)
+    s2k = np.empty((3, 3), dtype=np.int64)
+    s2k[0, 0], s2k[1, 1], s2k[2, 2] = (kz * kz) @ pz, (ky * ky) @ py, (kx * kx) @ px
+    s2k[0, 1] = s2k[1, 0] = kz @ pzy @ ky
+    s2k[0, 2] = s2k[2, 0] = kz @ pzx @ kx
+    s2k[1, 2] = s2k[2, 1] = ky @ pyx @ kx
+    s1 = s1k.astype(np.float64) / 2.0  # exact: integers below 2^53, halved
+    s2 = s2k.astype(np.float64) / 4.0
+    ref = np.asarray(m.shape, dtype=float) / 2.0
     mean = s1 / max(n, 1)
     cov = (s2 / max(n, 1) - np.outer(mean, mean)) * np.outer(spacing, spacing)
     centroid = (mean + ref + np.asarray(start)) * spacing
@@ -221,12 +230,13 @@ def _elongation_flatness(cov: np.ndarray, n: int, spacing: np.ndarray) -> tuple[
 
 def _lac_stats(values: np.ndarray) -> dict:
     """LAC columns of a row from the object's LAC values (µm⁻¹)."""
-    values = np.asarray(values, dtype=np.float64)
-    p10, median, p90 = np.percentile(values, [10, 50, 90])
+    values = np.array(values, dtype=np.float64)  # our own copy: partitioned in place below
+    mean, sd = float(values.mean()), float(values.std())  # before the partition reorders it
+    p10, median, p90 = np.percentile(values, [10, 50, 90], overwrite_input=True)
     return {
-        "lac_mean_per_um": float(values.mean()),
+        "lac_mean_per_um": mean,
         "lac_median_per_um": float(median),
-        "lac_sd_per_um": float(values.std()),
+        "lac_sd_per_um": sd,
         "lac_p10_per_um": float(p10),
         "lac_p90_per_um": float(p90),
     }
@@ -242,13 +252,13 @@ def _row(
     smooth_iterations: int,
     small_n: float,
     depth_of,
+    area: float | None = None,
 ) -> dict:
     n = int(mask.sum())
     voxel_volume = float(np.prod(spacing))
     volume = n * voxel_volume
-    mesh = _mesh_crop(mask, spacing, start, smooth_iterations)
-    area = float(mesh.area)
-    del mesh  # peak memory: a whole cell's mesh
+    if area is None:  # else the caller's area of the same mesh
+        area = _mesh_area(mask, spacing, start, smooth_iterations)
     sphericity = np.pi ** (1 / 3) * (6 * volume) ** (2 / 3) / area if area > 0 else np.nan
     _, centroid, cov = _moments(mask, start, spacing)
     elongation, flatness = _elongation_flatness(cov, n, spacing)
@@ -271,6 +281,17 @@ def _row(
     }
 
 
+def _mesh_area(mask: np.ndarray, spacing: np.ndarray, start, smooth_iterations: int) -> float:
+    """Area (µm²) of the Taubin-smoothed marching-cubes mesh of a cropped mask."""
+    mesh = _mesh_crop(mask, spacing, start, smooth_iterations)
+    area = float(mesh.area)
+    big = len(mesh.faces) > 100_000
+    del mesh
+    if big:  # a Trimesh is in reference cycles: free a whole cell's mesh now (peak memory)
+        gc.collect()
+    return area
+
+
 def _surface_distance(cmask: np.ndarray, start, spacing: np.ndarray):
     """Function: point (z, y, x) µm → distance (µm) to the nearest voxel outside the cell."""
     from scipy.spatial import cKDTree
@@ -289,17 +310,61 @@ def _surface_distance(cmask: np.ndarray, start, spacing: np.ndarray):
     return depth_of
 
 
+def _union(labels: np.ndarray, values: list[int]) -> np.ndarray:
+    """``np.isin(labels, values)``; for uint8 labels a 256-entry lookup table (one pass)."""
+    if labels.dtype == np.uint8:
+        lut = np.zeros(256, dtype=bool)
+        lut[[v for v in values if 0 <= v <= 255]] = True
+        return lut[labels]
+    return np.isin(labels, values)
+
+
+def fill_holes(mask: np.ndarray) -> np.ndarray:
+    """``scipy.ndimage.binary_fill_holes(mask)`` (6-connected background), in one labelling.
+
+    The background components (6-connectivity, as scipy's default structure) that touch
+    the array border are the outside; every other background voxel is an enclosed hole
+    and is filled. scipy grows the outside from the border by repeated dilation, one voxel
+    layer per pass: seconds on a whole cell at 25 nm; the result is the same.
+
+    Examples
+    --------
+    >>> m = np.ones((3, 3, 3), bool); m[1, 1, 1] = False
+    >>> bool(fill_holes(m)[1, 1, 1])
+    True
+    """
+    mask = np.asarray(mask, dtype=bool)
+    if mask.size == 0:
+        return mask.copy()
+    bg, n = ndimage.label(~mask, output=np.int32)  # default structure: 6-connectivity
+    if n == 0:
+        return mask.copy()
+    outside = np.zeros(n + 1, dtype=bool)
+    for axis in range(mask.ndim):
+        for end in (0, -1):
+            outside[np.unique(np.take(bg, end, axis=axis))] = True
+    outside[0] = True  # label 0 is the mask itself
+    out = outside[bg]
+    del bg
+    np.logical_not(out, out=out)
+    out |= mask
+    return out
+
+
 def _cell_mask(labels: np.ndarray, values: list[int]) -> np.ndarray:
     """Largest 26-connected component of the union of ``values``, enclosed holes filled."""
-    union = np.isin(labels, values)
+    union = _union(labels, values)
     out = np.zeros(union.shape, dtype=bool)
     box = mask_box(union)  # the union's bounding box: the work is there
     if box is None:
         return out
-    comps, _ = ndimage.label(union[box], structure=CONNECTIVITY_26)
+    comps, _ = ndimage.label(union[box], structure=CONNECTIVITY_26, output=np.int32)
+    del union
     sizes = np.bincount(comps.ravel())
     sizes[0] = 0
-    out[box] = ndimage.binary_fill_holes(comps == int(np.argmax(sizes)))
+    largest = comps == int(np.argmax(sizes))
+    del comps
+    out[box] = fill_holes(largest)
     return out
 
 
@@ -334,6 +399,8 @@ def measure_objects(
     contact_distance_um: float | None = None,
     separate: dict[str, float] | None = None,
     cell: np.ndarray | None = None,
+    instance_split: tuple[np.ndarray, pd.DataFrame] | None = None,
+    cell_surface_um2: float | None = None,
 ) -> pd.DataFrame:
     """Measure every object of every non-ice class, and the whole cell.
 
@@ -374,6 +441,14 @@ def measure_objects(
         until every object's LAC columns are computed: a caller that passes its only
         reference (e.g. ``measure_objects(labels, volumes.pop(), ...)``) has it freed
         before the meshes and the relations.
+    instance_split : (ndarray, pandas.DataFrame), optional
+        :func:`instances` of these labels with the non-ice classes and ``separate`` when the
+        caller has it already (e.g. computed before reading the LAC volume: peak memory);
+        computed here otherwise.
+    cell_surface_um2 : float, optional
+        The area (µm²) of the cell mask's mesh with ``smooth_iterations`` when the caller
+        has it already (e.g. for :func:`sxtflow.quantify.surface_summary`); meshed here
+        otherwise.
 
     Returns
     -------
@@ -407,7 +482,12 @@ def measure_objects(
         raise ValueError(f"cell mask shape {cell.shape} differs from the labels' {lab.shape}")
     csl = mask_box(cell)
     cell_lac = _lac_stats(lacd[csl][cell[csl]]) if csl is not None else None
-    inst, table = instances(lab, organelles, spacing_um=tuple(spacing), separate=separate)
+    if instance_split is None:
+        instance_split = instances(lab, organelles, spacing_um=tuple(spacing), separate=separate)
+    inst, table = instance_split
+    del instance_split
+    if inst.shape != lab.shape:
+        raise ValueError(f"instance labels shape {inst.shape} differs from the labels' {lab.shape}")
     slices = ndimage.find_objects(inst)
     lac_rows = {}
     pairs = list(zip(table["object_id"], table["class"], strict=True))
@@ -428,7 +508,16 @@ def measure_objects(
         # the volume border counts as the cell's surface (the shell extends beyond it)
         depth_of = _surface_distance(cmask, cstart, spacing)
         cell_row = _row(
-            CELL_CLASS, 0, cmask, cstart, cell_lac, spacing, smooth_iterations, small_n, None
+            CELL_CLASS,
+            0,
+            cmask,
+            cstart,
+            cell_lac,
+            spacing,
+            smooth_iterations,
+            small_n,
+            None,
+            area=cell_surface_um2,
         )
         rows.append(cell_row)
         del cmask

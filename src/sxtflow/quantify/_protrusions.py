@@ -275,6 +275,7 @@ def surface_summary(
     *,
     body_radius_um: float = 0.5,
     body: np.ndarray | None = None,
+    cell_surface_um2: float | None = None,
 ) -> pd.DataFrame:
     """One row per cell: protrusion counts, volume fraction and surface roughness.
 
@@ -288,6 +289,10 @@ def surface_summary(
         As in :func:`protrusions` (ignored when ``body`` is given).
     body : ndarray of bool, optional
         A precomputed :func:`cell_body`.
+    cell_surface_um2 : float, optional
+        The area (µm²) of the cell's mesh (20 Taubin iterations, as here) when the caller
+        has it already (:func:`sxtflow.quantify.measure_objects` meshes the same surface);
+        meshed here otherwise.
 
     Returns
     -------
@@ -297,8 +302,7 @@ def surface_summary(
         ``n_lamellipodia``, ``n_blebs``, ``cell_surface_um2``, ``body_surface_um2``,
         ``surface_roughness``, ``body_roughness``, ``body_radius_um``.
     """
-    from ._measure import _moments, mask_box
-    from ._mesh import _mesh_crop
+    from ._measure import _mesh_area, _moments, mask_box
 
     cell = np.asarray(cell_mask, dtype=bool)
     spacing = _spacing3(spacing_um)
@@ -315,12 +319,15 @@ def surface_summary(
         row[col] = int((table["type"] == name).sum()) if len(table) else 0
     row["n_blebs"] = int((table["type"] == "bleb").sum()) if len(table) else 0
     areas = []
-    for m in (cell, body):
+    for m, known in ((cell, cell_surface_um2), (body, None)):
         if not m.any():
             areas.append(np.nan)
             continue
+        if known is not None:
+            areas.append(float(known))
+            continue
         sl = mask_box(m)
-        areas.append(float(_mesh_crop(m[sl], spacing, tuple(s.start for s in sl)).area))
+        areas.append(_mesh_area(m[sl], spacing, tuple(s.start for s in sl), 20))
     row["cell_surface_um2"], row["body_surface_um2"] = areas
     row["surface_roughness"] = areas[0] / areas[1] - 1 if areas[1] else np.nan
     if body.sum() > 1:

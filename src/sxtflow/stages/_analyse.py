@@ -71,14 +71,27 @@ def run_measure(
     ``nucleus`` class). ``separate``, ``chromatin`` and ``surface`` default to the options of
     :mod:`sxtflow.options` (``separate``: the default entries of the classes given)."""
     from .. import quantify
+    from ..quantify._measure import _mesh_area, _union, mask_box
 
     labels = _compact_labels(io.read_volume(labels_path))
     names = [k for k in classes if k != "ice"]
     spacing = labels.spacing_um
-    # peak memory: the cell mask and its surface before the LAC volume is read; the LAC
-    # volume handed to measure_objects (which frees it once the objects' LAC columns are
-    # done) and read again for the chromatin
-    cell = quantify.cell_mask(labels.data, [classes[k] for k in names])
+    lab = labels.data
+    values = [classes[k] for k in names]
+    chrom = {**DEFAULTS["chromatin"], **(chromatin or {})}
+    # peak memory: the cell's surface (cell body, protrusions) before the LAC volume is
+    # read; of that volume only the part that is measured is kept: the box of every
+    # measured class (all objects and the cell lie in it; the rest of the kept volume is
+    # never written, so never resident) and the nuclei's box with the chromatin's
+    # smoothing margin
+    cell = quantify.cell_mask(lab, values)
+    # the cell's mesh, once: its area is the cell row's and the roughness's
+    csl = mask_box(cell)
+    cell_area = (
+        _mesh_area(cell[csl], np.asarray(spacing), tuple(b.start for b in csl), smooth_iterations)
+        if csl is not None
+        else None
+    )
     prot = summary = None
     if out_surface is not None:
         opts = {**DEFAULTS["surface"], **(surface or {})}
@@ -86,14 +99,36 @@ def run_measure(
         body = quantify.cell_body(cell, spacing, radius)
         # [0]: the protrusions' label volume (int32, whole volume) is not kept
         prot = quantify.protrusions(cell, spacing, body=body, **opts)[0]
-        summary = quantify.surface_summary(cell, spacing, prot, body=body, body_radius_um=radius)
+        summary = quantify.surface_summary(
+            cell, spacing, prot, body=body, body_radius_um=radius,
+            # the same mesh when measure smooths as surface_summary does (20 iterations)
+            cell_surface_um2=cell_area if smooth_iterations == 20 else None,
+        )  # fmt: skip
         del body
-    lacs = [io.read_volume(tomogram_path)]
-    if labels.data.shape != lacs[0].data.shape:
+    union_box = mask_box(_union(lab, values))
+    nucleus = nuc_box = None
+    if out_chromatin is not None and "nucleus" in classes:
+        nucleus = lab == classes["nucleus"]
+        nuc_box = quantify.chromatin_box(nucleus, spacing, chrom.get("smooth_sigma_um"))
+        nucleus = nucleus[nuc_box].copy() if nuc_box is not None else None
+    lac = io.read_volume(tomogram_path)
+    if lab.shape != lac.data.shape:
         raise InputError(
             labels_path,
-            f"shape {labels.data.shape} differs from the tomogram's {lacs[0].data.shape}",
+            f"shape {lab.shape} differs from the tomogram's {lac.data.shape}",
         )
+    lac_voxel_nm = lac.voxel_nm
+    kept = np.zeros(lab.shape, dtype=lac.data.dtype)  # pages never written stay unallocated
+    if union_box is not None:
+        kept[union_box] = lac.data[union_box]
+    nuc_lac = np.array(lac.data[nuc_box]) if nuc_box is not None else None
+    del lac
+    lacs = [io.Volume(kept, lac_voxel_nm)]
+    del kept
+    separate = _per_class(separate, _MEASURE["separate"], classes)
+    split = quantify.instances(
+        lab, {k: classes[k] for k in names}, spacing_um=tuple(spacing), separate=separate
+    )
     objects = quantify.measure_objects(
         labels,
         lacs.pop(),
@@ -102,10 +137,12 @@ def run_measure(
         smooth_iterations=smooth_iterations,
         relations=True,
         contact_distance_um=contact_distance_um,
-        separate=_per_class(separate, _MEASURE["separate"], classes),
+        separate=separate,
         cell=cell,
+        instance_split=split,
+        cell_surface_um2=cell_area,
     )
-    del cell
+    del cell, split
     io.write_table(out_organelles, objects)
     cell_row = quantify.cell_summary(objects, classes=names)
     del objects
@@ -115,14 +152,11 @@ def run_measure(
         summary = summary.drop(columns=[c for c in summary.columns if c in cell_row.columns])
         cell_row = pd.concat([cell_row, summary], axis=1)
     if out_chromatin is not None:
-        nucleus = labels.data == classes["nucleus"] if "nucleus" in classes else None
         if nucleus is None or not nucleus.any():
             table = pd.DataFrame()
         else:
-            lac = io.read_volume(tomogram_path)
-            opts = {**DEFAULTS["chromatin"], **(chromatin or {})}
-            _, table = quantify.split_chromatin(lac.data, nucleus, spacing, **opts)
-            del lac
+            # on the nuclei's box: the same table as on the whole volume (chromatin_box)
+            _, table = quantify.split_chromatin(nuc_lac, nucleus, spacing, **chrom)
         io.write_table(out_chromatin, table)
         if out_profile is not None:
             profile = quantify.radial_profile(table) if len(table) else pd.DataFrame()

@@ -41,7 +41,7 @@ def test_moments_equal_those_of_all_coordinates():
     mask = lab == 4
     spacing = np.array([0.03, 0.02, 0.025])
     start = (5, 7, 11)
-    n, centroid, cov = _moments(mask, start, spacing, slab=4)
+    n, centroid, cov = _moments(mask, start, spacing)
     coords = (np.argwhere(mask) + start) * spacing
     d = coords - coords.mean(axis=0)
     assert n == mask.sum()

@@ -1,0 +1,160 @@
+"""The shortcuts of measure at real sizes (issue 14) give what the straightforward
+computations give: exactly, on small volumes."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import ndimage
+
+from sxtflow import io, quantify, stages
+from sxtflow.io import Volume
+from sxtflow.options import DEFAULTS
+from sxtflow.quantify._measure import _moments, _union, fill_holes
+
+CLASSES = {"ice": 1, "cytoplasm": 2, "nucleus": 4, "lipid_droplet": 8, "mitochondrion": 9}
+
+
+def moments_of_all_coordinates(mask, start, spacing):
+    """Count, centroid and covariance from every voxel's coordinates (float64)."""
+    c = np.argwhere(mask).astype(np.float64) - np.asarray(mask.shape) / 2.0
+    n = len(c)
+    mean = c.sum(axis=0) / max(n, 1)
+    cov = (c.T @ c / max(n, 1) - np.outer(mean, mean)) * np.outer(spacing, spacing)
+    return n, (mean + np.asarray(mask.shape) / 2.0 + np.asarray(start)) * spacing, cov
+
+
+def random_masks(n, seed, max_edge=24):
+    rng = np.random.default_rng(seed)
+    for _ in range(n):
+        shape = tuple(int(s) for s in rng.integers(1, max_edge, 3))
+        field = ndimage.gaussian_filter(rng.normal(size=shape), 1.3)
+        yield field > rng.uniform(-0.25, 0.2)
+
+
+def test_moments_from_projections_equal_those_of_every_coordinate_exactly():
+    spacing = np.array([0.03, 0.02, 0.025])
+    for mask in random_masks(25, seed=3):
+        n, centroid, cov = _moments(mask, (5, 7, 11), spacing)
+        want = moments_of_all_coordinates(mask, (5, 7, 11), spacing)
+        assert n == want[0]
+        np.testing.assert_array_equal(centroid, want[1])  # bit for bit: exact sums
+        np.testing.assert_array_equal(cov, want[2])
+
+
+def test_fill_holes_by_one_labelling_equals_scipy():
+    for mask in random_masks(40, seed=4):
+        np.testing.assert_array_equal(fill_holes(mask), ndimage.binary_fill_holes(mask))
+    cube = np.ones((5, 5, 5), bool)
+    cube[2, 2, 2] = cube[1, 2, 2] = False  # a cavity of two voxels
+    assert fill_holes(cube).all()
+    assert not fill_holes(np.zeros((3, 4, 5), bool)).any()
+
+
+def test_union_lookup_table_equals_isin():
+    rng = np.random.default_rng(5)
+    lab = rng.integers(0, 12, (9, 10, 11)).astype(np.uint8)
+    for values in ([2, 4], [9], [], [1, 2, 3, 300]):
+        np.testing.assert_array_equal(_union(lab, values), np.isin(lab, values))
+    np.testing.assert_array_equal(_union(lab.astype(np.int32), [2]), lab == 2)
+
+
+def small_cell(seed=0):
+    """A cell with a textured nucleus, two touching droplets, mitochondria, a hole, a
+    protrusion and a piece of debris, and its LAC (µm⁻¹)."""
+    rng = np.random.default_rng(seed)
+    shape = (40, 48, 52)
+    zz, yy, xx = np.mgrid[: shape[0], : shape[1], : shape[2]]
+    lab = np.ones(shape, np.uint8)
+    lab[((zz - 20) / 15) ** 2 + ((yy - 24) / 18) ** 2 + ((xx - 24) / 19) ** 2 <= 1] = 2
+    lab[19:22, 23:26, 40:50] = 2  # a protrusion
+    lab[((zz - 20) / 8) ** 2 + ((yy - 22) / 9) ** 2 + ((xx - 20) / 9) ** 2 <= 1] = 4
+    for cy in (33, 37):
+        lab[(zz - 20) ** 2 + (yy - cy) ** 2 + (xx - 31) ** 2 <= 5] = 8
+    mito = ndimage.gaussian_filter(rng.normal(size=shape), 1.5) > 0.12
+    lab[mito & (lab == 2)] = 9
+    lab[24:26, 30:32, 14:16] = 1  # a hole in the cell
+    lab[1:4, 1:4, 1:4] = 2  # debris apart from the cell
+    dense = ndimage.gaussian_filter(rng.normal(size=shape), 1.2) > 0.1
+    lac = np.select([lab == 1, lab == 4], [0.1, np.where(dense, 0.36, 0.26)], 0.22)
+    lac = (lac + rng.normal(0, 0.01, shape)).astype(np.float32)
+    return lab, lac
+
+
+def straightforward_tables(lab, lac, voxel_nm, spacing):
+    """The tables of run_measure from the whole-volume calls, each computed on its own."""
+    names = [k for k in CLASSES if k != "ice"]
+    labels, tomo = Volume(lab, voxel_nm), Volume(lac, voxel_nm)
+    cell = quantify.cell_mask(lab, [CLASSES[k] for k in names])
+    opts = dict(DEFAULTS["surface"])
+    radius = float(opts.pop("body_radius_um"))
+    body = quantify.cell_body(cell, spacing, radius)
+    prot = quantify.protrusions(cell, spacing, body=body, **opts)[0]
+    summary = quantify.surface_summary(cell, spacing, prot, body=body, body_radius_um=radius)
+    m = DEFAULTS["measure"]
+    objects = quantify.measure_objects(
+        labels, tomo, dict(CLASSES), min_volume_um3=m["min_volume_um3"], relations=True,
+        contact_distance_um=m["contact_distance_um"],
+        separate={k: v for k, v in m["separate"].items() if k in CLASSES},
+    )  # fmt: skip
+    row = quantify.cell_summary(objects, classes=names)
+    row = pd.concat([row, summary.drop(columns=[c for c in summary if c in row])], axis=1)
+    _, chrom = quantify.split_chromatin(lac, lab == 4, spacing, **DEFAULTS["chromatin"])
+    return {"org": objects, "cell": row, "chrom": chrom, "surf": prot}
+
+
+def test_run_measure_writes_the_tables_of_the_whole_volume_calls(tmp_path):
+    lab, lac = small_cell()
+    io.write_volume(tmp_path / "lab.mrc", Volume(lab, 50.0))
+    io.write_volume(tmp_path / "lac.mrc", Volume(lac, 50.0))
+    m = DEFAULTS["measure"]
+    stages.run_measure(
+        tmp_path / "lab.mrc", tmp_path / "lac.mrc", tmp_path / "org.tsv", tmp_path / "cell.tsv",
+        tmp_path / "chrom.tsv", tmp_path / "prof.tsv", tmp_path / "surf.tsv", classes=CLASSES,
+        min_volume_um3=m["min_volume_um3"], contact_distance_um=m["contact_distance_um"],
+    )  # fmt: skip
+    want = straightforward_tables(lab, lac, 50.0, (0.05,) * 3)
+    assert len(want["org"]) > 8 and len(want["chrom"]) == 1 and len(want["surf"]) >= 1
+    for name, table in want.items():
+        io.write_table(tmp_path / f"want_{name}.tsv", table)
+        got = (tmp_path / f"{name}.tsv").read_text()
+        assert got == (tmp_path / f"want_{name}.tsv").read_text(), name
+
+
+def test_chromatin_on_its_box_equals_the_whole_volume():
+    lab, lac = small_cell(seed=1)
+    nucleus = lab == 4
+    nucleus[30:36, 5:10, 40:46] = True  # a second nucleus near the border
+    for spacing, sigma in (((0.05, 0.05, 0.05), None), ((0.08, 0.04, 0.05), 0.1)):
+        box = quantify.chromatin_box(nucleus, spacing, sigma)
+        want = quantify.split_chromatin(lac, nucleus, spacing, smooth_sigma_um=sigma)[1]
+        got = quantify.split_chromatin(lac[box], nucleus[box], spacing, smooth_sigma_um=sigma)[1]
+        assert len(got) == 2
+        pd.testing.assert_frame_equal(got, want, check_exact=True)
+    assert quantify.chromatin_box(np.zeros((4, 4, 4), bool), 0.05) is None
+
+
+@pytest.mark.parametrize("smooth", [20, 5])
+def test_given_cell_area_and_instances_equal_computing_them(smooth):
+    lab, lac = small_cell(seed=2)
+    spacing = (0.05,) * 3
+    names = {k: v for k, v in CLASSES.items() if k != "ice"}
+    cell = quantify.cell_mask(lab, list(names.values()))
+    split = quantify.instances(lab, names, spacing_um=spacing, separate={"lipid_droplet": 0.1})
+    common = dict(separate={"lipid_droplet": 0.1}, smooth_iterations=smooth, cell=cell)
+    want = quantify.measure_objects(Volume(lab, 50.0), Volume(lac, 50.0), CLASSES, **common)
+    area = float(want.loc[want["class"] == "cell", "surface_um2"].iloc[0])
+    got = quantify.measure_objects(
+        Volume(lab, 50.0), Volume(lac, 50.0), CLASSES, instance_split=split,
+        cell_surface_um2=area, **common,
+    )  # fmt: skip
+    pd.testing.assert_frame_equal(got, want, check_exact=True)
+    if smooth == 20:  # surface_summary meshes with 20 iterations: the same surface
+        body = quantify.cell_body(cell, spacing)
+        prot = quantify.protrusions(cell, spacing, body=body)[0]
+        pd.testing.assert_frame_equal(
+            quantify.surface_summary(cell, spacing, prot, body=body, cell_surface_um2=area),
+            quantify.surface_summary(cell, spacing, prot, body=body),
+            check_exact=True,
+        )
