@@ -20,6 +20,7 @@ Conventions
 
 from __future__ import annotations
 
+import gc
 import os
 from pathlib import Path
 
@@ -83,7 +84,11 @@ def _mesh_crop(
     # undo the padding and place the crop: (z, y, x) index space -> µm
     verts += (np.asarray(start_index, dtype=float) - 1.0) * spacing
     verts = verts[:, ::-1]  # (z, y, x) -> (x, y, z); flips handedness, fixed below
-    mesh = trimesh.Trimesh(vertices=verts, faces=faces, process=True)
+    # process=False: trimesh's processing merges duplicate vertices, and marching cubes on a
+    # binary mask has none (one vertex per crossed grid edge, at its midpoint): the same
+    # mesh without a hash of every vertex
+    mesh = trimesh.Trimesh(vertices=verts, faces=faces, process=False)
+    mesh.metadata["processed"] = True  # as trimesh marks it (the GLB scene records the flag)
     if _signed_volume(mesh.vertices, mesh.faces) < 0:  # trimesh's volume computes all moments
         mesh.invert()
     if smooth_iterations > 0:
@@ -219,6 +224,10 @@ def class_meshes(
         ]
         if pieces:
             out[name] = trimesh.util.concatenate(pieces) if len(pieces) > 1 else pieces[0]
+            big = len(pieces) > 1 and len(out[name].faces) > 100_000
+            del pieces
+            if big:  # the pieces are in reference cycles (Trimesh): free them now (peak memory)
+                gc.collect()
     return out
 
 

@@ -129,6 +129,20 @@ def _path_length(path_um: np.ndarray, window: int = 5) -> float:
     return float(np.linalg.norm(np.diff(smooth, axis=0), axis=1).sum())
 
 
+def _length_bound(n: int, spacing: np.ndarray) -> float:
+    """An upper bound (µm) of the ``length_um`` of a piece of ``n`` voxels.
+
+    Its geodesic path visits at most ``n`` voxels, so it has at most ``n - 1`` steps of at
+    most one voxel diagonal each: raw length L ≤ (n − 1) · diagonal. A path of more than
+    5 voxels is smoothed by a moving average of 5 (:func:`_path_length`) with its ends
+    kept, which adds at most 3/5 of a step length per step at the ends, so the smoothed
+    length is ≤ 2 L; shorter paths are not smoothed. Plus the one voxel (mean spacing)
+    of ``length_um``; with a relative margin for rounding.
+    """
+    raw = max(n - 1, 0) * float(np.sqrt((spacing**2).sum()))
+    return ((2.0 if n > 5 else 1.0) * raw + float(np.mean(spacing))) * (1 + 1e-9)
+
+
 def _piece_row(k, piece, body_crop, start, spacing, cell_centroid):
     from skimage.graph import MCP_Geometric
 
@@ -231,8 +245,11 @@ def protrusions(
         mask_centroid(body if body.any() else cell) * spacing if cell.any() else np.zeros(3)
     )
     vox = float(np.prod(spacing))
+    # most pieces are a few voxels of membrane roughness: a piece of n voxels cannot reach
+    # min_length_um (:func:`_length_bound`), so it is dropped before any geodesic work
+    sizes = np.bincount(pieces.ravel(), minlength=n + 1)
     for k, sl in enumerate(ndimage.find_objects(pieces), start=1):
-        if sl is None:
+        if sl is None or _length_bound(int(sizes[k]), spacing) < min_length_um:
             continue
         big = tuple(
             slice(max(s.start + o - 1, 0), min(s.stop + o + 1, dim))

@@ -158,3 +158,55 @@ def test_given_cell_area_and_instances_equal_computing_them(smooth):
             quantify.surface_summary(cell, spacing, prot, body=body),
             check_exact=True,
         )
+
+
+def test_pieces_too_small_to_be_long_enough_are_dropped_as_the_full_path_drops_them(
+    monkeypatch,
+):
+    from sxtflow.quantify import _protrusions
+
+    lab, _ = small_cell(seed=3)
+    cell = quantify.cell_mask(lab, [2, 4, 8, 9])
+    rng = np.random.default_rng(3)
+    shell = ndimage.binary_dilation(cell) & ~cell  # membrane roughness: bumps of 1-6 voxels
+    for z, y, x in np.argwhere(shell)[rng.choice(int(shell.sum()), 60, replace=False)]:
+        cell[z : z + rng.integers(1, 3), y : y + rng.integers(1, 3), x] = True
+    spacing = np.array([0.05, 0.04, 0.045])
+    body = quantify.cell_body(cell, spacing, 0.15)
+    fast = quantify.protrusions(cell, spacing, body=body, min_length_um=0.3)
+    monkeypatch.setattr(_protrusions, "_length_bound", lambda n, spacing: np.inf)
+    full = quantify.protrusions(cell, spacing, body=body, min_length_um=0.3)
+    pd.testing.assert_frame_equal(fast[0], full[0], check_exact=True)
+    np.testing.assert_array_equal(fast[1], full[1])
+    assert len(full[0]) >= 1
+    # the bound holds for every piece the full path measures
+    pieces, n = ndimage.label(cell & ~body, structure=np.ones((3, 3, 3), bool))
+    checked = 0
+    for k, sl in enumerate(ndimage.find_objects(pieces), start=1):
+        big = tuple(slice(max(s.start - 1, 0), s.stop + 1) for s in sl)
+        piece = pieces[big] == k
+        row = _protrusions._piece_row(k, piece, body[big], np.zeros(3), spacing, np.zeros(3))
+        if row is not None:
+            checked += 1
+            assert row["length_um"] <= _protrusions._length_bound(int(piece.sum()), spacing)
+    assert checked > 20
+
+
+def test_meshes_without_trimesh_processing_equal_the_processed_ones():
+    import trimesh
+    from skimage.measure import marching_cubes
+
+    from sxtflow.quantify._mesh import _mesh_crop
+
+    spacing = np.array([0.05, 0.03, 0.04])
+    for mask in random_masks(12, seed=6):
+        if not mask.any():
+            continue
+        verts, faces, _, _ = marching_cubes(
+            np.pad(mask, 1).astype(np.float32), level=0.5, spacing=tuple(spacing)
+        )
+        verts = (verts - spacing)[:, ::-1]
+        processed = trimesh.Trimesh(vertices=verts, faces=faces, process=True)
+        raw = _mesh_crop(mask, spacing, smooth_iterations=0)
+        np.testing.assert_array_equal(raw.vertices, processed.vertices)
+        np.testing.assert_array_equal(np.sort(raw.faces, axis=1), np.sort(processed.faces, axis=1))
