@@ -210,3 +210,58 @@ def test_meshes_without_trimesh_processing_equal_the_processed_ones():
         raw = _mesh_crop(mask, spacing, smooth_iterations=0)
         np.testing.assert_array_equal(raw.vertices, processed.vertices)
         np.testing.assert_array_equal(np.sort(raw.faces, axis=1), np.sort(processed.faces, axis=1))
+
+
+def test_one_voxel_dilation_and_erosion_by_shifts_equal_scipy():
+    from sxtflow.quantify._measure import CONNECTIVITY_26, _dilate, _erode6
+
+    face6 = ndimage.generate_binary_structure(3, 1)
+    for mask in random_masks(30, seed=7, max_edge=12):
+        np.testing.assert_array_equal(
+            _dilate(mask), ndimage.binary_dilation(mask, structure=CONNECTIVITY_26)
+        )
+        np.testing.assert_array_equal(
+            _dilate(mask, full=False), ndimage.binary_dilation(mask, structure=face6)
+        )
+        want = ndimage.binary_erosion(np.pad(mask, 1), structure=face6)[1:-1, 1:-1, 1:-1]
+        np.testing.assert_array_equal(_erode6(mask), want)
+
+
+def test_contact_counts_equal_those_of_every_pair():
+    from scipy.spatial.distance import cdist
+
+    from sxtflow.quantify._relations import _gap
+
+    lab, _ = small_cell(seed=4)
+    spacing = np.array([0.05, 0.04, 0.045])
+    names = {k: v for k, v in CLASSES.items() if k not in ("ice", "cytoplasm")}
+    inst, table = quantify.instances(lab, names)
+    contact = 0.06
+    rel = quantify.object_relations(
+        inst, table, spacing, quantify.cell_mask(lab, [2, 4, 8, 9]), contact_distance_um=contact
+    )
+    surf = {
+        int(o): np.argwhere(quantify.surface_voxels(inst == o)) * spacing
+        for o in table["object_id"]
+    }
+    checked = 0
+    for oid in table["object_id"]:
+        p = surf[int(oid)]
+        for target in names:
+            ids = table.loc[table["class"] == target, "object_id"]
+            others = [int(o) for o in ids if o != oid]
+            if not others:
+                continue
+            pts = np.concatenate([surf[o] for o in others])
+            owner = np.concatenate([np.full(len(surf[o]), o) for o in others])
+            d = cdist(p, pts)
+            nearest = np.argmin(d, axis=1)  # contact points: their nearest target point's gap
+            in_contact = _gap(p, pts[nearest], spacing) <= contact + 1e-9
+            found = set()
+            for i in np.flatnonzero(in_contact):  # every pair of a contact point
+                g = _gap(np.repeat(p[i : i + 1], len(pts), axis=0), pts, spacing)
+                found |= set(owner[g <= contact + 1e-9].tolist())
+            row = rel[rel["object_id"] == oid].iloc[0]
+            assert row[f"contacts_{target}"] == len(found), (oid, target)
+            checked += len(found) > 0
+    assert checked >= 3
