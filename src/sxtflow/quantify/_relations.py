@@ -108,12 +108,17 @@ def _nearest_gaps(tree: cKDTree, pts: np.ndarray, p: np.ndarray, spacing, reach:
     sub = p[:: max(1, len(p) // 100)]
     d_sub, _ = tree.query(sub)
     bound = float(d_sub.min()) * (1 + 1e-9) + 1e-12
+    # only target points within U of p's bounding box can be within U of p: the others
+    # (most of a membrane's) are left out before the tree is asked
+    lo, hi = p.min(axis=0), p.max(axis=0)
+    out = np.maximum(lo - pts, 0.0) + np.maximum(pts - hi, 0.0)
+    cand = np.flatnonzero((out * out).sum(axis=1) <= bound * bound * (1 + 1e-6))
     own = cKDTree(p)
-    _, j = own.query(pts, distance_upper_bound=bound)
+    _, j = own.query(pts[cand], distance_upper_bound=bound)
     found = j < len(p)
     if not found.any():
         return g, np.nan
-    return g, float(_gap(p[j[found]], pts[found], spacing).min())
+    return g, float(_gap(p[j[found]], pts[cand[found]], spacing).min())
 
 
 def _ray_exit(cell: np.ndarray, origin: np.ndarray, direction: np.ndarray, spacing) -> float:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ctypes
 import gc
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -171,18 +170,17 @@ def run_measure(
 
 
 def _release_memory() -> None:
-    """Free what is unreachable now and hand freed heap pages back to the system.
+    """Free what is unreachable now and give the C heap's freed memory back to the system.
 
     A Trimesh sits in reference cycles, so its arrays wait for the cycle collector; and
-    glibc keeps freed blocks below its (adaptive, up to 32 MiB) mmap threshold, such as a
-    cell's mesh arrays, in the heap, resident, until ``malloc_trim``. Elsewhere than glibc
-    only the collection runs.
+    glibc keeps freed blocks below its adaptive mmap threshold (up to 32 MiB: a cell's
+    mesh arrays, crops) in the heap, resident, until ``malloc_trim``
+    (:func:`._segment._release_freed_memory`, a no-op elsewhere than glibc).
     """
+    from ._segment import _release_freed_memory
+
     gc.collect()
-    try:
-        ctypes.CDLL(None).malloc_trim(0)
-    except (OSError, AttributeError):  # not glibc
-        pass
+    _release_freed_memory()
 
 
 def _compact_labels(volume):

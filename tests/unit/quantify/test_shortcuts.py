@@ -265,3 +265,30 @@ def test_contact_counts_equal_those_of_every_pair():
             assert row[f"contacts_{target}"] == len(found), (oid, target)
             checked += len(found) > 0
     assert checked >= 3
+
+
+def test_nearest_gap_with_the_box_filter_equals_asking_every_target_point():
+    from scipy.spatial import cKDTree
+    from scipy.spatial.distance import cdist
+
+    from sxtflow.quantify._relations import _gap, _nearest_gaps
+
+    rng = np.random.default_rng(8)
+    spacing = np.array([0.05, 0.04, 0.045])
+    for _ in range(20):
+        p = np.unique(rng.integers(10, 20, (60, 3)), axis=0) * spacing  # an object
+        shell = rng.integers(0, 40, (800, 3)) * spacing  # a target far and around it
+        d_box = np.linalg.norm(
+            np.maximum(p.min(0) - shell, 0) + np.maximum(shell - p.max(0), 0), axis=1
+        )
+        pts = shell[d_box > 0.2]  # nothing within reach: the bounded, reversed query
+        tree = cKDTree(pts)
+        g, got = _nearest_gaps(tree, pts, p, spacing, reach=0.1)
+        assert np.isinf(g).all()
+        sub = p[:: max(1, len(p) // 100)]
+        bound = float(cdist(sub, pts).min()) * (1 + 1e-9) + 1e-12
+        d = cdist(pts, p)
+        j = np.argmin(d, axis=1)
+        ok = d[np.arange(len(pts)), j] < bound
+        want = float(_gap(p[j[ok]], pts[ok], spacing).min())
+        assert got == want
