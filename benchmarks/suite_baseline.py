@@ -42,6 +42,7 @@ import argparse
 import inspect
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -247,6 +248,7 @@ def main(argv=None):
                         args.cache, key, srcs[kind], work, [t[0] for t in train], anns,
                         [t[0] for t in tests], classes, vox,
                     )  # fmt: skip
+                    shutil.rmtree(work)  # feature stores: hundreds of MB per tomogram
                     per[kind] = [
                         S.scores(lab, truth, classes, vox / 1000)
                         for lab, (_, truth, _) in zip(labs, tests, strict=True)
