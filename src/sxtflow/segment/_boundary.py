@@ -360,12 +360,7 @@ def snap_boundaries(
        threshold only where it is), each band voxel's test is averaged over the voxels of
        its own layer (same rounded distance to the surface) within ``pool_vox``, and the
        majority decides; used when the contrast reaches ``min_contrast`` SDs of that
-       average (the residual SD over √(4π ``pool_vox``²)). The vote moves whole layers
-       and stops wherever a layer's majority flips, up to ~0.5 voxel short of the edge
-       on the side it came from (a nucleus seeded 2 voxels inside ends 5 % too small),
-       so once it has settled the rounds go on with the pooled offset of step 2b, read
-       against the same local levels (the global ones where the local contrast is below
-       half the global one: no edge of this object there);
+       average (the residual SD over √(4π ``pool_vox``²));
     4. thin objects below ``min_contrast`` and thick ones whose contrast is too low for
        the vote too are left alone.
 
@@ -638,17 +633,6 @@ class _Snap:
                 beyond = self._vote(f, inner, outer, r, q, d_out, d_in, free & data)
                 if beyond is None:
                     break
-                can_pool = self.offset_vox > 0
-                if pooled and can_pool:
-                    # the local levels where they describe an edge of this object (local
-                    # contrast at least half the global one), the global ones elsewhere
-                    lb, lc, c0 = self._local_levels(f, inner, outer)
-                    edge = lc * np.sign(c0) >= 0.5 * abs(c0)
-                    lb = np.where(edge, lb, np.float32(np.median(f[outer])))
-                    lc = np.where(edge, lc, np.float32(c0))
-                    beyond = self._offset(
-                        f, lb, lc, region, q, model, free & data, beyond, d_out, d_in, c_ref=c0
-                    )
             else:
                 break
             keep = (obj & ~band) | (free & beyond) | core
@@ -676,7 +660,7 @@ class _Snap:
                 pooled, left, seen = True, max_rounds, {_digest(obj)}
         return obj
 
-    def _offset(self, f, b, c, region, q, model, where, beyond, d_out, d_in, c_ref=None):
+    def _offset(self, f, b, c, region, q, model, where, beyond, d_out, d_in):
         """Band voxels inside the surface by the local surface offset (step 3b), or
         ``beyond`` (one voxel's test) where one voxel places it well enough.
 
@@ -701,9 +685,8 @@ class _Snap:
         flat = region & (grad < 0.1 * gmax)
         if gmax <= 0 or np.count_nonzero(flat) < 20:
             return beyond  # the noise cannot be told from the model's misfit: no pooling
-        bf, cf = (b[flat], c[flat]) if np.ndim(b) else (b, c)
-        noise = float(np.std(f[flat] - bf - cf * model[flat]))
-        s1 = noise / abs(c if c_ref is None else c_ref) / gmax
+        noise = float(np.std(f[flat] - b - c * model[flat]))
+        s1 = noise / abs(c) / gmax
         if s1 <= self.offset_vox:
             return beyond
         s = max(self.smooth_vox, 0.5)
@@ -760,29 +743,6 @@ class _Snap:
         layer = np.rint((d_out[points] - d_in[points]) / vox).astype(np.int16)
         out[points] = _pool_at(points, above, layer, f.shape, pool * vox / spacing)
         return out
-
-    def _local_levels(self, f, inner, outer):
-        """The surroundings' level and the object's contrast near every voxel, as
-        :meth:`_vote` reads them (Gaussian-weighted means of the two layers within 1.5
-        ``pool_vox``; the global medians where a layer is out of reach), everywhere in
-        ``f``'s box: ``(b, c, c_global)``, two arrays of ``f``'s shape and a float."""
-        b = float(np.median(f[outer]))
-        c = float(np.median(f[inner])) - b
-        sg = 1.5 * self.pool_vox * self.vox / self.spacing
-        box = _kernel_box(inner | outer, sg)
-        inner, outer, fb = inner[box], outer[box], f[box]
-        den_a = ndi.gaussian_filter(inner.astype(np.float32), sg)
-        den_b = ndi.gaussian_filter(outer.astype(np.float32), sg)
-        ok = (den_a > 1e-3) & (den_b > 1e-3)
-        a_loc = ndi.gaussian_filter(np.where(inner, fb, 0).astype(np.float32), sg)
-        b_loc = ndi.gaussian_filter(np.where(outer, fb, 0).astype(np.float32), sg)
-        a_loc = a_loc / np.maximum(den_a, 1e-12)
-        b_loc = b_loc / np.maximum(den_b, 1e-12)
-        b_map = np.full(f.shape, b, dtype=np.float32)
-        c_map = np.full(f.shape, c, dtype=np.float32)
-        b_map[box] = np.where(ok, b_loc, b)
-        c_map[box] = np.where(ok, a_loc - b_loc, c)
-        return b_map, c_map, c
 
 
 def _relabel(sub, first, obj, tile_core, value) -> int:
