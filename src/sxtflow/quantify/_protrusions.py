@@ -45,6 +45,11 @@ from ..segment._distance import distance_um
 
 _C26 = np.ones((3, 3, 3), dtype=bool)
 
+#: Taubin smoothing iterations of the cell's and the body's meshes in
+#: :func:`surface_summary` (a caller holding the cell mesh's area at this smoothing passes
+#: it as ``cell_surface_um2``).
+SURFACE_SMOOTH_ITERATIONS = 20
+
 #: Columns of :func:`protrusions`, in order.
 PROTRUSION_COLUMNS = [
     "protrusion_id",
@@ -307,7 +312,8 @@ def surface_summary(
     body : ndarray of bool, optional
         A precomputed :func:`cell_body`.
     cell_surface_um2 : float, optional
-        The area (µm²) of the cell's mesh (20 Taubin iterations, as here) when the caller
+        The area (µm²) of the cell's mesh (:data:`SURFACE_SMOOTH_ITERATIONS` Taubin
+        iterations, as here) when the caller
         has it already (:func:`sxtflow.quantify.measure_objects` meshes the same surface);
         meshed here otherwise.
 
@@ -344,7 +350,9 @@ def surface_summary(
             areas.append(float(known))
             continue
         sl = mask_box(m)
-        areas.append(_mesh_area(m[sl], spacing, tuple(s.start for s in sl), 20))
+        areas.append(
+            _mesh_area(m[sl], spacing, tuple(s.start for s in sl), SURFACE_SMOOTH_ITERATIONS)
+        )
     row["cell_surface_um2"], row["body_surface_um2"] = areas
     row["surface_roughness"] = areas[0] / areas[1] - 1 if areas[1] else np.nan
     if body.sum() > 1:

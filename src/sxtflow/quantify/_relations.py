@@ -230,7 +230,9 @@ def _check_relation_inputs(instance_labels, spacing_um, cell_mask, contact_dista
     if spacing.size != 3 or np.any(spacing <= 0):
         raise ValueError(f"spacing_um must be 3 positive floats, got {spacing_um}")
     if cell_mask is None:
-        cell_mask = ndimage.binary_fill_holes(inst > 0)
+        from ._measure import fill_holes  # scipy's result, in one labelling
+
+        cell_mask = fill_holes(inst > 0)
     cell_mask = np.asarray(cell_mask, dtype=bool)
     if cell_mask.shape != inst.shape:
         raise ValueError(f"cell_mask shape {cell_mask.shape} differs from {inst.shape}")

@@ -76,6 +76,7 @@ def run_measure(
     :mod:`sxtflow.options` (``separate``: the default entries of the classes given)."""
     from .. import quantify
     from ..quantify._measure import _mesh_area, _union, mask_box
+    from ..quantify._protrusions import SURFACE_SMOOTH_ITERATIONS
 
     labels = _compact_labels(io.read_volume(labels_path))
     names = [k for k in classes if k != "ice"]
@@ -105,8 +106,8 @@ def run_measure(
         prot = quantify.protrusions(cell, spacing, body=body, **opts)[0]
         summary = quantify.surface_summary(
             cell, spacing, prot, body=body, body_radius_um=radius,
-            # the same mesh when measure smooths as surface_summary does (20 iterations)
-            cell_surface_um2=cell_area if smooth_iterations == 20 else None,
+            # the same mesh when measure smooths as surface_summary does
+            cell_surface_um2=cell_area if smooth_iterations == SURFACE_SMOOTH_ITERATIONS else None,
         )  # fmt: skip
         del body
     _release_memory()  # the surface work's meshes and crops go before the LAC volume comes
