@@ -11,6 +11,7 @@ from scipy import ndimage as ndi
 
 from sxtflow.segment import (
     FeatureSpec,
+    _coarse,
     block_features,
     coarse_pass,
     compute_features,
@@ -20,7 +21,8 @@ from sxtflow.segment import (
     train,
     used_features,
 )
-from sxtflow.segment._coarse import _lattice, _lattice_features
+from sxtflow.segment._coarse import _conv_at, _lattice, _lattice_features
+from sxtflow.segment._filters import gaussian_kernel
 
 CLASSES = {"ice": 1, "cytoplasm": 2, "lipid_droplet": 3}
 SPEC = FeatureSpec(
@@ -136,6 +138,21 @@ def test_lattice_features_equal_block_features_at_lattice_points(lac_truth):
     got = _lattice_features(lac, SPEC, zp[2:6], yp, xp)
     np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
     assert _lattice(10, 4).tolist() == [2, 6, 9]
+
+
+@pytest.mark.parametrize("chunk", [3, 32])
+def test_conv_at_equals_scipy_at_the_positions_along_every_axis(monkeypatch, chunk):
+    # several kernels in one product, each product over the window of its positions
+    monkeypatch.setattr(_coarse, "_CHUNK", chunk)
+    a = np.random.default_rng(3).random((30, 34, 38)).astype(np.float32)
+    kernels = [gaussian_kernel(1.6, order) for order in (0, 1, 2)]
+    r = (len(kernels[0]) - 1) // 2
+    for axis in range(3):
+        pos = np.arange(r, a.shape[axis] - r, 2)
+        got = _conv_at(a, kernels, axis, pos)
+        for k, g in zip(kernels, got, strict=True):
+            want = np.take(ndi.convolve1d(a, k, axis=axis, output=np.float64), pos, axis=axis)
+            np.testing.assert_allclose(g, want, rtol=1e-5, atol=1e-6)
 
 
 def test_fine_cells_grow_the_unsure_cells():
