@@ -125,10 +125,21 @@ def class_slice_uncertainty(
             near = lz == v
             if not near.any():
                 continue
-            if reach > 0:
-                near = ndi.binary_dilation(near, disk)
+            if reach > 0:  # in the class's box grown by the reach: the same mask
+                box = _grown_box(near, reach)
+                near[box] = ndi.binary_dilation(near[box], disk)
             out[k, z0 : z0 + slab] = np.where(near, u, 0.0).sum(axis=(1, 2))
     return out
+
+
+def _grown_box(mask: np.ndarray, reach: int) -> tuple[slice, ...]:
+    """The bounding box of ``mask``'s True voxels (z, y, x), grown in-plane by ``reach``
+    voxels (clipped): an in-plane dilation by ``reach`` changes nothing outside it."""
+    box = [slice(0, mask.shape[0])]
+    for axis in (1, 2):
+        hit = np.flatnonzero(mask.any(axis=tuple(a for a in range(3) if a != axis)))
+        box.append(slice(max(int(hit[0]) - reach, 0), int(hit[-1]) + reach + 1))
+    return tuple(box)
 
 
 def suggest_slices(
