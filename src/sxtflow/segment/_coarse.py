@@ -32,17 +32,17 @@ def _conv_at(a: np.ndarray, kernels, axis: int, pos: np.ndarray) -> list[np.ndar
     # the axis first (z: already), or last for x, whose lines are contiguous
     moved = a if axis == 0 or last else np.ascontiguousarray(np.moveaxis(a, axis, 0))
     rest = moved.shape[:-1] if last else moved.shape[1:]
-    out = np.empty((nk, *rest, m) if last else (nk, m, *rest), dtype=np.float32)
     step = m if axis == 0 else _CHUNK
+    if step >= m and not last:  # one product: its result is the output (no copy)
+        lo, hi = int(pos[0]) - r, int(pos[-1]) + r + 1
+        res = _band_of(kernels, pos - lo, hi - lo) @ moved[lo:hi].reshape(hi - lo, -1)
+        out = res.reshape(nk, m, *rest)
+        return list(out) if axis == 0 else [np.moveaxis(o, 0, axis) for o in out]
+    out = np.empty((nk, *rest, m) if last else (nk, m, *rest), dtype=np.float32)
     for i0 in range(0, m, step):
         p = pos[i0 : i0 + step]
         lo, hi = int(p[0]) - r, int(p[-1]) + r + 1
-        band = np.zeros((nk, len(p), hi - lo), dtype=np.float32)
-        rows = np.arange(len(p))
-        for k, kernel in enumerate(kernels):
-            for j, w in enumerate(kernel):  # out[i] = Σ_j k[j] · a[pos_i − (j − r)]
-                band[k, rows, p - lo - (j - r)] = w
-        band = band.reshape(nk * len(p), hi - lo)
+        band = _band_of(kernels, p - lo, hi - lo)
         # single 2D products only: OpenBLAS is very slow on many small batched ones
         if last:
             res = moved.reshape(-1, n)[:, lo:hi] @ band.T
@@ -54,6 +54,17 @@ def _conv_at(a: np.ndarray, kernels, axis: int, pos: np.ndarray) -> list[np.ndar
     if axis == 0 or last:
         return list(out)
     return [np.moveaxis(o, 0, axis) for o in out]
+
+
+def _band_of(kernels, pos: np.ndarray, n: int) -> np.ndarray:
+    """``(len(kernels) · len(pos), n)`` float32: each kernel's taps around each position."""
+    r = (len(kernels[0]) - 1) // 2
+    band = np.zeros((len(kernels), len(pos), n), dtype=np.float32)
+    rows = np.arange(len(pos))
+    for k, kernel in enumerate(kernels):
+        for j, w in enumerate(kernel):  # out[i] = Σ_j k[j] · a[pos_i − (j − r)]
+            band[k, rows, pos - (j - r)] = w
+    return band.reshape(len(kernels) * len(pos), n)
 
 
 def _lattice_features(volume, spec: FeatureSpec, zpos, ypos, xpos) -> np.ndarray:
