@@ -276,6 +276,25 @@ def _read_padded(data, core: tuple[slice, ...], halo: int) -> np.ndarray:
     return block
 
 
+def _take(arr: np.ndarray, at, offsets: dict | None = None) -> np.ndarray:
+    """``arr[at]`` for index arrays ``at = (z, y, x)`` into a 3D view with non-negative
+    strides, by one flat ``np.take`` over the view's memory (the same values; a 3-array
+    fancy index was ≈ 15× slower). ``offsets`` caches the flat offsets per strides."""
+    if any(st < 0 or st % arr.itemsize for st in arr.strides) or not arr.size:
+        return arr[tuple(at)]
+    step = tuple(st // arr.itemsize for st in arr.strides)
+    flat = None if offsets is None else offsets.get(step)
+    if flat is None:
+        flat = np.asarray(at[0], dtype=np.intp) * step[0]
+        flat += np.asarray(at[1], dtype=np.intp) * step[1]
+        flat += np.asarray(at[2], dtype=np.intp) * step[2]
+        if offsets is not None:
+            offsets[step] = flat
+    span = sum((n - 1) * st for n, st in zip(arr.shape, step, strict=True)) + 1
+    memory = np.lib.stride_tricks.as_strided(arr, shape=(span,), strides=(arr.itemsize,))
+    return np.take(memory, flat)
+
+
 def _features_one_scale(
     padded: np.ndarray, halo: int, sigma: float, spec: FeatureSpec, at=None
 ) -> dict[str, np.ndarray]:
@@ -302,23 +321,28 @@ def _features_one_scale(
         raise ValueError("features at selected voxels do not support the structure tensor")
     extra = _radius(_ST_OUTER_RATIO * sigma) if "structure_tensor" in fams else 0
     d = _gaussian_derivatives(padded, sigma, sorted(orders), crop=sup - extra)
+    grown = d  # the structure tensor's gradients: the core grown by the outer radius
     core = tuple(slice(extra, n - 2 * sup + extra) for n in padded.shape)
-    if at is not None:
-        core = tuple(at)  # fancy indices (extra is 0): 1D gathers of the voxels
+    if at is None:
+        d = {o: arr[core] for o, arr in d.items()}
+    else:  # 1D gathers of the voxels (extra is 0), each order once
+        offsets: dict = {}
+        d = {o: _take(arr, at, offsets) for o, arr in d.items()}
+        grown = None  # the filtered boxes are no longer needed
     s = _fmt_sigma(sigma)
     out: dict[str, np.ndarray] = {}
     if "gaussian" in fams:
-        out[f"gaussian_s{s}"] = d[(0, 0, 0)][core]
+        out[f"gaussian_s{s}"] = d[(0, 0, 0)]
     if "log" in fams:
-        out[f"log_s{s}"] = (d[(2, 0, 0)][core] + d[(0, 2, 0)][core]) + d[(0, 0, 2)][core]
+        out[f"log_s{s}"] = (d[(2, 0, 0)] + d[(0, 2, 0)]) + d[(0, 0, 2)]
     if "ggm" in fams:
-        gz, gy, gx = (d[o][core] for o in _FIRST)
+        gz, gy, gx = (d[o] for o in _FIRST)
         out[f"ggm_s{s}"] = np.sqrt(gz * gz + gy * gy + gx * gx)
     if "dog" in fams:
         narrow = _smooth(padded, _DOG_RATIO * sigma, crop=sup)
-        out[f"dog_s{s}"] = d[(0, 0, 0)][core] - (narrow if at is None else narrow[at])
+        out[f"dog_s{s}"] = d[(0, 0, 0)] - (narrow if at is None else _take(narrow, at))
     if "structure_tensor" in fams:
-        grads = [d[o] for o in _FIRST]  # the core grown by the outer radius
+        grads = [grown[o] for o in _FIRST]
         elems = []
         for i in range(3):
             for j in range(i, 3):
@@ -328,7 +352,7 @@ def _features_one_scale(
         for i in range(3):
             out[f"structure_tensor_ev{i}_s{s}"] = ev[i]
     if "hessian" in fams:
-        ev = eigvalsh3([d[o][core] for o in _SECOND])
+        ev = eigvalsh3([d[o] for o in _SECOND])
         for i in range(3):
             out[f"hessian_ev{i}_s{s}"] = ev[i]
     return out
@@ -343,7 +367,7 @@ def _block_features(padded: np.ndarray, halo: int, spec: FeatureSpec, at=None) -
     index = {name: i for i, name in enumerate(spec.names())}
     if spec.include_raw:
         core = tuple(slice(halo, n - halo) for n in padded.shape)
-        res[index["raw"]] = padded[core] if at is None else padded[tuple(i + halo for i in at)]
+        res[index["raw"]] = padded[core] if at is None else _take(padded[core], at)
     for sigma in spec.all_sigmas:
         for name, arr in _features_one_scale(padded, halo, sigma, spec, at).items():
             res[index[name]] = arr

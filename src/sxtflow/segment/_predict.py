@@ -10,7 +10,7 @@ import numpy as np
 
 from ..progress import log, progress
 from ._coarse import _run_parallel, coarse_pass, fine_cells
-from ._features import FeatureSpec, block_features, iter_blocks
+from ._features import FeatureSpec, _take, block_features, iter_blocks
 from ._model import _class_columns, _sorted_classes, _spatial_block, _stored_spec
 from ._votes import TreeVotes
 from ._wide import WideChannels, near_spec, wide_scales
@@ -625,7 +625,9 @@ def _box_features(volume, box_at, sub: FeatureSpec, wide, at) -> np.ndarray:
     out = np.empty((sub.n_features, len(at[0])), dtype=np.float32)
     if near is not None:
         out[near_rows] = block_features(volume, box_at, near, at=at)
-    out[wide_rows] = channels.box(box_at)[(slice(None), *at)]
+    offsets: dict = {}
+    for row, arr in zip(wide_rows, channels.box(box_at), strict=True):
+        out[row] = _take(arr, at, offsets)
     return out
 
 

@@ -420,3 +420,16 @@ def test_block_features_at_selected_voxels_equal_the_block():
     st = FeatureSpec(sigmas=(1.0,), families=("structure_tensor",))
     with pytest.raises(ValueError, match="structure tensor"):
         block_features(vol, core, st, at=at)
+
+
+def test_take_gathers_like_fancy_indexing_from_any_view():
+    from sxtflow.segment._features import _take
+
+    a = np.random.default_rng(2).random((9, 10, 11)).astype(np.float32)
+    views = [a, a[1:-2, 3:, 2:-4], a[::2, :, 1::3], a.transpose(2, 0, 1), a[::-1]]
+    for v in views:
+        sel = np.random.default_rng(3).random(v.shape) < 0.3
+        at = np.nonzero(sel)
+        offsets: dict = {}
+        np.testing.assert_array_equal(_take(v, at, offsets), v[at])
+        np.testing.assert_array_equal(_take(v, at, offsets), v[at])  # cached offsets
