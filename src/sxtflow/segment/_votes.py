@@ -100,14 +100,28 @@ class TreeVotes:
             np.take(table, tree.apply(X), axis=0, out=vote)
             acc += vote
             if k in checks and rows.size:
-                top2 = np.partition(acc, self.n_classes - 2, axis=1)[:, -2:]
-                lead = top2[:, 1] - top2[:, 0]
-                done = lead > (n_trees - k) * self.vote_max + _LEAD_TOL
-                if done.any():
-                    out[rows[done]] = acc[done] / k
-                    used[rows[done]] = k
-                    keep = ~done
-                    rows, X, acc = rows[keep], X[keep], acc[keep]
+                done = _lead(acc) > (n_trees - k) * self.vote_max + _LEAD_TOL
+                idx = np.flatnonzero(done)
+                if idx.size:
+                    out[rows[idx]] = acc[idx] / k
+                    used[rows[idx]] = k
+                    keep = np.flatnonzero(~done)  # np.take: faster than a boolean index
+                    rows, X, acc = rows[keep], X.take(keep, axis=0), acc.take(keep, axis=0)
                     if not rows.size:
                         return
         out[rows] = acc / n_trees
+
+
+def _lead(acc: np.ndarray) -> np.ndarray:
+    """Per row of ``acc`` (rows × classes, ≥ 2 classes): the largest value minus the second
+    largest (equal to ``np.partition``'s top two; by a running comparison over the
+    columns, a few times faster for so few classes)."""
+    top = np.maximum(acc[:, 0], acc[:, 1])
+    second = np.minimum(acc[:, 0], acc[:, 1])
+    low = np.empty_like(top)
+    for j in range(2, acc.shape[1]):
+        np.minimum(top, acc[:, j], out=low)
+        np.maximum(second, low, out=second)
+        np.maximum(top, acc[:, j], out=top)
+    top -= second
+    return top

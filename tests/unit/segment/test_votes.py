@@ -73,3 +73,13 @@ def test_other_models_are_not_taken():
     X, y = _data(n=300)
     assert TreeVotes.of(HistGradientBoostingClassifier(max_iter=3).fit(X, y)) is None
     assert TreeVotes.of(object()) is None
+
+
+def test_lead_is_the_top_two_difference_with_ties():
+    from sxtflow.segment._votes import _lead
+
+    rng = np.random.default_rng(4)
+    acc = rng.integers(0, 6, (500, 5)).astype(np.float64)  # many ties
+    top2 = np.sort(acc, axis=1)[:, -2:]
+    np.testing.assert_array_equal(_lead(acc), top2[:, 1] - top2[:, 0])
+    np.testing.assert_array_equal(_lead(acc[:, :2]), np.abs(acc[:, 0] - acc[:, 1]))
