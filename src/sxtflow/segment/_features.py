@@ -276,12 +276,12 @@ def _read_padded(data, core: tuple[slice, ...], halo: int) -> np.ndarray:
     return block
 
 
-def _take(arr: np.ndarray, at, offsets: dict | None = None) -> np.ndarray:
-    """``arr[at]`` for index arrays ``at = (z, y, x)`` into a 3D view with non-negative
-    strides, by one flat ``np.take`` over the view's memory (the same values; a 3-array
-    fancy index was ≈ 15× slower). ``offsets`` caches the flat offsets per strides."""
+def _flat(arr: np.ndarray, at, offsets: dict | None):
+    """The view ``arr``'s memory as a 1D array and the flat offsets of the voxels ``at``
+    (index arrays ``(z, y, x)``) in it, or None when its strides do not allow it
+    (negative); ``offsets`` caches the offsets per strides."""
     if any(st < 0 or st % arr.itemsize for st in arr.strides) or not arr.size:
-        return arr[tuple(at)]
+        return None
     step = tuple(st // arr.itemsize for st in arr.strides)
     flat = None if offsets is None else offsets.get(step)
     if flat is None:
@@ -292,7 +292,24 @@ def _take(arr: np.ndarray, at, offsets: dict | None = None) -> np.ndarray:
             offsets[step] = flat
     span = sum((n - 1) * st for n, st in zip(arr.shape, step, strict=True)) + 1
     memory = np.lib.stride_tricks.as_strided(arr, shape=(span,), strides=(arr.itemsize,))
-    return np.take(memory, flat)
+    return memory, flat
+
+
+def _take(arr: np.ndarray, at, offsets: dict | None = None) -> np.ndarray:
+    """``arr[at]`` for index arrays ``at = (z, y, x)`` into a 3D view, by one flat
+    ``np.take`` over the view's memory (the same values; a 3-array fancy index was ≈ 15×
+    slower). ``offsets`` caches the flat offsets per strides."""
+    flat = _flat(arr, at, offsets)
+    return arr[tuple(at)] if flat is None else np.take(*flat)
+
+
+def _put(arr: np.ndarray, at, values, offsets: dict | None = None) -> None:
+    """``arr[at] = values`` (as :func:`_take`), ``at`` without repeated voxels."""
+    flat = _flat(arr, at, offsets)
+    if flat is None:
+        arr[tuple(at)] = values
+    else:
+        np.put(*flat, values)
 
 
 def _features_one_scale(

@@ -10,7 +10,7 @@ import numpy as np
 
 from ..progress import log, progress
 from ._coarse import _run_parallel, coarse_pass, fine_cells
-from ._features import FeatureSpec, _take, block_features, iter_blocks
+from ._features import FeatureSpec, _put, _take, block_features, iter_blocks
 from ._model import _class_columns, _sorted_classes, _spatial_block, _stored_spec
 from ._votes import TreeVotes
 from ._wide import WideChannels, near_spec, wide_scales
@@ -419,12 +419,15 @@ def _predict_block(core, *, volume, region, mask, cells, coarse_p, stride, value
         box_at = tuple(
             slice(a.start + b.start, a.start + b.stop) for a, b in zip(at, box, strict=True)
         )
-        pbox = proba[(slice(None), *box)]
-        pbox[:, fine[box]] = _classify_box(
-            volume, box_at, fine[box], model, columns, sub, sub_cols, n_features, wide, votes
+        at_box = np.nonzero(fine[box])  # C order
+        pf = _classify_box(
+            volume, box_at, at_box, model, columns, sub, sub_cols, n_features, wide, votes
         )
+        offsets: dict = {}
+        for c, p in enumerate(pf):  # proba[c][box][at_box] = p, by flat offsets
+            _put(proba[(c, *box)], at_box, p, offsets)
     lab = values[_argmax0(proba)]
-    if m is not None:
+    if m is not None and not m.all():
         lab[~m] = 0
         proba[:, ~m] = 0.0
     outs.write(core, lab, proba)
@@ -631,12 +634,13 @@ def _box_features(volume, box_at, sub: FeatureSpec, wide, at) -> np.ndarray:
     return out
 
 
-def _classify_box(volume, box_at, fine, model, columns, sub, sub_cols, n_features, wide,
+def _classify_box(volume, box_at, at, model, columns, sub, sub_cols, n_features, wide,
                   votes=None):  # fmt: skip
-    """Probabilities ``(C, n)`` of the ``fine`` voxels of one box of the volume, from the
-    box's features (read with their halo), the classifier's input in pieces of ``_ROWS``
-    (through ``votes``, a :class:`TreeVotes` stopping early per voxel, when given)."""
-    feats = _box_features(volume, box_at, sub, wide, np.nonzero(fine))  # C order, as fine
+    """Probabilities ``(C, n)`` of the voxels ``at`` (index arrays ``(z, y, x)`` into the
+    box) of one box of the volume, from the box's features (read with their halo), the
+    classifier's input in pieces of ``_ROWS`` (through ``votes``, a :class:`TreeVotes`
+    stopping early per voxel, when given)."""
+    feats = _box_features(volume, box_at, sub, wide, at)
     n = feats.shape[1]
     pf = np.empty((len(columns), n), dtype=np.float32)
     for i in range(0, n, _ROWS):

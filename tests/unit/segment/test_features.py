@@ -422,14 +422,25 @@ def test_block_features_at_selected_voxels_equal_the_block():
         block_features(vol, core, st, at=at)
 
 
-def test_take_gathers_like_fancy_indexing_from_any_view():
-    from sxtflow.segment._features import _take
+def test_take_and_put_index_like_fancy_indexing_in_any_view():
+    from sxtflow.segment._features import _put, _take
 
     a = np.random.default_rng(2).random((9, 10, 11)).astype(np.float32)
-    views = [a, a[1:-2, 3:, 2:-4], a[::2, :, 1::3], a.transpose(2, 0, 1), a[::-1]]
-    for v in views:
-        sel = np.random.default_rng(3).random(v.shape) < 0.3
-        at = np.nonzero(sel)
+    views = [
+        lambda b: b,
+        lambda b: b[1:-2, 3:, 2:-4],
+        lambda b: b[::2, :, 1::3],
+        lambda b: b.transpose(2, 0, 1),
+        lambda b: b[::-1],  # negative strides: plain fancy indexing
+    ]
+    for view in views:
+        v = view(a)
+        at = np.nonzero(np.random.default_rng(3).random(v.shape) < 0.3)
         offsets: dict = {}
         np.testing.assert_array_equal(_take(v, at, offsets), v[at])
         np.testing.assert_array_equal(_take(v, at, offsets), v[at])  # cached offsets
+        values = np.arange(len(at[0]), dtype=np.float32)
+        want, got = a.copy(), a.copy()
+        view(want)[at] = values
+        _put(view(got), at, values, offsets)
+        np.testing.assert_array_equal(got, want)
