@@ -147,6 +147,35 @@ def test_predict_block_larger_than_the_volume_is_clipped(made, tmp_path):
     np.testing.assert_array_equal(read_volume(out).data, read_volume(f["pred"]).data)
 
 
+def test_predict_on_two_threads_writes_the_same_files(made, tmp_path, monkeypatch):
+    # the labels and the uncertainty are written on a thread beside the read-back and
+    # the suggestions: the same bytes as one after the other, and their errors surface
+    d, f = made
+    got = {}
+    for threads in (1, 2):
+        o = tmp_path / str(threads)
+        o.mkdir()
+        stages.run_predict(
+            f["tomo"], f["model"], o / "p.mrc", o / "u.mrc", out_suggestions=o / "s.json",
+            threads=threads,
+        )  # fmt: skip
+        got[threads] = [sha(o / n) for n in ("p.mrc", "u.mrc", "s.json")]
+    assert got[1] == got[2]
+    from sxtflow.stages import _segment
+
+    write = _segment.io.write_volume
+
+    def fail_on_uncertainty(path, vol):
+        if Path(path).name == "u.mrc":
+            raise OSError("disk full")
+        write(path, vol)
+
+    monkeypatch.setattr(_segment.io, "write_volume", fail_on_uncertainty)
+    with pytest.raises(OSError, match="disk full"):
+        stages.run_predict(f["tomo"], f["model"], tmp_path / "p.mrc", tmp_path / "u.mrc",
+                           threads=2)  # fmt: skip
+
+
 @pytest.mark.parametrize("sample", [*RESERVED_IDS, "Compare", "MODEL"])
 def test_sheet_refuses_ids_of_aggregate_outputs(tmp_path, sample):
     sheet = tmp_path / "s.tsv"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from collections.abc import Mapping, Sequence
@@ -378,8 +379,6 @@ def run_predict(
     labels are the same and its probabilities are the mean of the trees evaluated, see
     :func:`sxtflow.segment.predict_volume`).
     """
-    import contextlib
-
     from .. import segment
 
     block = check_block(block)
@@ -423,10 +422,24 @@ def run_predict(
             meta["resampled_from"] = vol.meta["resampled_from"]
         del vol, model  # peak memory: the tomogram or the uncertainty, not both
         _release_freed_memory()
-        # written before the uncertainty is read back: writing a volume takes a float32
-        # copy of it (the MRC header statistics)
-        io.write_volume(out_labels, Volume(labels, voxel_nm, meta))
-        unc = np.asarray(unc[...], dtype=np.float32)
+        # the labels are written while the uncertainty is read back (file writes,
+        # decompression and numpy release the GIL)
+        with _beside(threads, io.write_volume, out_labels, Volume(labels, voxel_nm, meta)):
+            unc = np.asarray(unc[...], dtype=np.float32)
+    # the uncertainty is written while the suggestions are computed from it
+    with _beside(
+        threads,
+        io.write_volume if out_uncertainty else None,
+        out_uncertainty,
+        Volume(unc, voxel_nm, {"unit": "1 - probability margin"}),
+    ):
+        _predict_suggestions(unc, labels, card, voxel_nm, out_suggestions, out_preview)
+
+
+def _predict_suggestions(unc, labels, card, voxel_nm, out_suggestions, out_preview) -> None:
+    """:func:`run_predict`'s annotation suggestions (JSON) and uncertainty preview."""
+    from .. import segment
+
     ice = card["classes"].get("ice", 0)
     # the classes the model saw least of draw the suggestions (segment.suggest_slices)
     trained = card.get("n_training_voxels") or {}
@@ -449,9 +462,25 @@ def run_predict(
         uncertainty_preview(
             Volume(unc, voxel_nm), labels, out_preview, suggested_z=[z for z, _ in slices]
         )
-    del labels  # peak memory (as above)
-    if out_uncertainty:
-        io.write_volume(out_uncertainty, Volume(unc, voxel_nm, {"unit": "1 - probability margin"}))
+
+
+@contextlib.contextmanager
+def _beside(threads: int, fn, *args):
+    """``fn(*args)`` on a thread beside the ``with`` body when ``threads`` > 1 (before it
+    otherwise; nothing when ``fn`` is None); its error is raised after the body."""
+    if fn is None:
+        yield
+        return
+    if int(threads) <= 1:
+        fn(*args)
+        yield
+        return
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(1) as pool:
+        done = pool.submit(fn, *args)
+        yield
+        done.result()
 
 
 def run_refine(
