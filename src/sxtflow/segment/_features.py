@@ -403,9 +403,10 @@ def block_features(data, core: tuple[slice, ...], spec: FeatureSpec, *, at=None)
         too (mirrored at the volume borders).
     spec : FeatureSpec
     at : tuple of 3 int arrays, optional
-        Only these voxels of the block (indices ``(z, y, x)`` relative to ``core``, as from
-        ``np.nonzero``): the filters still run over the block, the per-voxel arithmetic
-        (magnitudes, eigenvalues) only here. Not with the structure tensor.
+        Only these voxels of the block (indices ``(z, y, x)`` relative to ``core``, in
+        ``0 … n − 1`` along each axis, as from ``np.nonzero``): the filters still run over
+        the block, the per-voxel arithmetic (magnitudes, eigenvalues) only here. Not with
+        the structure tensor.
 
     Returns
     -------
@@ -427,6 +428,11 @@ def block_features(data, core: tuple[slice, ...], spec: FeatureSpec, *, at=None)
     >>> bool(np.allclose(part, full[:, 0:8, 5:20, 3:9], atol=1e-6))
     True
     """
+    if at is not None:  # gathered by flat offsets: an index beyond an axis must not wrap
+        for i, n in zip(at, (s.stop - s.start for s in core), strict=True):
+            i = np.asarray(i)
+            if i.size and (i.min() < 0 or i.max() >= n):
+                raise IndexError(f"voxel indices {i.min()}..{i.max()} outside the block's {n}")
     halo = spec.halo
     padded = _read_padded(data, core, halo)
     if not np.isfinite(padded).all():

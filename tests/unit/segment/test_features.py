@@ -444,3 +444,18 @@ def test_take_and_put_index_like_fancy_indexing_in_any_view():
         view(want)[at] = values
         _put(view(got), at, values, offsets)
         np.testing.assert_array_equal(got, want)
+
+
+def _block_features_at(vol, core, spec, at):
+    from sxtflow.segment import block_features
+
+    return block_features(vol, core, spec, at=at)
+
+
+def test_block_features_at_voxels_outside_the_block_is_an_error():
+    vol = np.random.default_rng(0).random((12, 12, 12)).astype(np.float32)
+    spec = FeatureSpec(sigmas=(1.0,), families=("gaussian",))
+    core = (slice(0, 4), slice(0, 6), slice(2, 8))
+    z, y, x = np.zeros(1, int), np.array([6]), np.zeros(1, int)  # y = 6: the next row
+    with pytest.raises(IndexError, match="outside the block"):
+        _block_features_at(vol, core, spec, (z, y, x))
