@@ -360,7 +360,11 @@ def snap_boundaries(
        threshold only where it is), each band voxel's test is averaged over the voxels of
        its own layer (same rounded distance to the surface) within ``pool_vox``, and the
        majority decides; used when the contrast reaches ``min_contrast`` SDs of that
-       average (the residual SD over √(4π ``pool_vox``²));
+       average (the residual SD over √(4π ``pool_vox``²)). The vote moves whole layers
+       and stops up to ~0.5 voxel short of the edge on the side it came from, so its
+       settled surface then takes one step of the pooled offset of step 2b, fitted
+       together with the local contrast (an object's contrast varies along its surface,
+       e.g. a nucleus's heterochromatin rim; see ``_Snap._offset_and_contrast``);
     4. thin objects below ``min_contrast`` and thick ones whose contrast is too low for
        the vote too are left alone.
 
@@ -630,9 +634,15 @@ class _Snap:
                         f, b, c, region, q, model, free & data, beyond, d_out, d_in
                     )
             elif thick and self.pool_vox > 0 and inner.any() and outer.any():
-                beyond = self._vote(f, inner, outer, r, q, d_out, d_in, free & data)
-                if beyond is None:
-                    break
+                can_pool = self.offset_vox > 0
+                if pooled and can_pool:  # the vote has settled: where no offset, obj stays
+                    beyond = self._offset(
+                        f, b, c, region, q, model, free & data, obj, d_out, d_in, outer=outer
+                    )
+                else:
+                    beyond = self._vote(f, inner, outer, r, q, d_out, d_in, free & data)
+                    if beyond is None:
+                        break
             else:
                 break
             keep = (obj & ~band) | (free & beyond) | core
@@ -657,10 +667,11 @@ class _Snap:
             if settled:
                 if pooled or not can_pool:
                     break
-                pooled, left, seen = True, max_rounds, {_digest(obj)}
+                # a voted surface: one step of the pooled offset (``_offset``, ``outer``)
+                pooled, left, seen = True, 1 if vote else max_rounds, {_digest(obj)}
         return obj
 
-    def _offset(self, f, b, c, region, q, model, where, beyond, d_out, d_in):
+    def _offset(self, f, b, c, region, q, model, where, beyond, d_out, d_in, outer=None):
         """Band voxels inside the surface by the local surface offset (step 3b), or
         ``beyond`` (one voxel's test) where one voxel places it well enough.
 
@@ -691,14 +702,66 @@ class _Snap:
             return beyond
         s = max(self.smooth_vox, 0.5)
         rho = min(s * np.sqrt((s1 / self.offset_vox) ** 2 - 1), self.max_pool)
-        res = (f - b) / c - model  # the data minus the model, in units of the contrast
         sg = rho / step
         near = where & (np.maximum(d_out, d_in) <= 1.5 * self.vox)
+        if outer is not None:
+            return self._offset_and_contrast(f, b, c, outer, q, model, grad, near, sg, beyond)
+        res = (f - b) / c - model  # the data minus the model, in units of the contrast
         num = ndi.gaussian_filter(np.where(near, grad * res, 0).astype(np.float32), sg)
         den = ndi.gaussian_filter(np.where(near, g2, 0).astype(np.float32), sg)
         ok = den > 1e-6
         delta = num / np.where(ok, den, 1)
         return np.where(ok, model + grad * delta > q, beyond)
+
+    def _offset_and_contrast(self, f, b, c, outer, q, model, grad, near, sg, beyond):
+        """:meth:`_offset` for a voted object, the offset fitted together with the local
+        contrast: band voxels inside the shifted surface, ``beyond`` where the fit has no
+        edge.
+
+        The offset alone assumes the contrast ``c`` all along the surface. Where the
+        object's side of the edge is fainter (a nucleus's plain nucleoplasm beside the
+        dense heterochromatin rim that sets ``c``, a dim patch of a textured nucleus) the
+        data lie below the model inside, which reads as the edge lying further in (by
+        about √π σ times the missing fraction of the contrast), wherever the surface is:
+        the estimate never reaches zero and, repeated, walks the surface inwards (the
+        512³ lymphocyte's nucleus, -2.7 → -4.8 % in 20 rounds without settling). Here
+        ``LAC - b ≈ c (u · m + v · |∇m|)`` is fitted by least squares over the same
+        Gaussian patch (``u`` the local contrast in units of ``c``, ``b`` the
+        surroundings' local level, the vote's Gaussian of the ``outer`` layer), and the
+        offset is ``v / u`` whatever the local contrast; patches with ``u`` < ¼ (no edge
+        of this object) keep ``beyond``. One step from the vote's settled surface, not
+        repeated: the vote leaves it within a layer of the edge, and each step costs
+        about a round. Known biases, both of the levels, not of the step: a blur
+        estimated too low reads as a fainter contrast (outwards), the surroundings'
+        level read 2 σ out above the one at the edge (a gradient) as the edge lying
+        inside.
+        """
+        vox, spacing = self.vox, self.spacing
+        box = _kernel_box(near, sg)
+        nb, fb, mb, gb = near[box], f[box], model[box], grad[box]
+        # the surroundings' local level (the vote's Gaussian of the outer layer)
+        sl = 1.5 * self.pool_vox * vox / spacing
+        ob = outer[box]
+        den = ndi.gaussian_filter(ob.astype(np.float32), sl)
+        b_loc = ndi.gaussian_filter(np.where(ob, fb, 0).astype(np.float32), sl)
+        b_loc = np.where(den > 1e-3, b_loc / np.maximum(den, 1e-12), np.float32(b))
+        y = (fb - b_loc) / np.float32(c)
+
+        def g_(a):
+            return ndi.gaussian_filter(np.where(nb, a, 0).astype(np.float32), sg)
+
+        a11, a12, a22 = g_(mb * mb), g_(mb * gb), g_(gb * gb)
+        r1, r2 = g_(mb * y), g_(gb * y)
+        det = a11 * a22 - a12 * a12
+        ok = (a22 > 1e-6) & (det > 1e-6 * a11 * a22)
+        det = np.where(ok, det, 1)
+        u = (a22 * r1 - a12 * r2) / det
+        v = (a11 * r2 - a12 * r1) / det
+        ok &= u > 0.25  # an edge of this object there (at least a quarter of its contrast)
+        delta = v / np.where(ok, u, 1)
+        out = beyond.copy()
+        out[box] = np.where(ok, mb + gb * delta > q, beyond[box])
+        return out
 
     def _vote(self, f, inner, outer, r, q, d_out, d_in, where):
         """Band voxels beyond the local levels by a vote along the surface (step 3), or
