@@ -173,7 +173,7 @@ def estimate_blur(
         )
         margin = 3 * vox + 4 * sig.max() * vox
 
-        def fit(item, least=least):
+        def fit(item, _state, least=least):
             """The squared residuals (one per σ, times the voxels fitted) of one piece or
             tile, and the voxels fitted; None for a speck or a sliver."""
             _, sl, core, obj = item
@@ -210,7 +210,6 @@ def estimate_blur(
             add,
             threads,
             f"blur estimate, class {value}",
-            size=lambda item: item[3].size,
         )
         vote(piece["ssr"], piece["n"])
     return float(np.median(votes)) if votes else float("nan")
@@ -404,10 +403,10 @@ def snap_boundaries(
         Objects snapped at the same time. Objects (and the tiles of large ones, e.g. a
         nucleus at 25 nm) are taken 8 at a time, each starting from the labels as the
         previous groups left them, so the result is the same for any number of threads.
-        A group with a large object or tile (≥ 1 M voxels of box, e.g. a nucleus's
-        tiles at 25 nm) runs in that many forked processes on Linux (scipy.ndimage's
-        filters and labelling and ``edt`` hold the GIL, so threads overlap only numpy's
-        own operations); other groups on threads.
+        On Linux the groups run in that many worker processes, forked once per call
+        (scipy.ndimage's filters and labelling and ``edt`` hold the GIL, so threads
+        overlap only numpy's own operations; each object's box of the labels is sent to
+        them); elsewhere on threads.
 
     Returns
     -------
@@ -438,9 +437,9 @@ def snap_boundaries(
     snap = _Snap(value, spacing, w, sigma, min_contrast, pool_vox, settle, offset)
     margin = 2 * w + 2 * vox + 4 * sigma * vox
 
-    def work(item):
+    def work(item, sub):
         _, sl, _, obj = item
-        return snap.rounds(labels[sl], _smoothed(f_all, sl, smooth_vox), obj, int(max_rounds))
+        return snap.rounds(sub, _smoothed(f_all, sl, smooth_vox), obj, int(max_rounds))
 
     return _in_waves(
         _object_boxes(labels, value, spacing, margin),
@@ -448,7 +447,7 @@ def snap_boundaries(
         lambda item, obj: _relabel(labels[item[1]], item[3], obj, item[2], value),
         threads,
         f"boundary step, class {value}",
-        size=lambda item: item[3].size,
+        state=lambda item: labels[item[1]].copy(),  # the box as the previous groups left it
     )
 
 
@@ -456,59 +455,56 @@ def snap_boundaries(
 #: written back: a fixed number, so results do not depend on the number of threads.
 _WAVE = 8
 
-#: A group with an item (box) of at least this many voxels runs in processes, not threads
-#: (see :func:`_in_waves`): a nucleus tile at 25 nm is ~10 M voxels and ~25 CPU-s; a
-#: process costs a fork (milliseconds) and sending its result back.
-_PROCESS_VOXELS = 1 << 20
-
 
 def _can_fork() -> bool:
-    """Whether worker processes can be forked (Linux: they inherit the labels and the
-    tomogram without a copy). Elsewhere the groups run on threads (the same results)."""
+    """Whether worker processes can be forked (Linux: they inherit the tomogram without a
+    copy). Elsewhere the groups run on threads (the same results)."""
     import multiprocessing
     import sys
 
     return sys.platform.startswith("linux") and "fork" in multiprocessing.get_all_start_methods()
 
 
-#: The group a forked worker computes: ``(work, items)``, set by :func:`_forked_map` just
-#: before the workers are forked (they inherit it), never pickled.
+#: The ``work`` of the forked workers of :func:`_in_waves`: set just before they are
+#: forked (they inherit it), never pickled.
 _FORKED = None
 
 
-def _forked_item(i):
-    work, items = _FORKED
-    return work(items[i])
+def _forked_item(args):
+    return _FORKED(*args)
 
 
-def _forked_map(work, items, workers: int) -> list:
-    """``[work(i) for i in items]`` in ``workers`` forked processes (results in order)."""
+def _fork_pool(work, workers: int):
+    """``workers`` processes forked now (all of them: a fork-context pool starts every
+    worker at the first submission), each inheriting ``work`` and the parent's memory as
+    it is at this moment."""
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
     global _FORKED
-    _FORKED = (work, items)
-    try:
-        ctx = multiprocessing.get_context("fork")
-        with ProcessPoolExecutor(min(int(workers), len(items)), mp_context=ctx) as pool:
-            return list(pool.map(_forked_item, range(len(items))))
-    finally:
-        _FORKED = None
+    _FORKED = work
+    pool = ProcessPoolExecutor(int(workers), mp_context=multiprocessing.get_context("fork"))
+    pool.submit(int).result()  # forks the workers (they hold ``work``) before returning
+    return pool
 
 
-def _in_waves(items, work, write, threads: int, what: str, size=None) -> int:
-    """``write(item, work(item))`` for every item, ``work`` on ``threads`` threads or
-    processes.
+def _in_waves(items, work, write, threads: int, what: str, state=None) -> int:
+    """``write(item, work(item, state(item)))`` for every item, ``work`` on ``threads``
+    processes (or threads).
 
-    Items are taken ``_WAVE`` at a time; within a wave every ``work`` reads the labels as
-    the previous waves left them (none sees another's result), then the results are
-    written in order. A wave with an item of ``size(item)`` ≥ :data:`_PROCESS_VOXELS`
-    runs in ``threads`` forked processes where :func:`_can_fork` (scipy.ndimage and
-    ``edt`` hold the GIL, so threads overlap only numpy's own operations; a forked
-    worker reads the labels and the tomogram as they are when the wave starts, as a
-    thread does, and returns its result); other waves on threads. Memory: one wave's
-    results and ``threads`` items in progress. Returns the sum of what ``write``
-    returns; logs progress every ~10 s.
+    Items are taken ``_WAVE`` at a time; ``state(item)`` (e.g. a copy of the item's box of
+    the labels; None without ``state``) is taken for every item of a wave before any of
+    the wave's results is written, so within a wave every ``work`` sees the labels as the
+    previous waves left them (none sees another's result); the results are written in
+    order, each as soon as it and those before it are done (a large item's write overlaps
+    the work of the items after it). With ``threads`` > 1, where :func:`_can_fork`, the
+    work runs in ``threads`` worker processes forked once (scipy.ndimage and ``edt``
+    hold the GIL, so threads overlap only numpy's own operations): ``work`` must read
+    nothing that ``write`` changes except through ``state`` (the workers keep the
+    parent's memory as it was when they were forked; items and states are sent to them,
+    results sent back); elsewhere on threads. Memory: one wave's states and results and
+    ``threads`` items in progress. Returns the sum of what ``write`` returns; logs
+    progress every ~10 s.
     """
     import itertools
     import time
@@ -516,24 +512,24 @@ def _in_waves(items, work, write, threads: int, what: str, size=None) -> int:
 
     from ..progress import log
 
+    global _FORKED
     start = last = time.perf_counter()
     done = total = 0
     items = iter(items)
     threads = int(threads)
-    forks = threads > 1 and size is not None and _can_fork()
+    forks = threads > 1 and _can_fork()
     pool = None
     try:
         while wave := list(itertools.islice(items, _WAVE)):
-            if forks and max(size(i) for i in wave) >= _PROCESS_VOXELS:
-                if pool is not None:  # no threads of ours while forking
-                    pool.shutdown()
-                    pool = None
-                results = _forked_map(work, wave, threads)
-            elif threads > 1:
-                pool = pool or ThreadPoolExecutor(threads)
-                results = list(pool.map(work, wave))
+            args = [(item, None if state is None else state(item)) for item in wave]
+            if pool is None and threads > 1:
+                pool = _fork_pool(work, threads) if forks else ThreadPoolExecutor(threads)
+            if forks:
+                results = pool.map(_forked_item, args)
+            elif pool is not None:
+                results = pool.map(lambda a: work(*a), args)
             else:
-                results = [work(i) for i in wave]
+                results = (work(*a) for a in args)
             for item, result in zip(wave, results, strict=True):
                 total += write(item, result)
             done += len(wave)
@@ -543,6 +539,8 @@ def _in_waves(items, work, write, threads: int, what: str, size=None) -> int:
     finally:
         if pool is not None:
             pool.shutdown()
+        if forks:
+            _FORKED = None
     if done:
         log.info("%s: %d objects or tiles, %.1f s", what, done, time.perf_counter() - start)
     return total

@@ -92,7 +92,7 @@ def test_superlevel_is_the_level_with_the_given_volume():
 
 
 def test_snap_in_forked_processes_gives_the_labels_of_one_thread(monkeypatch):
-    # every group in worker processes (as a nucleus's tiles at 512³): the same labels
+    # the groups in worker processes (as a nucleus's tiles at 512³): the same labels
     import sxtflow.segment._boundary as boundary
 
     if not boundary._can_fork():
@@ -101,11 +101,10 @@ def test_snap_in_forked_processes_gives_the_labels_of_one_thread(monkeypatch):
     one, forked = labels.copy(), labels.copy()
     n1 = snap_boundaries(one, lac, 8, (0.04,) * 3, band_um=0.08, blur_vox=1.0, threads=1)
     calls = []
-    fmap = boundary._forked_map
-    monkeypatch.setattr(boundary, "_PROCESS_VOXELS", 0)
-    monkeypatch.setattr(boundary, "_forked_map", lambda *a: calls.append(1) or fmap(*a))
+    fork = boundary._fork_pool
+    monkeypatch.setattr(boundary, "_fork_pool", lambda *a: calls.append(1) or fork(*a))
     n2 = snap_boundaries(forked, lac, 8, (0.04,) * 3, band_um=0.08, blur_vox=1.0, threads=2)
-    assert len(calls) == 2  # 10 balls: two groups, both in processes
+    assert len(calls) == 1  # 10 balls, two groups: one pool of workers, forked once
     assert n1 == n2 > 0
     np.testing.assert_array_equal(one, forked)
 
