@@ -313,6 +313,8 @@ def snap_boundaries(
     max_pool_vox: float = 3.0,
     settle: float = 1e-4,
     threads: int = 1,
+    then=(),
+    memo: dict | None = None,
 ) -> int:
     """Move each object's surface to where the blurred LAC says it is (in place).
 
@@ -407,6 +409,18 @@ def snap_boundaries(
         (scipy.ndimage's filters and labelling and ``edt`` hold the GIL, so threads
         overlap only numpy's own operations; each object's box of the labels is sent to
         them); elsewhere on threads.
+    then : sequence of (int, float)
+        Classes (value, ``band_um``) the caller snaps next, with this ``blur_vox`` and
+        the defaults of the other parameters: in worker processes, a worker that has
+        finished its share of this class's last group snaps their objects (boxes below
+        :data:`_AHEAD_VOXELS`) on its own copy of the labels as they are now, until this
+        class is done; the results go into ``memo``.
+    memo : dict, optional
+        Results of objects snapped ahead (``then``), each with the exact inputs it was
+        computed from (the object, its box of the labels, the class and parameters): an
+        object whose inputs are the same takes that result instead of being snapped
+        again (the same result, the work done while a core was idle); any other is
+        snapped.
 
     Returns
     -------
@@ -424,31 +438,117 @@ def snap_boundaries(
     >>> abs(int((lab == 9).sum()) / int(ball.sum()) - 1) < 0.02
     True
     """
-    spacing = np.asarray(spacing_um, dtype=float)
-    vox = float(spacing.min())
-    w = max(float(band_um), vox)  # µm the surface may move
     f_all = np.asarray(lac, dtype=np.float32)
     if blur_vox is None:
-        blur_vox = estimate_blur(labels, f_all, [value], spacing)
+        blur_vox = estimate_blur(labels, f_all, [value], spacing_um)
     if not np.isfinite(blur_vox):
         return 0
-    sigma = float(np.hypot(blur_vox, smooth_vox))
-    offset = (float(offset_vox), float(smooth_vox), float(max_pool_vox))
-    snap = _Snap(value, spacing, w, sigma, min_contrast, pool_vox, settle, offset)
-    margin = 2 * w + 2 * vox + 4 * sigma * vox
-
-    def work(item, sub):
-        _, sl, _, obj = item
-        return snap.rounds(sub, _smoothed(f_all, sl, smooth_vox), obj, int(max_rounds))
-
+    options = {
+        "min_contrast": min_contrast,
+        "max_rounds": max_rounds,
+        "smooth_vox": smooth_vox,
+        "pool_vox": pool_vox,
+        "offset_vox": offset_vox,
+        "max_pool_vox": max_pool_vox,
+        "settle": settle,
+    }
+    margin, work = _snapper(f_all, value, spacing_um, band_um, blur_vox, memo, **options)
+    ahead = None
+    if then:
+        ahead = (
+            lambda stop: _ahead(labels, f_all, spacing_um, blur_vox, then, stop),
+            (memo if memo is not None else {}).update,
+        )
     return _in_waves(
-        _object_boxes(labels, value, spacing, margin),
+        _object_boxes(labels, value, np.asarray(spacing_um, dtype=float), margin),
         work,
         lambda item, obj: _relabel(labels[item[1]], item[3], obj, item[2], value),
         threads,
         f"boundary step, class {value}",
-        state=lambda item: labels[item[1]].copy(),  # the box as the previous groups left it
+        # the box as the previous groups left it
+        state=lambda item, copy: labels[item[1]].copy() if copy else labels[item[1]],
+        extra=ahead,
     )
+
+
+def _snapper(f_all, value, spacing_um, band_um, blur_vox, memo=None, **options):
+    """The margin (µm) of :func:`snap_boundaries`'s boxes for one class and its
+    ``work(item, sub)``: an object's new mask from its box of the labels ``sub`` (or the
+    result in ``memo`` computed from the same inputs)."""
+    o = {
+        "min_contrast": 6.0,
+        "max_rounds": 20,
+        "smooth_vox": 0.8,
+        "pool_vox": 2.0,
+        "offset_vox": 0.1,
+        "max_pool_vox": 3.0,
+        "settle": 1e-4,
+        **options,
+    }
+    spacing = np.asarray(spacing_um, dtype=float)
+    vox = float(spacing.min())
+    w = max(float(band_um), vox)  # µm the surface may move
+    smooth = float(o["smooth_vox"])
+    sigma = float(np.hypot(blur_vox, smooth))
+    offset = (float(o["offset_vox"]), smooth, float(o["max_pool_vox"]))
+    pool, settle, least = float(o["pool_vox"]), float(o["settle"]), float(o["min_contrast"])
+    snap = _Snap(value, spacing, w, sigma, least, pool, settle, offset)
+    margin = 2 * w + 2 * vox + 4 * sigma * vox
+    rounds = int(o["max_rounds"])
+    # everything a result depends on besides the object, its box and the tomogram
+    params = (int(value), w, sigma, least, pool, settle, offset, rounds, tuple(spacing))
+
+    def work(item, sub):
+        _, sl, _, obj = item
+        seen = None if memo is None else memo.get(_memo_key(params, sl))
+        if seen is not None and _same_inputs(seen, obj, sub):
+            return np.unpackbits(seen[2], count=obj.size).reshape(obj.shape).view(bool)
+        return snap.rounds(sub, _smoothed(f_all, sl, smooth), obj, rounds)
+
+    work.params = params
+    return margin, work
+
+
+def _memo_key(params, box):
+    return params, tuple((b.start, b.stop) for b in box)
+
+
+def _same_inputs(seen, obj, sub) -> bool:
+    """Whether a result in a memo was computed from this object and box of labels."""
+    return np.array_equal(seen[1], sub) and np.array_equal(seen[0], np.packbits(obj))
+
+
+#: Objects snapped ahead (:func:`_ahead`) have boxes of fewer voxels than this: each takes
+#: at most about a second, so the worker stops soon after it is told to.
+_AHEAD_VOXELS = 1 << 20
+
+
+def _ahead(labels, f_all, spacing_um, blur_vox, then, stop) -> dict:
+    """The objects of the classes ``then`` (value, band µm) snapped as
+    :func:`snap_boundaries` would, in groups, on the labels as they are, each result with
+    its inputs (the memo of :func:`snap_boundaries`); until ``stop`` is set.
+
+    Runs in a forked worker: it writes into its own copy-on-write view of ``labels`` (the
+    other work of the workers reads only what is sent to it).
+    """
+    import itertools
+
+    found = {}
+    for value, band in then:
+        margin, work = _snapper(f_all, int(value), spacing_um, float(band), blur_vox)
+        items = _object_boxes(labels, int(value), np.asarray(spacing_um, dtype=float), margin)
+        while wave := list(itertools.islice(items, _WAVE)):
+            todo = [(item, labels[item[1]].copy()) for item in wave]
+            for item, sub in todo:
+                if stop.is_set():
+                    return found
+                _, sl, core, obj = item
+                if obj.size >= _AHEAD_VOXELS:
+                    continue  # too long to be told to stop; later ones may differ (snapped)
+                new = work(item, sub)
+                found[_memo_key(work.params, sl)] = (np.packbits(obj), sub, np.packbits(new))
+                _relabel(labels[sl], obj, new, core, int(value))
+    return found
 
 
 #: Objects (or tiles of large ones) snapped from the same labels before any of them is
@@ -465,44 +565,65 @@ def _can_fork() -> bool:
     return sys.platform.startswith("linux") and "fork" in multiprocessing.get_all_start_methods()
 
 
-#: The ``work`` of the forked workers of :func:`_in_waves`: set just before they are
-#: forked (they inherit it), never pickled.
+#: What the forked workers of :func:`_in_waves` run, ``(work, extra, stop, state)``: set just
+#: before they are forked (they inherit it), never pickled.
 _FORKED = None
 
 
+#: Sent instead of an item's state when the worker can take it from the memory it was
+#: forked with (the first group: nothing written since).
+_INHERITED = "inherited"
+
+
 def _forked_item(args):
-    return _FORKED(*args)
+    item, state = args
+    if isinstance(state, str) and state == _INHERITED:
+        state = _FORKED[3](item, False)
+    return _FORKED[0](item, state)
 
 
-def _fork_pool(work, workers: int):
+def _forked_extra():
+    return _FORKED[1](_FORKED[2])
+
+
+def _fork_pool(work, workers: int, extra=None, state=None):
     """``workers`` processes forked now (all of them: a fork-context pool starts every
-    worker at the first submission), each inheriting ``work`` and the parent's memory as
-    it is at this moment."""
+    worker at the first submission), each inheriting ``work``, ``extra``, ``state`` and
+    the parent's memory as it is at this moment; and the event that tells ``extra`` to
+    stop."""
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
     global _FORKED
-    _FORKED = work
-    pool = ProcessPoolExecutor(int(workers), mp_context=multiprocessing.get_context("fork"))
+    ctx = multiprocessing.get_context("fork")
+    stop = ctx.Event()
+    _FORKED = (work, extra, stop, state)
+    pool = ProcessPoolExecutor(int(workers), mp_context=ctx)
     pool.submit(int).result()  # forks the workers (they hold ``work``) before returning
-    return pool
+    return pool, stop
 
 
-def _in_waves(items, work, write, threads: int, what: str, state=None) -> int:
+def _in_waves(items, work, write, threads: int, what: str, state=None, extra=None) -> int:
     """``write(item, work(item, state(item)))`` for every item, ``work`` on ``threads``
     processes (or threads).
 
-    Items are taken ``_WAVE`` at a time; ``state(item)`` (e.g. a copy of the item's box of
-    the labels; None without ``state``) is taken for every item of a wave before any of
-    the wave's results is written, so within a wave every ``work`` sees the labels as the
-    previous waves left them (none sees another's result); the results are written in
+    Items are taken ``_WAVE`` at a time; ``state(item, copy)`` (e.g. the item's box of
+    the labels, a copy if ``copy``; None without ``state``) is taken for every item of a
+    wave before any of the wave's results is written, so within a wave every ``work``
+    sees the labels as the previous waves left them (none sees another's result); the
+    first wave's workers take it from the memory they were forked with (no copy sent);
+    the results are written in
     order, each as soon as it and those before it are done (a large item's write overlaps
     the work of the items after it). With ``threads`` > 1, where :func:`_can_fork`, the
     work runs in ``threads`` worker processes forked once (scipy.ndimage and ``edt``
     hold the GIL, so threads overlap only numpy's own operations): ``work`` must read
     nothing that ``write`` changes except through ``state`` (the workers keep the
     parent's memory as it was when they were forked; items and states are sent to them,
-    results sent back); elsewhere on threads. Memory: one wave's states and results and
+    results sent back); elsewhere on threads. ``extra``: ``(run, done)``, work that can
+    fill a worker left idle by the last group (only with worker processes):
+    ``run(stop)`` runs in the first worker that is free after the last group's items
+    and must return soon after the event ``stop`` is set (when every item is written);
+    ``done`` receives what it returns. Memory: one wave's states and results and
     ``threads`` items in progress. Returns the sum of what ``write`` returns; logs
     progress every ~10 s.
     """
@@ -518,14 +639,27 @@ def _in_waves(items, work, write, threads: int, what: str, state=None) -> int:
     items = iter(items)
     threads = int(threads)
     forks = threads > 1 and _can_fork()
-    pool = None
+    pool = stop = side = None
     try:
-        while wave := list(itertools.islice(items, _WAVE)):
-            args = [(item, None if state is None else state(item)) for item in wave]
-            if pool is None and threads > 1:
-                pool = _fork_pool(work, threads) if forks else ThreadPoolExecutor(threads)
+        # the next group is known before this one runs (its items, not its states)
+        nxt = list(itertools.islice(items, _WAVE))
+        while nxt:
+            wave, nxt = nxt, list(itertools.islice(items, _WAVE))
+            inherit = False
+            if pool is None and forks:  # before the states: the workers take them
+                run = None if extra is None else extra[0]
+                pool, stop = _fork_pool(work, threads, run, state)
+                inherit = state is not None
+            elif pool is None and threads > 1:
+                pool = ThreadPoolExecutor(threads)
+            args = [
+                (item, _INHERITED if inherit else None if state is None else state(item, True))
+                for item in wave
+            ]
             if forks:
                 results = pool.map(_forked_item, args)
+                if extra is not None and not nxt:
+                    side = pool.submit(_forked_extra)  # queued behind the last group
             elif pool is not None:
                 results = pool.map(lambda a: work(*a), args)
             else:
@@ -536,7 +670,12 @@ def _in_waves(items, work, write, threads: int, what: str, state=None) -> int:
             if time.perf_counter() - last > 10:
                 last = time.perf_counter()
                 log.info("%s: %d objects or tiles done, %.1f s", what, done, last - start)
+        if side is not None:
+            stop.set()
+            extra[1](side.result())
     finally:
+        if stop is not None:
+            stop.set()
         if pool is not None:
             pool.shutdown()
         if forks:

@@ -266,6 +266,7 @@ def refine_labels(
             raise ValueError(f"lac has shape {lac.shape}, labels {out.shape}")
     levels = _levels(out, lac) if lac is not None else None
     blur = None
+    ahead = {}  # objects of later classes snapped while a worker was idle (same results)
     for name, rule in rules.items():
         if name not in classes:
             continue  # a rule for a class this run does not segment
@@ -316,8 +317,23 @@ def refine_labels(
                     min_voxels=least,
                     threads=threads,
                 )
+            names = list(rules)
+            # the classes snapped after this one (the same blur and defaults)
+            then = [
+                (int(classes[n]), float(r["boundary_um"]))
+                for n, r in list(rules.items())[names.index(name) + 1 :]
+                if n in classes and float(r.get("boundary_um", 0.0)) > 0
+            ]
             snap_boundaries(
-                out, lac, value, spacing_um, band_um=band, blur_vox=blur, threads=threads
+                out,
+                lac,
+                value,
+                spacing_um,
+                band_um=band,
+                blur_vox=blur,
+                threads=threads,
+                then=then,
+                memo=ahead,
             )
         _drop_pieces(out, value, rule, voxel_um3, lac, levels)
         box = _class_box(out, value)
