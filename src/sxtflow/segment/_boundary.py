@@ -420,7 +420,7 @@ def snap_boundaries(
         computed from (the object, its box of the labels, the class and parameters): an
         object whose inputs are the same takes that result instead of being snapped
         again (the same result, the work done while a core was idle); any other is
-        snapped.
+        snapped. Only for the same ``lac``.
 
     Returns
     -------
@@ -528,8 +528,9 @@ def _ahead(labels, f_all, spacing_um, blur_vox, then, stop) -> dict:
     :func:`snap_boundaries` would, in groups, on the labels as they are, each result with
     its inputs (the memo of :func:`snap_boundaries`); until ``stop`` is set.
 
-    Runs in a forked worker: it writes into its own copy-on-write view of ``labels`` (the
-    other work of the workers reads only what is sent to it).
+    Runs in a forked worker, on its own copy-on-write view of ``labels``: the only work
+    that reads the labels the workers were forked with is the first group's, and this
+    is queued behind the last group's items (a worker that takes it has done its own).
     """
     import itertools
 
@@ -565,39 +566,39 @@ def _can_fork() -> bool:
     return sys.platform.startswith("linux") and "fork" in multiprocessing.get_all_start_methods()
 
 
-#: What the forked workers of :func:`_in_waves` run, ``(work, extra, stop, state)``: set just
+#: What the forked workers of :func:`_in_waves` run, ``(work, extra, stop, state,
+#: first)``: set just
 #: before they are forked (they inherit it), never pickled.
 _FORKED = None
 
 
-#: Sent instead of an item's state when the worker can take it from the memory it was
-#: forked with (the first group: nothing written since).
-_INHERITED = "inherited"
-
-
 def _forked_item(args):
-    item, state = args
-    if isinstance(state, str) and state == _INHERITED:
-        state = _FORKED[3](item, False)
-    return _FORKED[0](item, state)
+    """``work(item, state)``; for ``(i, None)`` the first group's item ``i`` and its state
+    from the memory the worker was forked with (nothing written since: none sent)."""
+    work, _, _, state, first = _FORKED
+    item, got = args
+    if got is None and isinstance(item, int):
+        item = first[item]
+        got = None if state is None else state(item, False)
+    return work(item, got)
 
 
 def _forked_extra():
     return _FORKED[1](_FORKED[2])
 
 
-def _fork_pool(work, workers: int, extra=None, state=None):
+def _fork_pool(work, workers: int, extra=None, state=None, first=()):
     """``workers`` processes forked now (all of them: a fork-context pool starts every
-    worker at the first submission), each inheriting ``work``, ``extra``, ``state`` and
-    the parent's memory as it is at this moment; and the event that tells ``extra`` to
-    stop."""
+    worker at the first submission), each inheriting ``work``, ``extra``, ``state``, the
+    first group's items ``first`` and the parent's memory as it is at this moment; and the
+    event that tells ``extra`` to stop."""
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
     global _FORKED
     ctx = multiprocessing.get_context("fork")
     stop = ctx.Event()
-    _FORKED = (work, extra, stop, state)
+    _FORKED = (work, extra, stop, state, first)
     pool = ProcessPoolExecutor(int(workers), mp_context=ctx)
     pool.submit(int).result()  # forks the workers (they hold ``work``) before returning
     return pool, stop
@@ -611,8 +612,8 @@ def _in_waves(items, work, write, threads: int, what: str, state=None, extra=Non
     the labels, a copy if ``copy``; None without ``state``) is taken for every item of a
     wave before any of the wave's results is written, so within a wave every ``work``
     sees the labels as the previous waves left them (none sees another's result); the
-    first wave's workers take it from the memory they were forked with (no copy sent);
-    the results are written in
+    first wave's workers take it and the items from the memory they were forked with
+    (nothing sent); the results are written in
     order, each as soon as it and those before it are done (a large item's write overlaps
     the work of the items after it). With ``threads`` > 1, where :func:`_can_fork`, the
     work runs in ``threads`` worker processes forked once (scipy.ndimage and ``edt``
@@ -645,17 +646,14 @@ def _in_waves(items, work, write, threads: int, what: str, state=None, extra=Non
         nxt = list(itertools.islice(items, _WAVE))
         while nxt:
             wave, nxt = nxt, list(itertools.islice(items, _WAVE))
-            inherit = False
-            if pool is None and forks:  # before the states: the workers take them
+            if pool is None and forks:  # the first group: its workers take items and states
                 run = None if extra is None else extra[0]
-                pool, stop = _fork_pool(work, threads, run, state)
-                inherit = state is not None
-            elif pool is None and threads > 1:
-                pool = ThreadPoolExecutor(threads)
-            args = [
-                (item, _INHERITED if inherit else None if state is None else state(item, True))
-                for item in wave
-            ]
+                pool, stop = _fork_pool(work, threads, run, state, wave)
+                args = [(i, None) for i in range(len(wave))]
+            else:
+                if pool is None and threads > 1:
+                    pool = ThreadPoolExecutor(threads)
+                args = [(item, None if state is None else state(item, True)) for item in wave]
             if forks:
                 results = pool.map(_forked_item, args)
                 if extra is not None and not nxt:

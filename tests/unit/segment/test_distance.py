@@ -122,3 +122,57 @@ def test_gaussian_at_is_the_gaussian_where_kept_bit_for_bit(sigma):
         got = _gaussian_at(a, sigma, keep)
         assert got.dtype == np.float32
         np.testing.assert_array_equal(got, want)
+
+
+def test_objects_snapped_ahead_are_taken_only_with_the_same_inputs(monkeypatch):
+    # _ahead snaps a class on the labels as they are and keeps each result with its
+    # inputs; snap_boundaries takes a result only where object and box are unchanged
+    import threading
+
+    import sxtflow.segment._boundary as boundary
+
+    labels, lac, _ = _balls(n=6, seed=2)
+    spacing = (0.04,) * 3
+    want = labels.copy()
+    snap_boundaries(want, lac, 8, spacing, band_um=0.08, blur_vox=1.0)
+    memo = boundary._ahead(labels.copy(), lac, spacing, 1.0, [(8, 0.08)], threading.Event())
+    assert len(memo) == 6
+    calls = []
+    rounds = boundary._Snap.rounds
+    monkeypatch.setattr(boundary._Snap, "rounds", lambda *a: calls.append(1) or rounds(*a))
+    got = labels.copy()
+    snap_boundaries(got, lac, 8, spacing, band_um=0.08, blur_vox=1.0, memo=memo)
+    assert not calls  # every object taken from the memo
+    np.testing.assert_array_equal(got, want)
+    # a voxel changed in one ball's box (as an earlier class's step would): that ball is
+    # snapped again, the others are taken
+    changed = labels.copy()
+    changed[12, 10, 2] = 4
+    want = changed.copy()
+    snap_boundaries(want, lac, 8, spacing, band_um=0.08, blur_vox=1.0)
+    calls.clear()
+    got = changed.copy()
+    snap_boundaries(got, lac, 8, spacing, band_um=0.08, blur_vox=1.0, memo=memo)
+    assert len(calls) == 1
+    np.testing.assert_array_equal(got, want)
+    # other parameters: nothing taken
+    calls.clear()
+    snap_boundaries(labels.copy(), lac, 8, spacing, band_um=0.12, blur_vox=1.0, memo=memo)
+    assert len(calls) == 6
+
+
+def test_refine_with_workers_and_classes_snapped_ahead_gives_the_labels_of_one_thread():
+    from sxtflow.segment import refine_labels
+
+    labels, lac, _ = _balls(n=8, seed=3)
+    # a large low-contrast object (class 4) snapped first, then the balls
+    z, y, x = np.mgrid[:24, :40, :84]
+    big = (x > 60) & (np.abs(z - 12) < 9) & (np.abs(y - 20) < 15)
+    labels[big & (labels == 2)] = 4
+    lac = lac + np.where(big, 0.05, 0).astype(np.float32)
+    classes = {"cytoplasm": 2, "nucleus": 4, "lipid_droplet": 8}
+    rules = {"nucleus": {"boundary_um": 0.08}, "lipid_droplet": {"boundary_um": 0.08}}
+    one = refine_labels(labels, classes, (0.04,) * 3, rules, lac=lac, threads=1)
+    two = refine_labels(labels, classes, (0.04,) * 3, rules, lac=lac, threads=2)
+    assert (one != labels).any()
+    np.testing.assert_array_equal(one, two)
