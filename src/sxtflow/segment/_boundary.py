@@ -567,8 +567,7 @@ def _can_fork() -> bool:
 
 
 #: What the forked workers of :func:`_in_waves` run, ``(work, extra, stop, state,
-#: first)``: set just
-#: before they are forked (they inherit it), never pickled.
+#: first)``: set just before they are forked (they inherit it), never pickled.
 _FORKED = None
 
 
@@ -613,9 +612,8 @@ def _in_waves(items, work, write, threads: int, what: str, state=None, extra=Non
     wave before any of the wave's results is written, so within a wave every ``work``
     sees the labels as the previous waves left them (none sees another's result); the
     first wave's workers take it and the items from the memory they were forked with
-    (nothing sent); the results are written in
-    order, each as soon as it and those before it are done (a large item's write overlaps
-    the work of the items after it). With ``threads`` > 1, where :func:`_can_fork`, the
+    (nothing sent); the results are written in order, each as soon as it and those
+    before it are done (a large item's write overlaps the work of the items after it). With ``threads`` > 1, where :func:`_can_fork`, the
     work runs in ``threads`` worker processes forked once (scipy.ndimage and ``edt``
     hold the GIL, so threads overlap only numpy's own operations): ``work`` must read
     nothing that ``write`` changes except through ``state`` (the workers keep the
