@@ -74,35 +74,53 @@ def _class_box(out: np.ndarray, value: int, margin: int = 1):
     return None if box is None else _grow(box, margin, out.shape)
 
 
-def _levels(labels: np.ndarray, lac: np.ndarray) -> dict[int, float]:
-    """Median LAC (µm⁻¹) of every label value present (the classes' typical levels)."""
+def _levels(labels: np.ndarray, lac: np.ndarray) -> dict[int, tuple[float, float]]:
+    """Typical LAC of every label value present: (median, robust SD = 1.4826 × median
+    absolute deviation), µm⁻¹ (the classes' levels and how much their voxels vary)."""
     out = {}
     labels, lac = labels[::2, ::2, ::2], lac[::2, ::2, ::2]  # every 8th voxel is plenty
     for v in np.unique(labels):
         if v:
-            out[int(v)] = float(np.median(lac[labels == v]))
+            x = lac[labels == v]
+            med = float(np.median(x))
+            out[int(v)] = (med, 1.4826 * float(np.median(np.abs(x - med))))
     return out
 
 
 def _replacement_label(labels, piece, exclude, lac=None, levels=None) -> int:
-    """The label a removed piece takes: of the labels around it (not ``exclude``, not 0),
-    the one whose typical LAC is nearest the piece's median LAC when ``lac`` is given (a
-    fragment of "nucleus" on a mitochondrion is dense: it becomes mitochondrion, not
-    cytoplasm); else the most frequent one."""
+    """The label a removed piece takes, of the labels around it (not ``exclude``, not 0).
+
+    Without ``lac``: the most frequent one on its one-voxel shell. With it (and
+    ``levels``, :func:`_levels`): the most probable one given the piece's median LAC
+    ``m`` and where it touches, ``share_v · N(m; median_v, sd_v)`` with ``share_v`` the
+    fraction of the shell that is label ``v`` (the prior: a piece belongs to what
+    surrounds it) and the class's level and spread (the likelihood). A dense fragment of
+    "nucleus" at the end of a mitochondrion, with the mitochondrion's LAC, becomes
+    mitochondrion, not the cytoplasm around it; a large blob of cytoplasm the
+    classifier read as a second nucleus, with a LAC between the cytoplasm's and the
+    mitochondria's (a ±60° tilt series' missing wedge smears dense structures into the
+    cytoplasm), that touches a mitochondrion with a few voxels of its surface, stays
+    cytoplasm instead of growing the mitochondrion by thousands of voxels.
+    """
     if lac is None or levels is None:
         return _surrounding_label(labels, piece, exclude)
     shell = ndi.binary_dilation(piece, _STRUCT) & ~piece
     around = labels[shell]
-    cand = [int(v) for v in np.unique(around) if v not in (0, exclude) and int(v) in levels]
+    around = around[(around != 0) & (around != exclude)]
+    cand = [int(v) for v in np.unique(around) if int(v) in levels]
     if not cand:
         return _surrounding_label(labels, piece, exclude)
     m = float(np.median(lac[piece]))
-    return min(cand, key=lambda v: abs(levels[v] - m))
+    share = np.bincount(around, minlength=max(cand) + 1) / around.size
+
+    def log_post(v):
+        med, sd = levels[v]
+        sd = max(sd, 1e-6)  # a noise-free class: its level decides alone
+        return float(np.log(share[v])) - 0.5 * ((m - med) / sd) ** 2 - float(np.log(sd))
+
+    return max(cand, key=log_post)
 
 
-#: Pieces whose box (with its margin) is larger than this (voxels, z y x) are processed
-#: tile by tile (each tile with the margin around it), so memory is bounded by the tile,
-#: not the tomogram: the ice around a cell spans the whole volume.
 def _merge_enclosed(out: np.ndarray, value: int, host: int, fraction: float) -> None:
     """Relabel (in place) pieces of ``value`` whose outer shell is ≥ ``fraction`` ``host``."""
     box = _class_box(out, value)
