@@ -309,6 +309,31 @@ def test_refine_boundary_rule_and_lac_aware_replacement():
     assert (aware[8:12, 8:12, 20:23] == 9).all()
 
 
+def test_removed_blob_touching_a_mitochondrion_barely_stays_what_surrounds_it():
+    # a ±60° tilt series smears dense structures into the cytoplasm; the classifier reads
+    # a blob of it as a second nucleus (LAC between the cytoplasm's and the mitochondria's,
+    # nearer the mitochondria's). Dropped by max_objects, it touches a mitochondrion with a
+    # few voxels of its surface: it stays cytoplasm (the LAC-nearest neighbour alone made
+    # it a 700-voxel growth of the mitochondrion)
+    rng = np.random.default_rng(0)
+    lab = np.full((24, 40, 40), 2, np.uint8)
+    z, y, x = np.mgrid[:24, :40, :40]
+    lab[10:13, 10:13, 2:16] = 9  # a mitochondrion (a square tube along x)
+    blob = (z - 12) ** 2 + (y - 11) ** 2 + (x - 21.5) ** 2 <= 5.6**2  # touches its end
+    lab[blob] = 4
+    nucleus = (z - 12) ** 2 + (y - 28) ** 2 + (x - 28) ** 2 <= 8**2  # the largest piece
+    lab[nucleus] = 4
+    assert not (blob & nucleus).any()
+    lac = np.where(lab == 9, 0.30, 0.22) + rng.normal(0, 0.03, lab.shape)
+    lac[blob] += 0.05
+    lac[nucleus] += 0.04
+    lac = lac.astype(np.float32)
+    classes = {"cytoplasm": 2, "nucleus": 4, "mitochondrion": 9}
+    out = refine_labels(lab, classes, (0.04,) * 3, {"nucleus": {"max_objects": 1}}, lac=lac)
+    assert (out[blob] == 2).all()
+    assert ((out == 9) == (lab == 9)).all()
+
+
 def test_default_rules_snap_with_a_tomogram_and_skip_the_step_without():
     lac, truth, d = _blurred(lambda z, y, x: np.sqrt(z * z + y * y + x * x) - 8)
     labels = np.where(d <= -1.5, 8, 2).astype(np.uint8)
