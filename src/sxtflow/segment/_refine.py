@@ -244,8 +244,10 @@ def refine_labels(
         not voting).
     lac : ndarray of float, shape (z, y, x), optional
         The tomogram (LAC, µm⁻¹). With it, removed pieces take the neighbouring label
-        whose typical LAC (median over the volume) is nearest their own, instead of the
-        most frequent one, and ``boundary_um`` rules can run.
+        most probable given their median LAC and where they touch (the share of the
+        piece's surface a label has, times the likelihood of the piece's LAC under that
+        label's median and spread over the volume; :func:`_replacement_label`) instead
+        of the most frequent one, and ``boundary_um`` rules can run.
     threads : int
         Threads (or processes, for large objects) of the boundary step and the blur
         estimate (objects snapped at the same time; the result does not depend on it;

@@ -497,8 +497,8 @@ def run_refine(
     ``rules`` default to the default rules (:mod:`sxtflow.options`) of the classes given.
     With ``boundary_um`` rules the tomogram (``tomogram_path``) is read too: object
     surfaces are placed where its LAC puts them and removed pieces take the neighbour
-    nearest in LAC (:func:`sxtflow.refine.refine_labels`), ``threads`` objects at a time
-    (the same result for any number).
+    most probable given their LAC and contact (:func:`sxtflow.refine.refine_labels`),
+    ``threads`` objects at a time (the same result for any number).
     """
     from ..segment import refine_labels
 
