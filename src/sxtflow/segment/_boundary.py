@@ -410,8 +410,8 @@ def snap_boundaries(
         overlap only numpy's own operations; each object's box of the labels is sent to
         them); elsewhere on threads.
     then : sequence of (int, float)
-        Classes (value, ``band_um``) the caller snaps next, with this ``blur_vox`` and
-        the defaults of the other parameters: in worker processes, a worker that has
+        Classes (value, ``band_um``) the caller snaps next, with this call's
+        ``blur_vox`` and other parameters: in worker processes, a worker that has
         finished its share of this class's last group snaps their objects (boxes below
         :data:`_AHEAD_VOXELS`) on its own copy of the labels as they are now, until this
         class is done; the results go into ``memo``.
@@ -456,7 +456,7 @@ def snap_boundaries(
     ahead = None
     if then:
         ahead = (
-            lambda stop: _ahead(labels, f_all, spacing_um, blur_vox, then, stop),
+            lambda stop: _ahead(labels, f_all, spacing_um, blur_vox, then, stop, **options),
             (memo if memo is not None else {}).update,
         )
     return _in_waves(
@@ -475,16 +475,7 @@ def _snapper(f_all, value, spacing_um, band_um, blur_vox, memo=None, **options):
     """The margin (µm) of :func:`snap_boundaries`'s boxes for one class and its
     ``work(item, sub)``: an object's new mask from its box of the labels ``sub`` (or the
     result in ``memo`` computed from the same inputs)."""
-    o = {
-        "min_contrast": 6.0,
-        "max_rounds": 20,
-        "smooth_vox": 0.8,
-        "pool_vox": 2.0,
-        "offset_vox": 0.1,
-        "max_pool_vox": 3.0,
-        "settle": 1e-4,
-        **options,
-    }
+    o = {**_snap_defaults(), **options}
     spacing = np.asarray(spacing_um, dtype=float)
     vox = float(spacing.min())
     w = max(float(band_um), vox)  # µm the surface may move
@@ -509,6 +500,17 @@ def _snapper(f_all, value, spacing_um, band_um, blur_vox, memo=None, **options):
     return margin, work
 
 
+def _snap_defaults() -> dict:
+    """:func:`snap_boundaries`' defaults of the options :func:`_snapper` reads (from its
+    signature: one place for them)."""
+    import inspect
+
+    keep = ("min_contrast", "max_rounds", "smooth_vox", "pool_vox", "offset_vox")
+    keep += ("max_pool_vox", "settle")
+    params = inspect.signature(snap_boundaries).parameters
+    return {k: params[k].default for k in keep}
+
+
 def _memo_key(params, box):
     return params, tuple((b.start, b.stop) for b in box)
 
@@ -523,7 +525,7 @@ def _same_inputs(seen, obj, sub) -> bool:
 _AHEAD_VOXELS = 1 << 20
 
 
-def _ahead(labels, f_all, spacing_um, blur_vox, then, stop) -> dict:
+def _ahead(labels, f_all, spacing_um, blur_vox, then, stop, **options) -> dict:
     """The objects of the classes ``then`` (value, band µm) snapped as
     :func:`snap_boundaries` would, in groups, on the labels as they are, each result with
     its inputs (the memo of :func:`snap_boundaries`); until ``stop`` is set.
@@ -536,7 +538,7 @@ def _ahead(labels, f_all, spacing_um, blur_vox, then, stop) -> dict:
 
     found = {}
     for value, band in then:
-        margin, work = _snapper(f_all, int(value), spacing_um, float(band), blur_vox)
+        margin, work = _snapper(f_all, int(value), spacing_um, float(band), blur_vox, **options)
         items = _object_boxes(labels, int(value), np.asarray(spacing_um, dtype=float), margin)
         while wave := list(itertools.islice(items, _WAVE)):
             todo = [(item, labels[item[1]].copy()) for item in wave]
