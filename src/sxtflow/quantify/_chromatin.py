@@ -230,9 +230,15 @@ def _margin(sigma_vox: np.ndarray) -> int:
     return int(np.ceil(3 * sigma_vox.max())) + 1
 
 
-def chromatin_box(nucleus_mask: np.ndarray, spacing_um, smooth_sigma_um: float | None = None):
+def chromatin_box(
+    nucleus_mask: np.ndarray, spacing_um, smooth_sigma_um: float | None = None, *, box=None
+):
     """The box (tuple of slices) that :func:`split_chromatin` reads: the nuclei's bounding
     box grown by the pre-smoothing's margin, clipped to the volume; None without a nucleus.
+
+    ``box`` (tuple of 3 slice), when given, is the nuclei's bounding box itself (e.g. the
+    nucleus class's from :func:`scipy.ndimage.find_objects`): ``nucleus_mask`` is then read
+    for its shape only (an array of that shape, or the shape as a tuple).
 
     ``split_chromatin(lac[box], nucleus_mask[box], ...)`` gives the same table as on the
     whole volume, so a caller can keep just these crops of the LAC volume.
@@ -243,15 +249,19 @@ def chromatin_box(nucleus_mask: np.ndarray, spacing_um, smooth_sigma_um: float |
     >>> chromatin_box(m, 1.0)  # σ = 0.75 voxel: 4 voxels of margin
     (slice(4, 16, None), slice(5, 15, None), slice(1, 10, None))
     """
-    mask = np.asarray(nucleus_mask, dtype=bool)
     spacing = _spacing3(spacing_um)
-    box = mask_box(mask)
+    if box is None:
+        mask = np.asarray(nucleus_mask, dtype=bool)
+        shape = mask.shape
+        box = mask_box(mask)
+    else:
+        shape = tuple(getattr(nucleus_mask, "shape", nucleus_mask))
     if box is None:
         return None
     pad = _margin(_sigma_um(spacing, smooth_sigma_um) / spacing)
     return tuple(
         slice(max(b.start - pad, 0), min(b.stop + pad, dim))
-        for b, dim in zip(box, mask.shape, strict=True)
+        for b, dim in zip(box, shape, strict=True)
     )
 
 

@@ -82,6 +82,7 @@ def instances(
     *,
     spacing_um=None,
     separate: dict[str, float] | None = None,
+    class_boxes: dict[int, tuple[slice, ...]] | None = None,
 ) -> tuple[np.ndarray, pd.DataFrame]:
     """Split semantic class labels into instances: connected components, or watershed.
 
@@ -98,6 +99,10 @@ def instances(
         :func:`sxtflow.refine.separate_instances` (distance-transform watershed), so touching
         round objects (lipid droplets, vacuoles) count as separate objects. Other classes,
         and all without ``separate``, are 26-connected components.
+    class_boxes : dict of int to tuple of 3 slice, optional
+        Label value → bounding box of that value in ``labels`` (every value present), as
+        :func:`scipy.ndimage.find_objects` gives them, when the caller has them already;
+        found here otherwise (one pass over the volume).
 
     Returns
     -------
@@ -127,7 +132,7 @@ def instances(
     out = np.zeros(labels.shape, dtype=np.uint16)
     rows = []
     offset = 0
-    boxes = _class_boxes(labels)
+    boxes = _class_boxes(labels) if class_boxes is None else class_boxes
     for name, value in classes.items():
         box = boxes.get(int(value))
         if box is None:
@@ -216,6 +221,38 @@ def mask_centroid(mask: np.ndarray) -> np.ndarray:
     if box is None:
         return np.full(3, np.nan)
     return _moments(np.asarray(mask)[box], [b.start for b in box], np.ones(3))[1]
+
+
+def _box_within(mask: np.ndarray, box: tuple[slice, ...] | None) -> tuple[slice, ...] | None:
+    """``mask_box(mask)`` for a mask known to be False outside ``box`` (None: the whole
+    volume): only the box is read. Absolute slices; None when empty."""
+    if box is None:
+        return mask_box(mask)
+    inner = mask_box(np.asarray(mask)[box])
+    if inner is None:
+        return None
+    return tuple(
+        slice(b.start + i.start, b.start + i.stop) for b, i in zip(box, inner, strict=True)
+    )
+
+
+def _centroid_within(mask: np.ndarray, box: tuple[slice, ...] | None) -> np.ndarray:
+    """``mask_centroid(mask)`` (the same arithmetic) for a mask False outside ``box``."""
+    tight = _box_within(mask, box)
+    if tight is None:
+        return np.full(3, np.nan)
+    return _moments(np.asarray(mask)[tight], [b.start for b in tight], np.ones(3))[1]
+
+
+def _merge_boxes(boxes: Iterable[tuple[slice, ...] | None]) -> tuple[slice, ...] | None:
+    """The bounding box of several boxes (None entries skipped; None when all are)."""
+    boxes = [b for b in boxes if b is not None]
+    if not boxes:
+        return None
+    return tuple(
+        slice(min(b[a].start for b in boxes), max(b[a].stop for b in boxes))
+        for a in range(len(boxes[0]))
+    )
 
 
 def _elongation_flatness(cov: np.ndarray, n: int, spacing: np.ndarray) -> tuple[float, float]:
@@ -390,14 +427,19 @@ def fill_holes(mask: np.ndarray) -> np.ndarray:
     return out
 
 
-def _cell_mask(labels: np.ndarray, values: list[int]) -> np.ndarray:
-    """Largest 26-connected component of the union of ``values``, enclosed holes filled."""
-    union = _union(labels, values)
-    out = np.zeros(union.shape, dtype=bool)
-    box = mask_box(union)  # the union's bounding box: the work is there
+def _cell_mask(labels: np.ndarray, values: list[int], box=None) -> np.ndarray:
+    """Largest 26-connected component of the union of ``values``, enclosed holes filled
+    (``box``: a box that holds every voxel of ``values``; only it is read)."""
+    out = np.zeros(labels.shape, dtype=bool)
     if box is None:
+        box = tuple(slice(0, n) for n in labels.shape)
+    union = _union(labels[box], values)
+    inner = mask_box(union)  # the union's bounding box: the work is there
+    if inner is None:
         return out
-    comps, _ = ndimage.label(union[box], structure=CONNECTIVITY_26, output=np.int32)
+    union = union[inner]
+    box = tuple(slice(b.start + i.start, b.start + i.stop) for b, i in zip(box, inner, strict=True))
+    comps, _ = ndimage.label(union, structure=CONNECTIVITY_26, output=np.int32)
     del union
     sizes = np.bincount(comps.ravel())
     sizes[0] = 0
@@ -407,7 +449,7 @@ def _cell_mask(labels: np.ndarray, values: list[int]) -> np.ndarray:
     return out
 
 
-def cell_mask(labels: np.ndarray, values: Iterable[int]) -> np.ndarray:
+def cell_mask(labels: np.ndarray, values: Iterable[int], *, box=None) -> np.ndarray:
     """The cell: largest 26-connected component of the union of ``values``, holes filled.
 
     Parameters
@@ -416,12 +458,15 @@ def cell_mask(labels: np.ndarray, values: Iterable[int]) -> np.ndarray:
         Class labels.
     values : iterable of int
         Label values of the cell's classes (every class but ice).
+    box : tuple of 3 slice, optional
+        A box (voxel index slices) that holds every voxel of ``values``, e.g. the union of
+        their class boxes: only it is read (the same mask as without it).
 
     Returns
     -------
     ndarray of bool, shape (z, y, x)
     """
-    return _cell_mask(np.asarray(labels), [int(v) for v in values])
+    return _cell_mask(np.asarray(labels), [int(v) for v in values], box)
 
 
 def measure_objects(
@@ -440,6 +485,7 @@ def measure_objects(
     cell: np.ndarray | None = None,
     instance_split: tuple[np.ndarray, pd.DataFrame] | None = None,
     cell_surface_um2: float | None = None,
+    box: tuple[slice, ...] | None = None,
 ) -> pd.DataFrame:
     """Measure every object of every non-ice class, and the whole cell.
 
@@ -488,6 +534,10 @@ def measure_objects(
         The area (µm²) of the cell mask's mesh with ``smooth_iterations`` when the caller
         has it already (e.g. for :func:`sxtflow.quantify.surface_summary`); meshed here
         otherwise.
+    box : tuple of 3 slice, optional
+        A box (voxel index slices) that holds every voxel of the non-ice classes (e.g. the
+        union of their class boxes): the whole-volume searches (the objects' and the cell's
+        boxes) read only it. The same table as without it.
 
     Returns
     -------
@@ -519,7 +569,7 @@ def measure_objects(
     cell = np.asarray(cell, dtype=bool)
     if cell.shape != lab.shape:
         raise ValueError(f"cell mask shape {cell.shape} differs from the labels' {lab.shape}")
-    csl = mask_box(cell)
+    csl = _box_within(cell, box)
     cell_lac = _lac_stats(lacd[csl][cell[csl]]) if csl is not None else None
     if instance_split is None:
         instance_split = instances(lab, organelles, spacing_um=tuple(spacing), separate=separate)
@@ -527,7 +577,7 @@ def measure_objects(
     del instance_split
     if inst.shape != lab.shape:
         raise ValueError(f"instance labels shape {inst.shape} differs from the labels' {lab.shape}")
-    slices = ndimage.find_objects(inst)
+    slices = _find_objects_within(inst, box)
     lac_rows = {}
     pairs = list(zip(table["object_id"], table["class"], strict=True))
     for oid, name in progress(pairs, len(pairs), "object LAC"):
@@ -541,6 +591,7 @@ def measure_objects(
 
     rows = []
     depth_of = None
+    cell_centroid = np.full(3, np.nan)
     if csl is not None:
         cstart = tuple(s.start for s in csl)
         cmask = cell[csl]
@@ -559,6 +610,8 @@ def measure_objects(
             area=cell_surface_um2,
         )
         rows.append(cell_row)
+        # the cell's centroid in voxels, as mask_centroid gives it (for the relations)
+        cell_centroid = _moments(cmask, cstart, np.ones(3))[1]
         del cmask
 
     for oid, (name, lac_row) in progress(
@@ -591,9 +644,24 @@ def measure_objects(
             targets=list(relation_targets),
             contact_distance_um=contact_distance_um,
             surface_um2=areas,
+            object_slices=slices,
+            cell_box=(csl, cell_centroid),
         )
         out = out.merge(rel.drop(columns="class"), on="object_id", how="left")
     return out
+
+
+def _find_objects_within(inst: np.ndarray, box: tuple[slice, ...] | None) -> list:
+    """``scipy.ndimage.find_objects(inst)`` for instances that lie in ``box`` (None: the
+    whole volume), reading only the box."""
+    if box is None:
+        return ndimage.find_objects(inst)
+    return [
+        None
+        if sl is None
+        else tuple(slice(b.start + s.start, b.start + s.stop) for b, s in zip(box, sl, strict=True))
+        for sl in ndimage.find_objects(inst[box])
+    ]
 
 
 def cell_summary(objects: pd.DataFrame, classes: Iterable[str] | None = None) -> pd.DataFrame:

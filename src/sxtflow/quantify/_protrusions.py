@@ -68,7 +68,9 @@ PROTRUSION_COLUMNS = [
 ]
 
 
-def cell_body(cell_mask: np.ndarray, spacing_um, body_radius_um: float = 0.5) -> np.ndarray:
+def cell_body(
+    cell_mask: np.ndarray, spacing_um, body_radius_um: float = 0.5, *, cell_box=None
+) -> np.ndarray:
     """Morphological opening of the cell with a ball of ``body_radius_um`` µm.
 
     Parameters
@@ -78,6 +80,9 @@ def cell_body(cell_mask: np.ndarray, spacing_um, body_radius_um: float = 0.5) ->
         Voxel size (z, y, x) µm.
     body_radius_um : float
         Radius of the opening ball (µm).
+    cell_box : tuple of 3 slice, optional
+        The cell mask's bounding box (:func:`sxtflow.segment.mask_box`) when the caller has
+        it already: only it is read (the same result as without it).
 
     Returns
     -------
@@ -98,10 +103,12 @@ def cell_body(cell_mask: np.ndarray, spacing_um, body_radius_um: float = 0.5) ->
     r = float(body_radius_um)
     if r <= 0:
         raise ValueError(f"body_radius_um must be positive, got {body_radius_um}")
-    out = np.zeros_like(cell)
-    if not cell.any():
+    out = np.zeros(cell.shape, dtype=bool)  # untouched pages are not resident
+    from ._measure import mask_box
+
+    sl = mask_box(cell) if cell_box is None else cell_box  # no uint8 copy of the volume
+    if sl is None:
         return out
-    (sl,) = ndimage.find_objects(cell.astype(np.uint8))
     pad = np.ceil(r / spacing).astype(int) + 1
     big = tuple(
         slice(max(s.start - p, 0), min(s.stop + p, n))
@@ -202,6 +209,7 @@ def protrusions(
     sheet_ratio: float = 2.5,
     rod_ratio: float = 2.0,
     body: np.ndarray | None = None,
+    cell_box: tuple[slice, ...] | None = None,
 ) -> tuple[pd.DataFrame, np.ndarray]:
     """Detect, measure and type the protrusions of one cell.
 
@@ -219,6 +227,9 @@ def protrusions(
         Typing thresholds (module docstring).
     body : ndarray of bool, optional
         A precomputed :func:`cell_body`.
+    cell_box : tuple of 3 slice, optional
+        The cell mask's bounding box (:func:`sxtflow.segment.mask_box`) when the caller has
+        it already: only it is read (the same result as without it).
 
     Returns
     -------
@@ -230,11 +241,11 @@ def protrusions(
     cell = np.asarray(cell_mask, dtype=bool)
     spacing = _spacing3(spacing_um)
     if body is None:
-        body = cell_body(cell, spacing, body_radius_um)
-    from ._measure import mask_box, mask_centroid
+        body = cell_body(cell, spacing, body_radius_um, cell_box=cell_box)
+    from ._measure import _centroid_within, mask_box
 
     out = np.zeros(cell.shape, dtype=np.int32)  # untouched pages are not resident
-    box = mask_box(cell)
+    box = mask_box(cell) if cell_box is None else cell_box
     if box is None:
         return pd.DataFrame(columns=PROTRUSION_COLUMNS), out
     # in the cell's box grown by one voxel (each piece's crop below reaches one voxel past
@@ -246,9 +257,9 @@ def protrusions(
     origin = [b.start for b in box]
     pieces, n = ndimage.label(cell[box] & ~body[box], structure=_C26, output=np.int32)
     rows = []
-    cell_centroid = (
-        mask_centroid(body if body.any() else cell) * spacing if cell.any() else np.zeros(3)
-    )
+    # the body lies in the cell: both in the cell's box (the whole volume's centroid)
+    cell_box = tuple(box)
+    cell_centroid = _centroid_within(body if body[cell_box].any() else cell, cell_box) * spacing
     vox = float(np.prod(spacing))
     # most pieces are a few voxels of membrane roughness: a piece of n voxels cannot reach
     # min_length_um (:func:`_length_bound`), so it is dropped before any geodesic work
@@ -298,6 +309,7 @@ def surface_summary(
     body_radius_um: float = 0.5,
     body: np.ndarray | None = None,
     cell_surface_um2: float | None = None,
+    cell_box: tuple[slice, ...] | None = None,
 ) -> pd.DataFrame:
     """One row per cell: protrusion counts, volume fraction and surface roughness.
 
@@ -316,6 +328,9 @@ def surface_summary(
         iterations, as here) when the caller
         has it already (:func:`sxtflow.quantify.measure_objects` meshes the same surface);
         meshed here otherwise.
+    cell_box : tuple of 3 slice, optional
+        The cell mask's bounding box (:func:`sxtflow.segment.mask_box`) when the caller has
+        it already: only it is read (the same result as without it).
 
     Returns
     -------
@@ -325,38 +340,43 @@ def surface_summary(
         ``n_lamellipodia``, ``n_blebs``, ``cell_surface_um2``, ``body_surface_um2``,
         ``surface_roughness``, ``body_roughness``, ``body_radius_um``.
     """
-    from ._measure import _mesh_area, _moments, mask_box
+    from ._measure import _box_within, _mesh_area, _moments
 
     cell = np.asarray(cell_mask, dtype=bool)
     spacing = _spacing3(spacing_um)
     if body is None:
-        body = cell_body(cell, spacing, body_radius_um)
+        body = cell_body(cell, spacing, body_radius_um, cell_box=cell_box)
+    # the body lies in the cell: every count and box below reads the cell's box only
+    inside = (slice(None),) * 3 if cell_box is None else tuple(cell_box)
     vox = float(np.prod(spacing))
-    row: dict = {"cell_volume_um3": float(cell.sum()) * vox}
-    row["body_volume_um3"] = float(body.sum()) * vox
+    n_body = int(body[inside].sum())
+    row: dict = {"cell_volume_um3": float(cell[inside].sum()) * vox}
+    row["body_volume_um3"] = float(n_body) * vox
     pv = float(table["volume_um3"].sum()) if len(table) else 0.0
     row["protrusion_volume_um3"] = pv
-    row["protrusion_volume_fraction"] = pv / row["cell_volume_um3"] if cell.any() else np.nan
+    row["protrusion_volume_fraction"] = (
+        pv / row["cell_volume_um3"] if cell[inside].any() else np.nan
+    )
     row["n_protrusions"] = len(table)
     for name, col in (("filopodium", "n_filopodia"), ("lamellipodium", "n_lamellipodia")):
         row[col] = int((table["type"] == name).sum()) if len(table) else 0
     row["n_blebs"] = int((table["type"] == "bleb").sum()) if len(table) else 0
     areas = []
     for m, known in ((cell, cell_surface_um2), (body, None)):
-        if not m.any():
+        if not m[inside].any():
             areas.append(np.nan)
             continue
         if known is not None:
             areas.append(float(known))
             continue
-        sl = mask_box(m)
+        sl = _box_within(m, cell_box)
         areas.append(
             _mesh_area(m[sl], spacing, tuple(s.start for s in sl), SURFACE_SMOOTH_ITERATIONS)
         )
     row["cell_surface_um2"], row["body_surface_um2"] = areas
     row["surface_roughness"] = areas[0] / areas[1] - 1 if areas[1] else np.nan
-    if body.sum() > 1:
-        sl = mask_box(body)  # coordinate moments slab by slab, not every voxel's at once
+    if n_body > 1:
+        sl = _box_within(body, cell_box)  # coordinate moments slab by slab, not every voxel's
         _, _, cov = _moments(body[sl], [s.start for s in sl], spacing)
         cov = cov + np.diag(spacing**2 / 12.0)
         semi = np.sqrt(5 * np.clip(np.linalg.eigvalsh(cov), 0, None))

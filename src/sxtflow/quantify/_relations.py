@@ -143,6 +143,8 @@ def object_relations(
     targets: Iterable[str] | None = None,
     contact_distance_um: float | None = None,
     surface_um2: dict[int, float] | None = None,
+    object_slices: list | None = None,
+    cell_box: tuple | None = None,
 ) -> pd.DataFrame:
     """Distances, contacts and radial position of every object.
 
@@ -164,6 +166,12 @@ def object_relations(
     surface_um2 : dict of int to float, optional
         Surface area (µm²) per object id, e.g. ``surface_um2`` of
         :func:`sxtflow.quantify.measure_objects`; default: the Taubin-smoothed mesh area.
+    object_slices : list of (tuple of slice or None), optional
+        ``scipy.ndimage.find_objects(instance_labels)`` when the caller has it already;
+        found here otherwise (a pass over the volume).
+    cell_box : (tuple of 3 slice or None, ndarray of shape (3,)), optional
+        The cell mask's bounding box (``mask_box``) and its centroid in voxels
+        (``mask_centroid``) when the caller has them already; found here otherwise.
 
     Returns
     -------
@@ -189,9 +197,9 @@ def object_relations(
     ids = [int(i) for i in table["object_id"]]
     names = [str(c) for c in table["class"]]
     target_names = list(dict.fromkeys(names)) if targets is None else list(targets)
-    surf, areas, centroids = _object_surfaces(inst, ids, spacing, surface_um2)
+    surf, areas, centroids = _object_surfaces(inst, ids, spacing, surface_um2, object_slices)
     trees = _target_trees(ids, names, surf, target_names)
-    shell_tree, cell_centroid = _cell_shell(cell_mask, spacing)
+    shell_tree, cell_centroid = _cell_shell(cell_mask, spacing, cell_box)
     # the search for contacting objects may reach this far between voxel centres
     reach = contact + float(np.sqrt((spacing**2).sum()))
     rows = []
@@ -242,16 +250,17 @@ def _check_relation_inputs(instance_labels, spacing_um, cell_mask, contact_dista
     return inst, spacing, cell_mask, contact
 
 
-def _object_surfaces(inst, ids, spacing, surface_um2):
+def _object_surfaces(inst, ids, spacing, surface_um2, slices=None):
     """Per object: its surface voxels (µm), its area (µm²) and its centroid (µm).
 
-    From bounding-box crops; the area is ``surface_um2``'s when given, else the
-    Taubin-smoothed mesh's.
+    From bounding-box crops (``slices``: ``find_objects(inst)`` when known); the area is
+    ``surface_um2``'s when given, else the Taubin-smoothed mesh's.
     """
     from ._measure import mask_centroid
     from ._mesh import _mesh_crop
 
-    slices = ndimage.find_objects(inst)
+    if slices is None:
+        slices = ndimage.find_objects(inst)
     surf: dict[int, np.ndarray] = {}
     areas: dict[int, float] = {}
     centroids: dict[int, np.ndarray] = {}
@@ -288,18 +297,23 @@ def _target_trees(ids, names, surf, target_names):
     return trees
 
 
-def _cell_shell(cell_mask, spacing):
-    """A k-d tree over the voxels just outside the cell (µm) and the cell's centroid (µm)."""
+def _cell_shell(cell_mask, spacing, known=None):
+    """A k-d tree over the voxels just outside the cell (µm) and the cell's centroid (µm)
+    (``known``: the cell's box and centroid in voxels when the caller has them)."""
     from ._measure import _dilate, mask_box, mask_centroid
 
-    box = mask_box(cell_mask)
+    if known is None:
+        box = mask_box(cell_mask)
+        centroid = mask_centroid(cell_mask) if box is not None else None
+    else:
+        box, centroid = known
     if box is None:
         return None, np.full(3, np.nan)
     # in the cell's box: outside it there is no cell and no shell
     padded = np.pad(cell_mask[box], 1)
     shell = _dilate(padded, full=False) & ~padded
     start = np.array([b.start for b in box])
-    return cKDTree((np.argwhere(shell) - 1 + start) * spacing), mask_centroid(cell_mask) * spacing
+    return cKDTree((np.argwhere(shell) - 1 + start) * spacing), np.asarray(centroid) * spacing
 
 
 def _class_relation(p, oid, same_class, entry, area_um2, spacing, contact, reach):

@@ -75,7 +75,8 @@ def run_measure(
     ``nucleus`` class). ``separate``, ``chromatin`` and ``surface`` default to the options of
     :mod:`sxtflow.options` (``separate``: the default entries of the classes given)."""
     from .. import quantify
-    from ..quantify._measure import _mesh_area, _union, mask_box
+    from ..quantify._measure import _box_within, _merge_boxes, _mesh_area
+    from ..quantify._mesh import _class_boxes
     from ..quantify._protrusions import SURFACE_SMOOTH_ITERATIONS
 
     labels = _compact_labels(io.read_volume(labels_path))
@@ -89,9 +90,13 @@ def run_measure(
     # measured class (all objects and the cell lie in it; the rest of the kept volume is
     # never written, so never resident) and the nuclei's box with the chromatin's
     # smoothing margin
-    cell = quantify.cell_mask(lab, values)
+    # every class's box in one pass over the labels: all later whole-volume work (the
+    # cell, its box, the instances, the objects' boxes, the nuclei) reads only these boxes
+    boxes = _class_boxes(lab)
+    union_box = _merge_boxes(boxes.get(v) for v in values)
+    cell = quantify.cell_mask(lab, values, box=union_box)
     # the cell's mesh, once: its area is the cell row's and the roughness's
-    csl = mask_box(cell)
+    csl = _box_within(cell, union_box) if union_box is not None else None
     cell_area = (
         _mesh_area(cell[csl], np.asarray(spacing), tuple(b.start for b in csl), smooth_iterations)
         if csl is not None
@@ -101,22 +106,22 @@ def run_measure(
     if out_surface is not None:
         opts = {**DEFAULTS["surface"], **(surface or {})}
         radius = float(opts.pop("body_radius_um"))
-        body = quantify.cell_body(cell, spacing, radius)
+        body = quantify.cell_body(cell, spacing, radius, cell_box=csl)
         # [0]: the protrusions' label volume (int32, whole volume) is not kept
-        prot = quantify.protrusions(cell, spacing, body=body, **opts)[0]
+        prot = quantify.protrusions(cell, spacing, body=body, cell_box=csl, **opts)[0]
         summary = quantify.surface_summary(
-            cell, spacing, prot, body=body, body_radius_um=radius,
+            cell, spacing, prot, body=body, body_radius_um=radius, cell_box=csl,
             # the same mesh when measure smooths as surface_summary does
             cell_surface_um2=cell_area if smooth_iterations == SURFACE_SMOOTH_ITERATIONS else None,
         )  # fmt: skip
         del body
     _release_memory()  # the surface work's meshes and crops go before the LAC volume comes
-    union_box = mask_box(_union(lab, values))
     nucleus = nuc_box = None
-    if out_chromatin is not None and "nucleus" in classes:
-        nucleus = lab == classes["nucleus"]
-        nuc_box = quantify.chromatin_box(nucleus, spacing, chrom.get("smooth_sigma_um"))
-        nucleus = nucleus[nuc_box].copy() if nuc_box is not None else None
+    if out_chromatin is not None and boxes.get(classes.get("nucleus")) is not None:
+        nuc_box = quantify.chromatin_box(
+            lab.shape, spacing, chrom.get("smooth_sigma_um"), box=boxes[classes["nucleus"]]
+        )
+        nucleus = lab[nuc_box] == classes["nucleus"]
     lac = io.read_volume(tomogram_path)
     if lab.shape != lac.data.shape:
         raise InputError(
@@ -133,8 +138,9 @@ def run_measure(
     del kept
     separate = _per_class(separate, _MEASURE["separate"], classes)
     split = quantify.instances(
-        lab, {k: classes[k] for k in names}, spacing_um=tuple(spacing), separate=separate
-    )
+        lab, {k: classes[k] for k in names}, spacing_um=tuple(spacing), separate=separate,
+        class_boxes=boxes,
+    )  # fmt: skip
     objects = quantify.measure_objects(
         labels,
         lacs.pop(),
@@ -147,6 +153,7 @@ def run_measure(
         cell=cell,
         instance_split=split,
         cell_surface_um2=cell_area,
+        box=union_box,
     )
     del cell, split
     io.write_table(out_organelles, objects)
@@ -189,7 +196,7 @@ def _compact_labels(volume):
     mask and comparison of the volume then reads half the memory."""
     data = volume.data
     if data.dtype.kind in "iu" and data.dtype.itemsize > 1 and data.size:
-        if data.min() >= 0 and data.max() <= 255:
+        if (data.dtype.kind == "u" or data.min() >= 0) and data.max() <= 255:
             volume.data = data.astype(np.uint8)
     return volume
 

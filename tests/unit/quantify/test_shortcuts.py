@@ -292,3 +292,56 @@ def test_nearest_gap_with_the_box_filter_equals_asking_every_target_point():
         ok = d[np.arange(len(pts)), j] < bound
         want = float(_gap(p[j[ok]], pts[ok], spacing).min())
         assert got == want
+
+
+def test_known_boxes_give_what_searching_the_whole_volume_gives():
+    """Every function that takes a box the caller knows (the class boxes, the cell's box)
+    gives exactly what it gives when it searches the whole volume itself."""
+    from sxtflow.quantify._mesh import _class_boxes
+    from sxtflow.segment import mask_box
+
+    lab, lac = small_cell(seed=3)
+    lab = np.pad(lab, ((3, 5), (6, 2), (4, 4)), constant_values=1)  # boxes off the origin
+    lac = np.pad(lac, ((3, 5), (6, 2), (4, 4)), constant_values=0.1)
+    spacing = (0.05,) * 3
+    names = {k: v for k, v in CLASSES.items() if k != "ice"}
+    boxes = _class_boxes(lab)
+    union = tuple(
+        slice(min(boxes[v][a].start for v in names.values()),
+              max(boxes[v][a].stop for v in names.values()))
+        for a in range(3)
+    )  # fmt: skip
+    assert union != tuple(slice(0, n) for n in lab.shape)
+    cell = quantify.cell_mask(lab, names.values())
+    np.testing.assert_array_equal(quantify.cell_mask(lab, names.values(), box=union), cell)
+    sep = {"lipid_droplet": 0.1}
+    inst, table = quantify.instances(lab, names, spacing_um=spacing, separate=sep)
+    inst_b, table_b = quantify.instances(
+        lab, names, spacing_um=spacing, separate=sep, class_boxes=boxes
+    )
+    np.testing.assert_array_equal(inst_b, inst)
+    pd.testing.assert_frame_equal(table_b, table)
+    common = dict(separate=sep, cell=cell, relations=True, contact_distance_um=0.05)
+    want = quantify.measure_objects(Volume(lab, 50.0), Volume(lac, 50.0), CLASSES, **common)
+    got = quantify.measure_objects(
+        Volume(lab, 50.0), Volume(lac, 50.0), CLASSES, box=union, **common
+    )
+    pd.testing.assert_frame_equal(got, want, check_exact=True)
+    csl = mask_box(cell)
+    body = quantify.cell_body(cell, spacing)
+    np.testing.assert_array_equal(quantify.cell_body(cell, spacing, cell_box=csl), body)
+    prot, plab = quantify.protrusions(cell, spacing, body=body)
+    prot_b, plab_b = quantify.protrusions(cell, spacing, body=body, cell_box=csl)
+    assert len(prot) >= 1
+    pd.testing.assert_frame_equal(prot_b, prot, check_exact=True)
+    np.testing.assert_array_equal(plab_b, plab)
+    pd.testing.assert_frame_equal(
+        quantify.surface_summary(cell, spacing, prot, body=body, cell_box=csl),
+        quantify.surface_summary(cell, spacing, prot, body=body),
+        check_exact=True,
+    )
+    nucleus = lab == 4
+    for sigma in (None, 0.1):
+        assert quantify.chromatin_box(
+            lab.shape, spacing, sigma, box=boxes[4]
+        ) == quantify.chromatin_box(nucleus, spacing, sigma)
