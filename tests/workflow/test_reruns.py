@@ -29,7 +29,9 @@ pytestmark = pytest.mark.workflow
 
 # jobs of one new, unannotated sample (features are computed only for annotated samples:
 # prediction computes them per block from the tomogram)
-PER_SAMPLE = ("simulate", "reconstruct", "predict", "refine", "evaluate", "mesh", "measure")
+PER_SAMPLE = (
+    "simulate", "reconstruct", "predict", "refine", "evaluate", "mesh", "measure", "chromatin",
+)  # fmt: skip
 
 
 def copy_workflow(dest):
@@ -126,7 +128,7 @@ def test_upstream_parameter_change_reruns_the_chain(finished):
 
     config = changed_config(work, "changed_up.yaml", stricter_vacuoles)
     counts = planned_jobs(work, snakefile=snakefile, config=config)
-    downstream = {"refine": 2, "evaluate": 2, "mesh": 2, "measure": 2}
+    downstream = {"refine": 2, "evaluate": 2, "mesh": 2, "measure": 2, "chromatin": 2}
     assert counts == downstream | {"compare": 1, "evaluation_table": 1, "all": 1}
 
 

@@ -44,13 +44,14 @@ rule measure:
     output:
         organelles="results/{sample}/organelles.tsv",
         cell="results/{sample}/cell.tsv",
-        chromatin="results/{sample}/chromatin.tsv",
-        chromatin_profile="results/{sample}/chromatin_profile.tsv",
         surface="results/{sample}/surface.tsv",
     log:
         "logs/measure/{sample}.log",
     benchmark:
         "results/benchmarks/measure/{sample}.tsv"
+    # the longest of the three jobs after refine (mesh, measure, chromatin; threads 1
+    # each): with two cores it starts first, and mesh and chromatin share the other core
+    priority: 1
     conda:
         "../../envs/analyse.yaml"
     threads: 1
@@ -61,7 +62,30 @@ rule measure:
         classes=CLASSES,
         options=canonical(config["measure"]),
         smooth_iterations=config["mesh"]["smooth_iterations"],
-        chromatin=canonical(config["chromatin"]),
         surface=canonical(config["surface"]),
     script:
         "../scripts/measure.py"
+
+
+rule chromatin:
+    input:
+        labels="results/{sample}/labels.mrc",
+        tomogram="results/{sample}/tomogram.mrc",
+    output:
+        chromatin="results/{sample}/chromatin.tsv",
+        chromatin_profile="results/{sample}/chromatin_profile.tsv",
+    log:
+        "logs/chromatin/{sample}.log",
+    benchmark:
+        "results/benchmarks/chromatin/{sample}.tsv"
+    conda:
+        "../../envs/analyse.yaml"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=30,
+    params:
+        classes=CLASSES,
+        chromatin=canonical(config["chromatin"]),
+    script:
+        "../scripts/chromatin.py"

@@ -239,6 +239,8 @@ def get_final_output(wildcards):
         out += [
             f"results/{s}/organelles.tsv",
             f"results/{s}/cell.tsv",
+            # rule chromatin's (empty tables without a nucleus class, as ever)
+            f"results/{s}/chromatin.tsv",
             f"results/{s}/meshes/scene.glb",
             f"results/{s}/render.png",
             f"results/{s}/slices.png",

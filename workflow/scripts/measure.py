@@ -1,4 +1,4 @@
-"""Rule measure: per-object morphometry and LAC, per-cell summary."""
+"""Rule measure: per-object morphometry and LAC, per-cell summary, surface protrusions."""
 
 import _paths  # noqa: F401  (puts src/ on sys.path)
 
@@ -11,12 +11,9 @@ run_measure(
     snakemake.input.tomogram,
     snakemake.output.organelles,
     snakemake.output.cell,
-    snakemake.output.chromatin,
-    snakemake.output.chromatin_profile,
-    snakemake.output.surface,
+    out_surface=snakemake.output.surface,
     classes=snakemake.params.classes,
     smooth_iterations=snakemake.params.smooth_iterations,
-    chromatin=snakemake.params.chromatin,
     surface=snakemake.params.surface,
     **snakemake.params.options,
 )

@@ -439,11 +439,14 @@ def _cell_mask(labels: np.ndarray, values: list[int], box=None) -> np.ndarray:
         return out
     union = union[inner]
     box = tuple(slice(b.start + i.start, b.start + i.stop) for b, i in zip(box, inner, strict=True))
-    comps, _ = ndimage.label(union, structure=CONNECTIVITY_26, output=np.int32)
-    del union
-    sizes = np.bincount(comps.ravel())
-    sizes[0] = 0
-    largest = comps == int(np.argmax(sizes))
+    comps, n = ndimage.label(union, structure=CONNECTIVITY_26, output=np.int32)
+    if n == 1:  # one piece (the usual cell): it is the largest, no count needed
+        largest = union
+    else:
+        del union
+        sizes = np.bincount(comps.ravel())
+        sizes[0] = 0
+        largest = comps == int(np.argmax(sizes))
     del comps
     out[box] = fill_holes(largest)
     return out

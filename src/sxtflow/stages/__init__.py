@@ -22,7 +22,7 @@ _stage_getattr, __dir__, __all__ = _lazy.attach(
         "_reconstruct": ["run_reconstruct"],
         "_segment": ["feature_spec", "run_features", "run_train", "run_train_tomograms",
                      "check_model_voxel", "run_predict", "run_refine", "run_evaluate"],
-        "_analyse": ["run_mesh", "run_measure", "run_export_ome_zarr"],
+        "_analyse": ["run_mesh", "run_measure", "run_chromatin", "run_export_ome_zarr"],
         "_compare": ["run_compare", "stack_sample_tables"],
     },
 )  # fmt: skip

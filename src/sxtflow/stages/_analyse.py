@@ -165,16 +165,63 @@ def run_measure(
         summary = summary.drop(columns=[c for c in summary.columns if c in cell_row.columns])
         cell_row = pd.concat([cell_row, summary], axis=1)
     if out_chromatin is not None:
-        if nucleus is None or not nucleus.any():
-            table = pd.DataFrame()
-        else:
-            # on the nuclei's box: the same table as on the whole volume (chromatin_box)
-            _, table = quantify.split_chromatin(nuc_lac, nucleus, spacing, **chrom)
-        io.write_table(out_chromatin, table)
-        if out_profile is not None:
-            profile = quantify.radial_profile(table) if len(table) else pd.DataFrame()
-            io.write_table(out_profile, profile)
+        _write_chromatin(nuc_lac, nucleus, spacing, chrom, out_chromatin, out_profile)
     io.write_table(out_cell, cell_row)
+
+
+def run_chromatin(
+    labels_path: PathLike,
+    tomogram_path: PathLike,
+    out_chromatin: PathLike,
+    out_profile: PathLike | None = None,
+    *,
+    classes: Mapping[str, int],
+    chromatin: Mapping | None = None,
+) -> None:
+    """Hetero/euchromatin split of the nucleus: the table and the radial profile that
+    :func:`run_measure` writes with ``out_chromatin`` (the same files), on their own.
+
+    The workflow runs this apart from measure (rule ``chromatin``), beside mesh: it needs
+    neither the cell nor the objects. Empty tables without a ``nucleus`` class or voxel.
+    ``chromatin`` defaults to the options of :mod:`sxtflow.options`. Only the nuclei's box
+    of the tomogram is kept (with the pre-smoothing's margin, :func:`~sxtflow.quantify.chromatin_box`).
+    """
+    from .. import quantify
+
+    chrom = {**DEFAULTS["chromatin"], **(chromatin or {})}
+    labels = _compact_labels(io.read_volume(labels_path))
+    spacing = labels.spacing_um
+    nucleus = nuc_box = nuc_lac = None
+    if "nucleus" in classes:
+        nucleus = labels.data == classes["nucleus"]
+        nuc_box = quantify.chromatin_box(nucleus, spacing, chrom.get("smooth_sigma_um"))
+        nucleus = nucleus[nuc_box].copy() if nuc_box is not None else None
+    shape = labels.data.shape
+    del labels
+    if nuc_box is not None:
+        lac = io.read_volume(tomogram_path)
+        if lac.data.shape != shape:
+            raise InputError(
+                labels_path, f"shape {shape} differs from the tomogram's {lac.data.shape}"
+            )
+        nuc_lac = np.array(lac.data[nuc_box])
+        del lac
+    _write_chromatin(nuc_lac, nucleus, spacing, chrom, out_chromatin, out_profile)
+
+
+def _write_chromatin(nuc_lac, nucleus, spacing, chrom, out_chromatin, out_profile) -> None:
+    """The chromatin table (and profile) of the nuclei's crops (LAC µm⁻¹, mask; None
+    without a nucleus): the same table as on the whole volume (chromatin_box)."""
+    from .. import quantify
+
+    if nucleus is None or not nucleus.any():
+        table = pd.DataFrame()
+    else:
+        _, table = quantify.split_chromatin(nuc_lac, nucleus, spacing, **chrom)
+    io.write_table(out_chromatin, table)
+    if out_profile is not None:
+        profile = quantify.radial_profile(table) if len(table) else pd.DataFrame()
+        io.write_table(out_profile, profile)
 
 
 def _release_memory() -> None:

@@ -122,6 +122,37 @@ def test_run_measure_writes_the_tables_of_the_whole_volume_calls(tmp_path):
         assert got == (tmp_path / f"want_{name}.tsv").read_text(), name
 
 
+def test_run_chromatin_writes_the_chromatin_tables_of_run_measure(tmp_path):
+    # the workflow's rule chromatin runs apart from measure: the same two files
+    lab, lac = small_cell(seed=4)
+    io.write_volume(tmp_path / "lab.mrc", Volume(lab, 50.0))
+    io.write_volume(tmp_path / "lac.mrc", Volume(lac, 50.0))
+    chrom = {"smooth_sigma_um": 0.06}
+    stages.run_measure(
+        tmp_path / "lab.mrc", tmp_path / "lac.mrc", tmp_path / "org.tsv", tmp_path / "cell.tsv",
+        tmp_path / "chrom.tsv", tmp_path / "prof.tsv", classes=CLASSES, chromatin=chrom,
+    )  # fmt: skip
+    stages.run_chromatin(
+        tmp_path / "lab.mrc", tmp_path / "lac.mrc", tmp_path / "c2.tsv", tmp_path / "p2.tsv",
+        classes=CLASSES, chromatin=chrom,
+    )  # fmt: skip
+    assert len(io.read_table(tmp_path / "c2.tsv")) == 1
+    assert (tmp_path / "c2.tsv").read_text() == (tmp_path / "chrom.tsv").read_text()
+    assert (tmp_path / "p2.tsv").read_text() == (tmp_path / "prof.tsv").read_text()
+    # without a nucleus class: empty tables, as run_measure writes them
+    no_nucleus = {k: v for k, v in CLASSES.items() if k != "nucleus"}
+    stages.run_chromatin(
+        tmp_path / "lab.mrc", tmp_path / "lac.mrc", tmp_path / "c3.tsv", tmp_path / "p3.tsv",
+        classes=no_nucleus,
+    )  # fmt: skip
+    stages.run_measure(
+        tmp_path / "lab.mrc", tmp_path / "lac.mrc", tmp_path / "o3.tsv", tmp_path / "e3.tsv",
+        tmp_path / "c4.tsv", tmp_path / "p4.tsv", classes=no_nucleus,
+    )  # fmt: skip
+    assert (tmp_path / "c3.tsv").read_text() == (tmp_path / "c4.tsv").read_text()
+    assert (tmp_path / "p3.tsv").read_text() == (tmp_path / "p4.tsv").read_text()
+
+
 def test_chromatin_on_its_box_equals_the_whole_volume():
     lab, lac = small_cell(seed=1)
     nucleus = lab == 4
