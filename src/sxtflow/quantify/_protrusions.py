@@ -155,14 +155,22 @@ def _length_bound(n: int, spacing: np.ndarray) -> float:
     return ((2.0 if n > 5 else 1.0) * raw + float(np.mean(spacing))) * (1 + 1e-9)
 
 
-def _piece_row(k, piece, body_crop, start, spacing, cell_centroid):
+def _piece_row(k, piece, body_crop, start, spacing, cell_centroid, min_length_um=0.0):
+    """The row of one piece of cell minus body; None without a base (no voxel touching
+    the body) or when the piece cannot reach ``min_length_um`` (µm).
+
+    The geodesic path runs from one base voxel (every base voxel is a start at cost 0, so
+    the traceback ends at the first it reaches) through non-base voxels only: it has at
+    most ``n - n_base + 1`` voxels, and :func:`_length_bound` of that bounds its length.
+    """
     from skimage.graph import MCP_Geometric
 
     vox = float(np.prod(spacing))
     n = int(piece.sum())
     volume = n * vox
     base = piece & ndimage.binary_dilation(body_crop, structure=_C26)
-    if not base.any():
+    n_base = int(base.sum())
+    if not n_base or _length_bound(n - n_base + 1, spacing) < min_length_um:
         return None
     costs = np.where(piece, 1.0, np.inf)
     mcp = MCP_Geometric(costs, sampling=tuple(spacing), fully_connected=True)
@@ -278,7 +286,7 @@ def protrusions(
         if piece.sum() * vox < min_volume_um3:
             continue
         start = np.array([s.start for s in big])
-        row = _piece_row(k, piece, body[big], start, spacing, cell_centroid)
+        row = _piece_row(k, piece, body[big], start, spacing, cell_centroid, min_length_um)
         if row is None or row["length_um"] < min_length_um:
             continue
         pid = len(rows) + 1

@@ -220,6 +220,10 @@ def test_pieces_too_small_to_be_long_enough_are_dropped_as_the_full_path_drops_t
         if row is not None:
             checked += 1
             assert row["length_um"] <= _protrusions._length_bound(int(piece.sum()), spacing)
+            # the tighter bound: the geodesic path has one base voxel (touching the body)
+            base = piece & ndimage.binary_dilation(body[big], structure=np.ones((3, 3, 3)))
+            m = int(piece.sum()) - int(base.sum()) + 1
+            assert row["length_um"] <= _protrusions._length_bound(m, spacing)
     assert checked > 20
 
 
