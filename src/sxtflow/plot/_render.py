@@ -186,6 +186,7 @@ def slice_panel(
     title: str | None = None,
     dpi: int = 150,
     table=None,
+    class_boxes: dict | None = None,
 ) -> Path:
     """Three orthogonal slices (xy, xz, yz) through the centre with a label overlay.
 
@@ -209,6 +210,10 @@ def slice_panel(
     dpi : int
     table : LabelTable, optional
         Label names and values (default :func:`sxtflow.labels.default_labels`).
+    class_boxes : dict of int to tuple of 3 slice, optional
+        Label value → bounding box of every value present in ``labels`` (as
+        ``scipy.ndimage.find_objects`` gives them) when the caller has them already; found
+        here otherwise (a pass over the volume).
 
     Returns
     -------
@@ -291,7 +296,8 @@ def slice_panel(
                 va="bottom",
                 fontsize=8,
             )
-    boxes = _class_boxes(labels.data)  # one pass over the volume for every label
+    # one pass over the volume for every label (or the caller's)
+    boxes = _class_boxes(labels.data) if class_boxes is None else class_boxes
     present = [v for v in lut if v in boxes]
     if present:
         fig.legend(

@@ -186,6 +186,7 @@ def class_meshes(
     *,
     smooth_iterations: int = 20,
     skip=("ice",),
+    class_boxes: dict | None = None,
 ) -> dict[str, trimesh.Trimesh]:
     """One display mesh per segmentation class.
 
@@ -199,6 +200,10 @@ def class_meshes(
         Taubin smoothing iterations.
     skip : sequence of str, optional
         Class names not meshed (default ``("ice",)``: the embedding medium fills the box).
+    class_boxes : dict of int to tuple of 3 slice, optional
+        Label value → bounding box of every value present in ``labels`` (as
+        ``scipy.ndimage.find_objects`` gives them) when the caller has them already; found
+        here otherwise (a pass over the volume).
 
     Returns
     -------
@@ -208,7 +213,7 @@ def class_meshes(
     """
     out: dict[str, trimesh.Trimesh] = {}
     spacing = _spacing3(labels.spacing_um)
-    boxes = _class_boxes(labels.data)
+    boxes = _class_boxes(labels.data) if class_boxes is None else class_boxes
     for name, value in classes.items():
         if name in skip or int(value) not in boxes:
             continue

@@ -33,17 +33,21 @@ def run_mesh(
     colours from the label table ``labels`` (path, table, or None for the bundled one)."""
     from ..plot import render, slice_panel
     from ..quantify import class_meshes, write_ply, write_scene
+    from ..quantify._mesh import _class_boxes
 
     table = _label_table(labels)
     colours = table.colours(classes)
     seg = _compact_labels(io.read_volume(labels_path))
+    boxes = _class_boxes(seg.data)  # one pass: the panel's legend and the meshes' boxes
     shown = {k: v for k, v in classes.items() if k != "ice"}
     # the slice panel first, while only the labels are held: the LAC volume is not held
     # while meshing, nor are the meshes while it is read (peak memory)
     lac = io.read_volume(tomogram_path)
-    slice_panel(lac, seg, {k: colours[k] for k in shown}, out_slices, table=table)
+    slice_panel(
+        lac, seg, {k: colours[k] for k in shown}, out_slices, table=table, class_boxes=boxes
+    )
     del lac
-    meshes = class_meshes(seg, shown, smooth_iterations=smooth_iterations)
+    meshes = class_meshes(seg, shown, smooth_iterations=smooth_iterations, class_boxes=boxes)
     write_scene(out_scene, meshes, colours)
     with io.atomic_path(out_ply_dir, directory=True) as tmp:
         tmp.mkdir()

@@ -103,3 +103,24 @@ def test_decimation_clusters_vertices():
     small = decimate_for_display(m, 500)
     assert 0 < len(small.faces) <= 500
     assert np.linalg.norm(small.vertices, axis=1).max() <= 1.0 + 1e-9
+
+
+def test_given_class_boxes_give_the_same_meshes_and_slice_panel(tmp_path):
+    # run_mesh finds the class boxes once and hands them to both
+    from sxtflow.plot import slice_panel
+
+    lab = blobs(seed=1)
+    classes = {"cytoplasm": 2, "nucleus": 4, "lipid_droplet": 8}
+    vol = Volume(lab, 50.0)
+    boxes = _class_boxes(lab)
+    want = class_meshes(vol, classes)
+    got = class_meshes(vol, classes, class_boxes=boxes)
+    assert set(got) == set(want) == set(classes)
+    for name in want:
+        np.testing.assert_array_equal(got[name].vertices, want[name].vertices)
+        np.testing.assert_array_equal(got[name].faces, want[name].faces)
+    lac = Volume(np.random.default_rng(2).normal(0.2, 0.02, lab.shape).astype(np.float32), 50.0)
+    colours = {2: "#808080", 4: "#3060c0", 8: "#e0c020"}
+    slice_panel(lac, vol, colours, tmp_path / "a.png")
+    slice_panel(lac, vol, colours, tmp_path / "b.png", class_boxes=boxes)
+    assert (tmp_path / "a.png").read_bytes() == (tmp_path / "b.png").read_bytes()
