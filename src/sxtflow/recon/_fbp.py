@@ -96,7 +96,7 @@ def fbp(
     *,
     center: float | None = None,
     filter_name: str = "ramp",
-    slab_rows: int = 8,
+    slab_rows: int = 32,
 ) -> np.ndarray:
     """Filtered back-projection (fast, vectorised; same geometry as ``iradon(circle=True)``).
 
@@ -112,7 +112,9 @@ def fbp(
     filter_name : {"ramp", "shepp-logan", "cosine", "hamming", "hann"}
         Ramp filter and apodisation window, as in :func:`skimage.transform.iradon`.
     slab_rows : int
-        Detector rows reconstructed at once (bounds the working memory).
+        Detector rows reconstructed at once (bounds the working memory; the result does not
+        depend on it). Each slab reads the whole sparse back-projector once, so 32 rows
+        cost ~20 % less CPU than 8 at 512³.
 
     Returns
     -------

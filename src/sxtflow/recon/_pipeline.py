@@ -20,6 +20,13 @@ from ._stripe import _check_crop, bin_projections, crop_projections, remove_stri
 log = logging.getLogger("sxtflow")
 
 
+#: Detector rows per slab by default: FBP reads the whole sparse back-projector (≈ 0.6 GB at
+#: 512 columns and 180 angles) once per slab, so larger slabs cost less (the result does
+#: not depend on it); SIRT keeps 8 (its iterations hold more per row).
+FBP_SLAB_ROWS = 32
+SIRT_SLAB_ROWS = 8
+
+
 def reconstruct(
     proj: Projections,
     *,
@@ -29,7 +36,7 @@ def reconstruct(
     filter_name: str = "shepp-logan",
     iterations: int = 100,
     outlier_threshold: float | None = None,
-    slab_rows: int = 8,
+    slab_rows: int | None = None,
     stripe: bool = False,
     stripe_size: int = 5,
     align: bool = False,
@@ -72,8 +79,10 @@ def reconstruct(
         SIRT / SIRT-TV iterations (SIRT: 100 — it semi-converges; SIRT-TV: 200–300).
     outlier_threshold : float, optional
         Zinger threshold on the line integrals (see :func:`remove_outliers`).
-    slab_rows : int
-        Rows reconstructed at once.
+    slab_rows : int, optional
+        Rows reconstructed at once; default 32 for FBP (each slab reads the whole sparse
+        back-projector once: 32 rows cost ~20 % less CPU than 8 at 512³, the same volume)
+        and 8 for SIRT.
     stripe : bool
         Remove detector stripes (ring artefacts) with :func:`remove_stripes`.
     stripe_size : int
@@ -325,7 +334,9 @@ def _run_algorithm(
     if backend == "astra":
         return _astra_recon(lines, theta, center, algorithm, filter_name, iterations)
     if algorithm == "fbp":
-        return fbp(lines, theta, center=center, filter_name=filter_name, slab_rows=slab_rows)
+        rows = FBP_SLAB_ROWS if slab_rows is None else slab_rows
+        return fbp(lines, theta, center=center, filter_name=filter_name, slab_rows=rows)
+    slab_rows = SIRT_SLAB_ROWS if slab_rows is None else slab_rows
     return sirt(
         lines, theta, center=center, iterations=iterations, slab_rows=slab_rows,
         tv_weight=tv_weight if algorithm == "sirt-tv" else 0.0,
