@@ -19,7 +19,8 @@ _CHUNK = 32
 # points at 0.8–0.9 (70 k lattice cells, 96 % of them > 20 cells from any non-ice point:
 # the reconstruction's rim at the edge of the field of view) went to full resolution and
 # came out ice voxel for voxel; at 0.8 the same labels (0 of 134 M voxels differ) for
-# 12 % less CPU (docs/performance.md, session 24). Below 0.8 the lattice barely changes.
+# 12–15 % less CPU (docs/performance.md, session 24); the same labels on the segmentation
+# benchmark's sets. Below 0.8 the lattice barely changes.
 CONFIDENT = 0.8
 
 
