@@ -701,6 +701,13 @@ def _digest(mask: np.ndarray) -> bytes:
     return hashlib.blake2b(np.packbits(mask).tobytes(), digest_size=16).digest()
 
 
+#: The blurs (σ, voxels, before the smoothing) a voted object's edge is fitted over
+#: (``_Snap._edge_model``): :func:`estimate_blur`'s range widened by a step on either side,
+#: so that a best fit at an end means no width in the physical range (none sharper than
+#: the smoothing alone).
+_EDGE_BLURS = (0.0, 0.25, 0.5, 0.75, 1.0, 1.25, 1.5, 2.0, 2.5)
+
+
 class _Snap:
     """The fit-threshold rounds of :func:`snap_boundaries` for one class (see there)."""
 
@@ -840,6 +847,17 @@ class _Snap:
         sg = rho / step
         near = where & (np.maximum(d_out, d_in) <= 1.5 * self.vox)
         if outer is not None:
+            # a voted object: the step with the tomogram's blur gives a surface that
+            # follows the edge smoothly (the vote's is ragged by up to a layer, which
+            # reads as more blur); the edge's own blur is measured there, and the step
+            # from the vote's surface is taken again with it
+            first = self._offset_and_contrast(f, b, c, outer, q, model, grad, near, sg, beyond)
+            fit = where & (np.maximum(d_out, d_in) <= 3 * self.vox)
+            found = self._edge_model(f, first, fit)
+            if found is None:
+                return beyond
+            model, q = found
+            grad = np.sqrt(sum(g * g for g in np.gradient(model, *step)))
             return self._offset_and_contrast(f, b, c, outer, q, model, grad, near, sg, beyond)
         res = (f - b) / c - model  # the data minus the model, in units of the contrast
         num = ndi.gaussian_filter(np.where(near, grad * res, 0).astype(np.float32), sg)
@@ -847,6 +865,58 @@ class _Snap:
         ok = den > 1e-6
         delta = num / np.where(ok, den, 1)
         return np.where(ok, model + grad * delta > q, beyond)
+
+    def _edge_model(self, f, obj, region):
+        """``obj`` blurred with the blur of its own edge and the level at which that model
+        has ``obj``'s volume, ``(model, q)``; None where the edge has no width in
+        :data:`_EDGE_BLURS` (not an edge a blurred step describes: keep the vote's surface).
+
+        The blur is the one whose blurred mask ``m`` fits the (smoothed) LAC at the
+        ``region`` voxels best, ``LAC ≈ b + c · m + e · |∇m|`` by least squares, over
+        ``hypot(σ_blur, smooth)`` for σ_blur in :data:`_EDGE_BLURS`, refined by the vertex
+        of the parabola through the best and its two neighbours. The term ``e · |∇m|``
+        takes up a uniform offset of the surface, to which the width is nearly orthogonal
+        (about the surface an offset changes the edge's even part, the width its odd
+        part); ``obj`` should follow the edge at least as smoothly as the pooled offset
+        does (a surface ragged by a layer reads as more blur). A best width at either end
+        of the range (sharper than the smoothing alone, or wider than 2.5 voxels of
+        blur) means the surface does not lie at such an edge (e.g. across a part of the
+        object the classifier missed, where it is the object on both sides).
+        """
+        pts = np.nonzero(region)
+        if pts[0].size < 20:
+            return None
+        step = self.spacing / self.vox
+        # central differences at the region's voxels (np.gradient's, without the arrays)
+        lo = [np.maximum(p - 1, 0) for p in pts]
+        hi = [np.minimum(p + 1, n - 1) for p, n in zip(pts, obj.shape, strict=True)]
+        span = [(h - l_) * st for h, l_, st in zip(hi, lo, step, strict=True)]
+        y = f[pts].astype(np.float64)
+        mask = obj.astype(np.float32)
+
+        def residual(sig):
+            m = ndi.gaussian_filter(mask, sig)
+            g2 = np.zeros(y.size)
+            for axis in range(obj.ndim):
+                up, down = list(pts), list(pts)
+                up[axis], down[axis] = hi[axis], lo[axis]
+                d = (m[tuple(up)] - m[tuple(down)]) / np.where(span[axis] > 0, span[axis], 1)
+                g2 += d.astype(np.float64) ** 2
+            x = np.stack([np.ones_like(y), m[pts].astype(np.float64), np.sqrt(g2)], axis=1)
+            coef = np.linalg.lstsq(x, y, rcond=None)[0]
+            return float(np.sqrt(np.mean((y - x @ coef) ** 2)))
+
+        sig = np.hypot(np.asarray(_EDGE_BLURS, dtype=float), self.smooth_vox)
+        err = np.array([residual(s_) for s_ in sig])
+        i = int(np.argmin(err))
+        if i in (0, sig.size - 1):
+            return None
+        best = float(sig[i])
+        a, b_, _ = np.polyfit(sig[i - 1 : i + 2], err[i - 1 : i + 2], 2)
+        if a > 0:
+            best = float(np.clip(-b_ / (2 * a), sig[i - 1], sig[i + 1]))
+        model = ndi.gaussian_filter(mask, best)
+        return model, _superlevel(model, int(np.count_nonzero(obj)))
 
     def _offset_and_contrast(self, f, b, c, outer, q, model, grad, near, sg, beyond):
         """:meth:`_offset` for a voted object, the offset fitted together with the local
