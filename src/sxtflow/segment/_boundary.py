@@ -365,7 +365,11 @@ def snap_boundaries(
        and stops up to ~0.5 voxel short of the edge on the side it came from, so its
        settled surface then takes one step of the pooled offset of step 2b, fitted
        together with the local contrast (an object's contrast varies along its surface,
-       e.g. a nucleus's heterochromatin rim; see ``_Snap._offset_and_contrast``);
+       e.g. a nucleus's heterochromatin rim; see ``_Snap._offset_and_contrast``), with
+       the blur of the object's own edge (``_Snap._edge_model``: the offset is biased by
+       a blur that is not the edge's, and the tomogram's estimate is a median over all
+       objects); where no blur in the physical range describes the edge, the vote's
+       surface stays;
     4. thin objects below ``min_contrast`` and thick ones whose contrast is too low for
        the vote too are left alone.
 
@@ -936,10 +940,14 @@ class _Snap:
         offset is ``v / u`` whatever the local contrast; patches with ``u`` < ¼ (no edge
         of this object) keep ``beyond``. One step from the vote's settled surface, not
         repeated: the vote leaves it within a layer of the edge, and each step costs
-        about a round. Known biases, both of the levels, not of the step: a blur
-        estimated too low reads as a fainter contrast (outwards), the surroundings'
-        level read 2 σ out above the one at the edge (a gradient) as the edge lying
-        inside.
+        about a round. Known biases: a model blurred more than the edge reads the edge's
+        steeper slope as more contrast (``u`` > 1; only the two layers beside the surface
+        are fitted, where contrast and width are one number), whose half level then
+        lies above the data's mean there, i.e. the edge further in, by about ``(u − 1) /
+        (2 u |∇m|)`` (0.7 voxel for a model of 1.75 on an edge of 1.2 voxels), and one
+        blurred less, further out: so :meth:`_offset` passes the model with the edge's
+        own blur (:meth:`_edge_model`); the surroundings' level read 2 σ out above the
+        one at the edge (a gradient) reads as the edge lying inside.
         """
         vox, spacing = self.vox, self.spacing
         box = _kernel_box(near, sg)
