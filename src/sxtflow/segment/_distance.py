@@ -52,4 +52,8 @@ def distance_um(mask: np.ndarray, spacing_um, threads: int = 1) -> np.ndarray:
         )
     if not mask.size:
         return np.zeros(mask.shape, dtype=np.float32)
-    return edt.edt(mask, anisotropy=spacing, black_border=False, parallel=max(int(threads), 1))
+    # a uint8 view of the mask (0/1: one label, the same distances): edt's bool path costs
+    # about a third more CPU time
+    return edt.edt(
+        mask.view(np.uint8), anisotropy=spacing, black_border=False, parallel=max(int(threads), 1)
+    )

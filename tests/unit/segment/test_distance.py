@@ -19,6 +19,22 @@ def test_distance_um_is_scipys_euclidean_distance_in_um(spacing):
     assert (got[~mask] == 0).all()
 
 
+@pytest.mark.parametrize("spacing", [(0.025, 0.025, 0.025), (0.06, 0.025, 0.03)])
+def test_distance_um_gives_edts_own_distances_bit_for_bit(spacing):
+    # distance_um hands edt a uint8 view of the mask (cheaper than its bool path): the
+    # refined labels depend on exact ties (``d <= 2 * vox``), so the distances must be
+    # the very same floats, not merely close
+    import edt
+
+    smooth = ndi.gaussian_filter(np.random.default_rng(5).random((21, 26, 30)), 1.5)
+    for p in (0.05, 0.5, 0.95):  # blobs of background, half and half, specks of it
+        mask = smooth > np.quantile(smooth, p)
+        want = edt.edt(mask, anisotropy=spacing, black_border=False, parallel=1)
+        got = distance_um(mask, spacing)
+        assert got.dtype == want.dtype
+        assert np.array_equal(got, want)
+
+
 def test_distance_um_refuses_what_is_not_a_volume():
     with pytest.raises(ValueError, match="3D mask"):
         distance_um(np.ones((4, 4), bool), (0.04, 0.04))
