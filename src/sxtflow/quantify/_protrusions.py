@@ -109,12 +109,12 @@ def cell_body(
     sl = mask_box(cell) if cell_box is None else cell_box  # no uint8 copy of the volume
     if sl is None:
         return out
-    pad = np.ceil(r / spacing).astype(int) + 1
-    big = tuple(
-        slice(max(s.start - p, 0), min(s.stop + p, n))
-        for s, p, n in zip(sl, pad, cell.shape, strict=True)
-    )
-    c = np.pad(cell[big], 1)  # the volume border is outside the cell
+    # the cell's box with one layer of background around it (the volume border is outside
+    # the cell): a cell voxel's nearest background voxel lies in it (a voxel beyond the
+    # layer is farther than its projection onto the layer), and so does every eroded voxel,
+    # so a margin of the ball's radius would change nothing (the body is cut to the cell)
+    big = tuple(sl)
+    c = np.pad(cell[big], 1)
     # closed ball: a voxel at exactly r from the background is not eroded, one at exactly
     # r from the eroded set is in the dilation (float32 distances: a relative tolerance)
     r_tie = r * (1.0 + 1e-5)

@@ -380,3 +380,31 @@ def test_known_boxes_give_what_searching_the_whole_volume_gives():
         assert quantify.chromatin_box(
             lab.shape, spacing, sigma, box=boxes[4]
         ) == quantify.chromatin_box(nucleus, spacing, sigma)
+
+
+def test_cell_body_in_the_cells_box_equals_the_opening_with_a_margin():
+    # the opening's distance transforms run on the cell's box with one background layer:
+    # the nearest background voxel of a cell voxel and the nearest eroded voxel of any cell
+    # voxel lie in it, so a margin of the ball's radius changes nothing
+    from sxtflow.segment._distance import distance_um
+
+    def opening_with_margin(cell, spacing, r):
+        pad = np.ceil(r / np.asarray(spacing)).astype(int) + 3
+        c = np.pad(cell, [(p, p) for p in pad])
+        r_tie = r * (1.0 + 1e-5)
+        eroded = distance_um(c, spacing) > r_tie
+        if not eroded.any():
+            return np.zeros_like(cell)
+        dilated = (distance_um(~eroded, spacing) <= r_tie) & c
+        return dilated[tuple(slice(p, p + n) for p, n in zip(pad, cell.shape, strict=True))]
+
+    checked = 0
+    for k, mask in enumerate(random_masks(30, seed=7, max_edge=30)):
+        cell = np.zeros((34, 36, 38), bool)
+        cell[2 : 2 + mask.shape[0], 1 : 1 + mask.shape[1], : mask.shape[2]] = mask  # at a face
+        spacing = (0.05, 0.04, 0.045) if k % 2 else (0.05, 0.05, 0.05)
+        for r in (0.08, 0.15):
+            want = opening_with_margin(cell, spacing, r)
+            np.testing.assert_array_equal(quantify.cell_body(cell, spacing, r), want)
+            checked += bool(want.any())
+    assert checked > 10
