@@ -229,8 +229,11 @@ def _box_within(mask: np.ndarray, box: tuple[slice, ...] | None) -> tuple[slice,
     if box is None:
         return mask_box(mask)
     inner = mask_box(np.asarray(mask)[box])
-    if inner is None:
-        return None
+    return None if inner is None else _within(box, inner)
+
+
+def _within(box: tuple[slice, ...], inner: tuple[slice, ...]) -> tuple[slice, ...]:
+    """``inner`` (slices relative to ``box``'s start) as absolute slices of the volume."""
     return tuple(
         slice(b.start + i.start, b.start + i.stop) for b, i in zip(box, inner, strict=True)
     )
@@ -438,7 +441,7 @@ def _cell_mask(labels: np.ndarray, values: list[int], box=None) -> np.ndarray:
     if inner is None:
         return out
     union = union[inner]
-    box = tuple(slice(b.start + i.start, b.start + i.stop) for b, i in zip(box, inner, strict=True))
+    box = _within(box, inner)
     comps, n = ndimage.label(union, structure=CONNECTIVITY_26, output=np.int32)
     if n == 1:  # one piece (the usual cell): it is the largest, no count needed
         largest = union
@@ -659,12 +662,7 @@ def _find_objects_within(inst: np.ndarray, box: tuple[slice, ...] | None) -> lis
     whole volume), reading only the box."""
     if box is None:
         return ndimage.find_objects(inst)
-    return [
-        None
-        if sl is None
-        else tuple(slice(b.start + s.start, b.start + s.stop) for b, s in zip(box, sl, strict=True))
-        for sl in ndimage.find_objects(inst[box])
-    ]
+    return [None if sl is None else _within(box, sl) for sl in ndimage.find_objects(inst[box])]
 
 
 def cell_summary(objects: pd.DataFrame, classes: Iterable[str] | None = None) -> pd.DataFrame:
