@@ -379,6 +379,36 @@ def test_removed_blob_touching_a_mitochondrion_barely_stays_what_surrounds_it():
     assert ((out == 9) == (lab == 9)).all()
 
 
+def test_blur_halo_of_a_small_dense_droplet_is_not_a_mitochondrion():
+    # a droplet of 2.5 voxels radius (LAC 0.53 in cytoplasm 0.23), blurred by 1 voxel: its
+    # partial-volume shell passes through the mitochondria's level and the classifier reads
+    # it as a mitochondrion wrapped around a too-small droplet. A real tube (radius 2.5
+    # voxels) passing beside a second droplet keeps its voxels
+    rng = np.random.default_rng(1)
+    z, y, x = np.mgrid[:28, :32, :48].astype(float)
+    ball = lambda c: np.sqrt((z - c[0]) ** 2 + (y - c[1]) ** 2 + (x - c[2]) ** 2)  # noqa: E731
+    d1, d2 = ball((14, 9, 10)), ball((14, 16, 30))
+    tube = np.sqrt((z - 14) ** 2 + (y - 21) ** 2) <= 2.5
+    truth = np.full(z.shape, 2, np.uint8)
+    truth[tube] = 9
+    truth[(d1 <= 2.5) | (d2 <= 2.5)] = 8
+    level = {2: 0.23, 8: 0.53, 9: 0.34}
+    lac = ndi.gaussian_filter(np.vectorize(level.get)(truth).astype(np.float32), 1.0)
+    lac = (lac + rng.normal(0, 0.005, lac.shape)).astype(np.float32)
+    lab = truth.copy()
+    lab[(d1 <= 4) & (d1 > 2)] = 9  # a droplet too small in a halo read as mitochondrion
+    classes = {"cytoplasm": 2, "lipid_droplet": 8, "mitochondrion": 9}
+    rules = {
+        "lipid_droplet": {"boundary_um": 0.08},
+        "mitochondrion": {"boundary_um": 0.12},
+    }
+    out = refine_labels(lab, classes, (0.04,) * 3, rules, lac=lac)
+    assert not (out[d1 <= 6] == 9).any()  # the halo is gone …
+    assert (out[d1 <= 2] == 8).all()
+    assert (out == 9).sum() / tube.sum() == pytest.approx(1.0, abs=0.1)  # … the tube stays
+    assert (out[tube] == 9).mean() > 0.9
+
+
 def test_default_rules_snap_with_a_tomogram_and_skip_the_step_without():
     lac, truth, d = _blurred(lambda z, y, x: np.sqrt(z * z + y * y + x * x) - 8)
     labels = np.where(d <= -1.5, 8, 2).astype(np.uint8)
