@@ -261,11 +261,12 @@ def test_snap_places_a_low_contrast_ball_wherever_its_seed_starts(rim, start):
     snap_boundaries(labels, lac.astype(np.float32), 4, (0.04,) * 3, band_um=0.16, blur_vox=1.0)
     got = labels == 4
     # the rim's inner edge (4 voxels deep) lies within the reach of the fit of the edge's
-    # own blur (3 voxels), which then reads the edge as sharper (σ 1.05 against the true
-    # 1.28) and moves it out: +5.2 / +3.9 % (with the tomogram's blur, which the test
-    # gives right: -0.1 / +0.7 %; the vote alone +0.8 / +8.0 %; Dice 0.968 / 0.969)
-    assert got.sum() / truth.sum() == pytest.approx(1.0, abs=0.015 if rim is None else 0.06)
-    assert 2 * (got & truth).sum() / (got.sum() + truth.sum()) > (0.97 if rim is None else 0.96)
+    # own blur (3 voxels), which then reads the edge as a little sharper and moves it
+    # out: +2.3 / +2.5 % (+5.2 / +3.9 % when that fit's window was the band around the
+    # vote's surface; with the tomogram's blur, which the test gives right: -0.1 /
+    # +0.7 %; the vote alone +0.8 / +8.0 %; Dice 0.975 / 0.971)
+    assert got.sum() / truth.sum() == pytest.approx(1.0, abs=0.015 if rim is None else 0.03)
+    assert 2 * (got & truth).sum() / (got.sum() + truth.sum()) > (0.97 if rim is None else 0.965)
 
 
 # the central case's nucleus-like ball (blur 1 voxel), snapped with the tomogram's blur
@@ -288,6 +289,34 @@ def test_snap_step_uses_the_edge_s_own_blur(blur, start):
     got = labels == 4
     assert got.sum() / truth.sum() == pytest.approx(1.0, abs=0.02)
     assert 2 * (got & truth).sum() / (got.sum() + truth.sum()) > 0.97
+
+
+# a vacuole-like ball (radius 11 voxels, 0.1 µm⁻¹ below its surroundings, blur 1 voxel)
+# under noise of 0.09 µm⁻¹, seeded 1 voxel inside, on the truth and 1 voxel outside:
+# placed by the vote, then the offset step with the edge's own blur. Fitted over the
+# band around the vote's surface (a window cut by the band and the classifier's zone,
+# mostly the layers beside a surface the same noise placed) the edge read sharper than
+# it is (σ 0.94-1.09 voxel against the true 1.28 with the smoothing) and the ball grew:
+# +6.2 / +3.0 / +3.7 %; fitted over 3 voxels about the surface it is fitted on, σ
+# 1.19-1.24 and +2.8 / -0.8 / +0.3 %
+def test_snap_step_fits_a_noisy_edge_s_blur_without_bias():
+    errors = []
+    for start in (-1.0, 0.0, 1.0):
+        lac, truth, d = _blurred(
+            lambda z, y, x: np.sqrt(z * z + y * y + x * x) - 11,
+            n=38,
+            inside=0.137,
+            outside=0.236,
+            noise=0.09,
+            seed=2,
+        )
+        labels = np.where(d <= start, 7, 2).astype(np.uint8)
+        snap_boundaries(labels, lac, 7, (0.04,) * 3, band_um=0.08, blur_vox=1.0)
+        got = labels == 7
+        errors.append(got.sum() / truth.sum() - 1)
+        assert 2 * (got & truth).sum() / (got.sum() + truth.sum()) > 0.95
+    assert max(abs(e) for e in errors) < 0.035
+    assert abs(np.mean(errors)) < 0.015  # unbiased: +0.8 % (the band's window: +4.3 %)
 
 
 def test_snap_step_leaves_a_surface_that_is_no_edge():
