@@ -43,6 +43,6 @@ __getattr__, __dir__, __all__ = _lazy.attach(
             "suggest_slices",
         ],
         "_refine": ["refine_labels", "separate_instances", "DEFAULT_RULES", "mask_box"],
-        "_boundary": ["snap_boundaries", "estimate_blur"],
+        "_boundary": ["snap_boundaries", "estimate_blur", "estimate_blur_axes"],
     },
 )

@@ -215,6 +215,93 @@ def estimate_blur(
     return float(np.median(votes)) if votes else float("nan")
 
 
+def _axis_blurs(f, obj, region, sigmas, sweeps=2):
+    """The Gaussian blur per axis (z, y, x; voxels) whose blurred ``obj`` fits ``f`` at
+    the ``region`` voxels best (``f ≈ b + c · model``, least squares), and its residual
+    SD: from the best isotropic σ of ``sigmas``, each axis in turn over ``sigmas`` with
+    the others held (``sweeps`` times), the best refined by the vertex of the parabola
+    through it and its two neighbours. The passes along the held axes are computed once
+    per axis and sweep (scipy's Gaussian is separable: the same values)."""
+    sig = np.asarray(sigmas, dtype=float)
+    mask = obj.astype(np.float32)
+
+    def err_of(model):
+        return _fit_levels(f, model, region)[2]
+
+    def best_of(errs):
+        i = int(np.argmin(errs))
+        best = float(sig[i])
+        if 0 < i < sig.size - 1:
+            a, b_, _ = np.polyfit(sig[i - 1 : i + 2], errs[i - 1 : i + 2], 2)
+            if a > 0:
+                best = float(np.clip(-b_ / (2 * a), sig[i - 1], sig[i + 1]))
+        return best
+
+    iso = np.array([err_of(ndi.gaussian_filter(mask, s_)) for s_ in sig])
+    cur = [best_of(iso)] * obj.ndim
+    for _ in range(sweeps):
+        for axis in range(obj.ndim):
+            held = mask
+            for other in range(obj.ndim):
+                if other != axis:
+                    held = ndi.gaussian_filter1d(held, cur[other], axis=other)
+            errs = np.array([err_of(ndi.gaussian_filter1d(held, s_, axis=axis)) for s_ in sig])
+            cur[axis] = best_of(errs)
+    return tuple(cur), err_of(ndi.gaussian_filter(mask, cur))
+
+
+def estimate_blur_axes(
+    labels,
+    lac,
+    values,
+    spacing_um,
+    *,
+    sigmas=(0.25, 0.5, 0.75, 1.0, 1.25, 1.5, 2.0, 2.5, 3.0),
+    min_voxels=27,
+):
+    """The blur σ (voxels) along each axis (z, y, x) that best explains the tomogram at
+    labelled edges: :func:`estimate_blur` with one width per axis.
+
+    A reconstruction's response need not be isotropic: from a limited tilt range (the
+    missing wedge) it is wider along the beam and narrower across it, whatever the
+    metadata say. Each object of ``values`` of at least ``min_voxels`` voxels (an int, or
+    a mapping class value → voxels) fits its own widths (its mask blurred per axis,
+    scaled by a fitted contrast and offset, against the LAC within 3 voxels of its
+    surface; :func:`_axis_blurs`) and votes; the median per axis wins. A full-rotation
+    tomogram gives the same width on every axis within the votes' spread.
+
+    Returns
+    -------
+    tuple of 3 float
+        σ (voxels) along z, y, x, each within the range of ``sigmas``; NaNs without any
+        object.
+    """
+    spacing = np.asarray(spacing_um, dtype=float)
+    vox = float(spacing.min())
+    f = np.asarray(lac, dtype=np.float32)
+    sig = np.asarray(sigmas, dtype=float)
+    votes = []
+    for value in values:
+        least = max(
+            27, int(min_voxels.get(value, 27) if hasattr(min_voxels, "get") else min_voxels)
+        )
+        margin = 3 * vox + 4 * sig.max() * vox
+        for _, sl, core, obj in _object_boxes(labels, value, spacing, margin):
+            if np.count_nonzero(obj) < least:
+                continue
+            d = distance_um(~obj, spacing)
+            d_in = distance_um(obj, spacing)
+            region = np.zeros(obj.shape, dtype=bool)
+            region[core] = True
+            region &= (d <= 3 * vox) & (d_in <= 3 * vox)
+            if region.sum() < 20:
+                continue
+            votes.append(_axis_blurs(f[sl], obj, region, sig)[0])
+    if not votes:
+        return (float("nan"),) * 3
+    return tuple(float(v) for v in np.median(np.asarray(votes), axis=0))
+
+
 def _kernel_box(mask, sigma_vox):
     """The bounding box of ``mask`` grown by the radius of scipy's Gaussian of ``sigma_vox``
     (truncate = 4), clipped to the array.
@@ -337,7 +424,10 @@ def snap_boundaries(
        dimming of their centre by the blur);
     2. the threshold is ``b + c · q``, ``q`` the level at which the blurred model has the
        mask's own volume (below one half for convex objects: a blurred ball's half level
-       lies inside its surface by σ²/R); within the band, voxels labelled ``value`` or
+       lies inside its surface by σ²/R); for thick objects ``b`` and ``c`` are read
+       where each part of the surface is (``_local_levels``: the surroundings need not
+       be alike all round, e.g. a limited tilt range's smear along the beam and dark
+       side lobes across it); within the band, voxels labelled ``value`` or
        the surrounding label are the object's where the LAC is beyond it, connected to
        the object;
     2b. one voxel's test places the surface only to the noise over the edge's slope
@@ -712,6 +802,54 @@ def _digest(mask: np.ndarray) -> bytes:
 _EDGE_BLURS = (0.0, 0.25, 0.5, 0.75, 1.0, 1.25, 1.5, 2.0, 2.5)
 
 
+def _coarse_gaussian(a, sigma_vox, keep) -> np.ndarray:
+    """``ndi.gaussian_filter(a, sigma_vox)[keep]`` for a wide Gaussian, on a grid of
+    2 × 2 × 2 blocks: the blocks' sums filtered with ``sigma_vox / 2`` (a 16th of the
+    work), each voxel taking its block's value (half a voxel off either way, no net shift;
+    for local means over a σ of several voxels)."""
+    pad = [(0, n % 2) for n in a.shape]
+    a = np.pad(a, pad) if any(p for _, p in pad) else a
+    blocks = a[0::2] + a[1::2]  # pairs along each axis in turn (each pass halves it)
+    blocks = blocks[:, 0::2] + blocks[:, 1::2]
+    blocks = (blocks[:, :, 0::2] + blocks[:, :, 1::2]) * np.float32(0.125)
+    g = ndi.gaussian_filter(blocks, np.asarray(sigma_vox, dtype=float) / 2)
+    idx = np.ix_(*[np.arange(k.start, k.stop) // 2 for k in keep])
+    return g[idx]
+
+
+def _local_levels(f, model, inner, outer, b, c, sigma_vox, where):
+    """The local levels of the fit ``f ≈ b + c · model``, ``(b_loc, c_loc)`` (arrays of
+    ``f``'s shape, computed within the box of ``where``): the line through the
+    Gaussian-weighted (``sigma_vox`` per axis) means of ``f`` and of the model over the
+    ``inner`` and over the ``outer`` layer (:func:`_coarse_gaussian`); the global ``b``,
+    ``c`` elsewhere, where a layer has (almost) no weight, or where the local contrast is
+    under a quarter of ``c``."""
+    b_loc = np.full(f.shape, b, dtype=np.float32)
+    c_loc = np.full(f.shape, c, dtype=np.float32)
+    box = _kernel_box(inner | outer, sigma_vox)
+    at = mask_box(where[box])
+    if at is None:
+        return b_loc, c_loc
+    fb, mb = f[box], model[box]
+    out = []
+    for layer in (inner[box], outer[box]):
+        den = np.maximum(_coarse_gaussian(layer.astype(np.float32), sigma_vox, at), 1e-12)
+        fl = _coarse_gaussian(np.where(layer, fb, 0).astype(np.float32), sigma_vox, at) / den
+        ml = _coarse_gaussian(np.where(layer, mb, 0).astype(np.float32), sigma_vox, at) / den
+        out.append((fl, ml, den > 1e-3))
+    (fa, ma, ok_a), (fo, mo, ok_o) = out
+    dm = ma - mo
+    ok = ok_a & ok_o & (dm > 0.5)
+    cl = (fa - fo) / np.where(ok, dm, 1)
+    ok &= cl * np.sign(c) > 0.25 * abs(c)
+    keep = tuple(
+        slice(k.start + b_.start, k.stop + b_.start) for k, b_ in zip(at, box, strict=True)
+    )
+    c_loc[keep] = np.where(ok, cl, c)
+    b_loc[keep] = np.where(ok, fo - cl * mo, b)
+    return b_loc, c_loc
+
+
 class _Snap:
     """The fit-threshold rounds of :func:`snap_boundaries` for one class (see there)."""
 
@@ -773,11 +911,20 @@ class _Snap:
             if vote is None:  # on the contrast single voxels see (the model's peak)
                 vote = abs(c) * float(model.max()) < self.min_contrast * r
             if not vote:
-                beyond = (f - (b + c * q)) * np.sign(c) > 0
+                local = None
+                if thick and self.pool_vox > 0 and inner.any() and outer.any():
+                    # the levels where each part of the surface is (the surroundings
+                    # need not be alike all round: a limited tilt range's response
+                    # smears an object along the beam and darkens its sides across it)
+                    sg = 1.5 * self.pool_vox * vox / spacing
+                    local = _local_levels(f, model, inner, outer, b, c, sg, free & data)
+                    beyond = (f - (local[0] + local[1] * q)) * np.sign(c) > 0
+                else:
+                    beyond = (f - (b + c * q)) * np.sign(c) > 0
                 can_pool = self.offset_vox > 0 and thick
                 if pooled and can_pool:
                     beyond = self._offset(
-                        f, b, c, region, q, model, free & data, beyond, d_out, d_in
+                        f, b, c, region, q, model, free & data, beyond, d_out, d_in, local=local
                     )
             elif thick and self.pool_vox > 0 and inner.any() and outer.any():
                 can_pool = self.offset_vox > 0
@@ -820,7 +967,20 @@ class _Snap:
         return obj
 
     def _offset(
-        self, f, b, c, region, q, model, where, beyond, d_out, d_in, outer=None, allowed=None
+        self,
+        f,
+        b,
+        c,
+        region,
+        q,
+        model,
+        where,
+        beyond,
+        d_out,
+        d_in,
+        outer=None,
+        allowed=None,
+        local=None,
     ):
         """Band voxels inside the surface by the local surface offset (step 3b), or
         ``beyond`` (one voxel's test) where one voxel places it well enough.
@@ -866,7 +1026,10 @@ class _Snap:
             model, q = found
             grad = np.sqrt(sum(g * g for g in np.gradient(model, *step)))
             return self._offset_and_contrast(f, b, c, outer, q, model, grad, near, sg, beyond)
-        res = (f - b) / c - model  # the data minus the model, in units of the contrast
+        if local is not None:
+            res = (f - local[0]) / local[1] - model
+        else:
+            res = (f - b) / c - model  # the data minus the model, in units of the contrast
         num = ndi.gaussian_filter(np.where(near, grad * res, 0).astype(np.float32), sg)
         den = ndi.gaussian_filter(np.where(near, g2, 0).astype(np.float32), sg)
         ok = den > 1e-6
