@@ -1062,14 +1062,13 @@ class _Snap:
         ``region`` voxels (:meth:`_edge_region`) best, ``LAC ≈ b + c · m + e · |∇m|`` by
         least squares, over ``hypot(σ_blur, smooth)`` for σ_blur in :data:`_EDGE_BLURS`,
         refined by the vertex of the parabola through the best and its two neighbours.
-        The term ``e · |∇m|``
-        takes up a uniform offset of the surface, to which the width is nearly orthogonal
-        (about the surface an offset changes the edge's even part, the width its odd
-        part); ``obj`` should follow the edge at least as smoothly as the pooled offset
-        does (a surface ragged by a layer reads as more blur). A best width at either end
-        of the range (sharper than the smoothing alone, or wider than 2.5 voxels of
-        blur) means the surface does not lie at such an edge (e.g. across a part of the
-        object the classifier missed, where it is the object on both sides).
+        The term ``e · |∇m|`` takes up a uniform offset of the surface, to which the width
+        is nearly orthogonal (about the surface an offset changes the edge's even part,
+        the width its odd part); ``obj`` should follow the edge at least as smoothly as
+        the pooled offset does (a surface ragged by a layer reads as more blur). A best
+        width at either end of the range (sharper than the smoothing alone, or wider than
+        2.5 voxels of blur) means the surface does not lie at such an edge (e.g. across a
+        part of the object the classifier missed, where it is the object on both sides).
         """
         pts = np.nonzero(region)
         if pts[0].size < 20:
