@@ -157,20 +157,10 @@ def estimate_blur(
     def vote(ssr, n):
         if n == 0:
             return
-        err = np.sqrt(ssr / n)
-        i = int(np.argmin(err))
-        best = sig[i]
-        if 0 < i < sig.size - 1:  # vertex of the parabola through the three points
-            x, y = sig[i - 1 : i + 2], err[i - 1 : i + 2]
-            a, b, _ = np.polyfit(x, y, 2)
-            if a > 0:
-                best = float(np.clip(-b / (2 * a), x[0], x[2]))
-        votes.append(best)
+        votes.append(_vertex(sig, np.sqrt(ssr / n))[0])
 
     for value in values:
-        least = max(
-            27, int(min_voxels.get(value, 27) if hasattr(min_voxels, "get") else min_voxels)
-        )
+        least = _least_voxels(min_voxels, value)
         margin = 3 * vox + 4 * sig.max() * vox
 
         def fit(item, _state, least=least):
@@ -179,11 +169,7 @@ def estimate_blur(
             _, sl, core, obj = item
             if np.count_nonzero(obj) < least:
                 return None  # a speck (or a tile's sliver of a piece): no surface to fit
-            d = distance_um(~obj, spacing)
-            d_in = distance_um(obj, spacing)
-            region = np.zeros(obj.shape, dtype=bool)
-            region[core] = True
-            region &= (d <= 3 * vox) & (d_in <= 3 * vox)
+            region = _core_near_surface(obj, core, spacing, 3 * vox)
             m = int(region.sum())
             if m < 20:
                 return None
@@ -215,6 +201,39 @@ def estimate_blur(
     return float(np.median(votes)) if votes else float("nan")
 
 
+def _vertex(sig, err):
+    """``(σ, i)``: the σ of ``sig`` (ascending) with the least ``err`` and its index, the
+    σ refined by the vertex of the parabola through it and its two neighbours (within
+    them; not at either end of ``sig``, nor where the parabola opens downwards)."""
+    i = int(np.argmin(err))
+    best = float(sig[i])
+    if 0 < i < sig.size - 1:
+        a, b, _ = np.polyfit(sig[i - 1 : i + 2], err[i - 1 : i + 2], 2)
+        if a > 0:
+            best = float(np.clip(-b / (2 * a), sig[i - 1], sig[i + 1]))
+    return best, i
+
+
+def _least_voxels(min_voxels, value) -> int:
+    """The fewest voxels (at least 27) of an object of class ``value`` whose edge is
+    fitted: ``min_voxels`` an int or a mapping class value → voxels."""
+    return max(27, int(min_voxels.get(value, 27) if hasattr(min_voxels, "get") else min_voxels))
+
+
+def _near_surface(obj, spacing, reach_um):
+    """The voxels within ``reach_um`` of ``obj``'s surface, on both sides (µm between voxel
+    centres: an object voxel's distance to the nearest background voxel, and back)."""
+    return (distance_um(~obj, spacing) <= reach_um) & (distance_um(obj, spacing) <= reach_um)
+
+
+def _core_near_surface(obj, core, spacing, reach_um):
+    """:func:`_near_surface` within the slices ``core`` of ``obj``'s box (a tile's own part,
+    not its margin)."""
+    region = np.zeros(obj.shape, dtype=bool)
+    region[core] = True
+    return region & _near_surface(obj, spacing, reach_um)
+
+
 def _axis_blurs(f, obj, region, sigmas, sweeps=2):
     """The Gaussian blur per axis (z, y, x; voxels) whose blurred ``obj`` fits ``f`` at
     the ``region`` voxels best (``f ≈ b + c · model``, least squares), and its residual
@@ -228,17 +247,8 @@ def _axis_blurs(f, obj, region, sigmas, sweeps=2):
     def err_of(model):
         return _fit_levels(f, model, region)[2]
 
-    def best_of(errs):
-        i = int(np.argmin(errs))
-        best = float(sig[i])
-        if 0 < i < sig.size - 1:
-            a, b_, _ = np.polyfit(sig[i - 1 : i + 2], errs[i - 1 : i + 2], 2)
-            if a > 0:
-                best = float(np.clip(-b_ / (2 * a), sig[i - 1], sig[i + 1]))
-        return best
-
     iso = np.array([err_of(ndi.gaussian_filter(mask, s_)) for s_ in sig])
-    cur = [best_of(iso)] * obj.ndim
+    cur = [_vertex(sig, iso)[0]] * obj.ndim
     for _ in range(sweeps):
         for axis in range(obj.ndim):
             held = mask
@@ -246,7 +256,7 @@ def _axis_blurs(f, obj, region, sigmas, sweeps=2):
                 if other != axis:
                     held = ndi.gaussian_filter1d(held, cur[other], axis=other)
             errs = np.array([err_of(ndi.gaussian_filter1d(held, s_, axis=axis)) for s_ in sig])
-            cur[axis] = best_of(errs)
+            cur[axis] = _vertex(sig, errs)[0]
     return tuple(cur), err_of(ndi.gaussian_filter(mask, cur))
 
 
@@ -282,18 +292,12 @@ def estimate_blur_axes(
     sig = np.asarray(sigmas, dtype=float)
     votes = []
     for value in values:
-        least = max(
-            27, int(min_voxels.get(value, 27) if hasattr(min_voxels, "get") else min_voxels)
-        )
+        least = _least_voxels(min_voxels, value)
         margin = 3 * vox + 4 * sig.max() * vox
         for _, sl, core, obj in _object_boxes(labels, value, spacing, margin):
             if np.count_nonzero(obj) < least:
                 continue
-            d = distance_um(~obj, spacing)
-            d_in = distance_um(obj, spacing)
-            region = np.zeros(obj.shape, dtype=bool)
-            region[core] = True
-            region &= (d <= 3 * vox) & (d_in <= 3 * vox)
+            region = _core_near_surface(obj, core, spacing, 3 * vox)
             if region.sum() < 20:
                 continue
             votes.append(_axis_blurs(f[sl], obj, region, sig)[0])
@@ -1048,10 +1052,7 @@ class _Snap:
         this window, 1.32 over it about the true surface; their surfaces then moved out by
         7-9 %).
         """
-        spacing, reach = self.spacing, 3 * self.vox
-        return (
-            allowed & (distance_um(~obj, spacing) <= reach) & (distance_um(obj, spacing) <= reach)
-        )
+        return allowed & _near_surface(obj, self.spacing, 3 * self.vox)
 
     def _edge_model(self, f, obj, region):
         """``obj`` blurred with the blur of its own edge and the level at which that model
@@ -1095,13 +1096,9 @@ class _Snap:
 
         sig = np.hypot(np.asarray(_EDGE_BLURS, dtype=float), self.smooth_vox)
         err = np.array([residual(s_) for s_ in sig])
-        i = int(np.argmin(err))
+        best, i = _vertex(sig, err)
         if i in (0, sig.size - 1):
             return None
-        best = float(sig[i])
-        a, b_, _ = np.polyfit(sig[i - 1 : i + 2], err[i - 1 : i + 2], 2)
-        if a > 0:
-            best = float(np.clip(-b_ / (2 * a), sig[i - 1], sig[i + 1]))
         model = ndi.gaussian_filter(mask, best)
         return model, _superlevel(model, int(np.count_nonzero(obj)))
 
